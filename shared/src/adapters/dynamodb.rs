@@ -1,0 +1,709 @@
+//! The store port over DynamoDB: one table, composite keys, two sparse GSIs.
+//!
+//! | item | PK | SK | notes |
+//! |---|---|---|---|
+//! | member | `MEMBER#<id>` | `PROFILE` | optimistic `version` |
+//! | SMS code | `MEMBER#<id>` | `CODE` | TTL attribute `expires_at_ttl` |
+//! | balance | `MEMBER#<id>` | `BALANCE#<CUR>` | numbers; `>= 0` conditions |
+//! | ledger entry | `LEDGER#<id>#<CUR>` | `<entry id>` | append-only |
+//! | withdrawal | `WITHDRAWAL#<wid>` | `WITHDRAWAL` | GSI1: `MEMBER#<id>#WITHDRAWALS` / `<wid>` |
+//! | collection | `COLLECTION#<cid>` | `COLLECTION` | GSI2 while unsettled: `DUE#<shard>` / `<due ms>#<cid>` |
+//! | refund | `REFUND#<rid>` | `REFUND` | |
+//! | idempotency key | `IDEMPOTENCY#<id>` | `<key>` | TTL attribute `expires_at_ttl` |
+//!
+//! A member's partition holds only its profile, code and two balances, so one consistent
+//! `Query` reads everything activation and `GET /v1/account` need. `docs/data-model.md`
+//! lists the calls each operation makes.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, Delete, Get, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::ledger::{Balance, Balances, Bucket, LedgerEntry};
+use crate::member::{Member, MemberId, VerificationCode};
+use crate::money::{Amount, Currency};
+use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, Withdrawal};
+use crate::store::{
+    validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext,
+    Write,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The TTL attribute (epoch seconds) on codes and idempotency keys.
+pub const TTL_ATTRIBUTE: &str = "expires_at_ttl";
+pub const GSI_WITHDRAWALS_BY_MEMBER: &str = "GSI1";
+pub const GSI_DUE_COLLECTIONS: &str = "GSI2";
+/// Unsettled collections spread over this many GSI2 partitions, so no single key is hot.
+pub const DUE_SHARDS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn member_pk(member_id: &MemberId) -> String {
+    format!("MEMBER#{member_id}")
+}
+
+fn ledger_pk(member_id: &MemberId, currency: Currency) -> String {
+    format!("LEDGER#{member_id}#{currency}")
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("PK".to_owned(), s(pk)), ("SK".to_owned(), s(sk))])
+}
+
+fn due_shard(collection_id: &str) -> u32 {
+    // FNV-1a: stable across processes and releases, unlike `DefaultHasher`.
+    let hash = collection_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash % DUE_SHARDS
+}
+
+/// Due-time sort key: zero-padded so string order is time order.
+fn due_sort_key(at: Timestamp, collection_id: &str) -> String {
+    format!("{:015}#{collection_id}", at.unix_millis().max(0))
+}
+
+fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+}
+
+fn record_item<T: Serialize>(record: &T, keys: Item) -> Result<Item, StoreError> {
+    let mut item: Item =
+        serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.extend(keys);
+    Ok(item)
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn balance_from_item(item: &Item) -> Result<Balance, StoreError> {
+    let bucket = |name: &str| -> Result<Amount, StoreError> {
+        match item.get(name) {
+            Some(AttributeValue::N(text)) => {
+                Amount::parse_stored(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+            None => Ok(Amount::ZERO),
+            Some(_) => Err(StoreError::Corrupt(format!(
+                "balance attribute {name} is not a number"
+            ))),
+        }
+    };
+    Ok(Balance {
+        available: bucket(Bucket::Available.as_str())?,
+        pending: bucket(Bucket::Pending.as_str())?,
+        in_transit: bucket(Bucket::InTransit.as_str())?,
+    })
+}
+
+/// A condition and its placeholders for an [`Expect`], or `None` for `Expect::Any`.
+fn version_condition(expect: Expect) -> Option<(String, Option<AttributeValue>)> {
+    match expect {
+        Expect::Any => None,
+        Expect::Absent => Some(("attribute_not_exists(PK)".to_owned(), None)),
+        Expect::Version(v) => Some(("#version = :expected_version".to_owned(), Some(n(v)))),
+    }
+}
+
+fn conditional_put(
+    item: Item,
+    table: &str,
+    expect: Expect,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut put = Put::builder().table_name(table).set_item(Some(item));
+    if let Some((condition, value)) = version_condition(expect) {
+        put = put.condition_expression(condition);
+        if let Some(value) = value {
+            put = put
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected_version", value);
+        }
+    }
+    let put = put
+        .build()
+        .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table as `template.yaml` declares it (for tests and local runs).
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        let string_attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| StoreError::InvalidCommit(e.to_string()))
+        };
+        let key_element = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(|e| StoreError::InvalidCommit(e.to_string()))
+        };
+        let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key_element(pk, KeyType::Hash)?)
+                .key_schema(key_element(sk, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(|e| StoreError::InvalidCommit(e.to_string()))
+        };
+        client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(string_attr("PK")?)
+            .attribute_definitions(string_attr("SK")?)
+            .attribute_definitions(string_attr("GSI1PK")?)
+            .attribute_definitions(string_attr("GSI1SK")?)
+            .attribute_definitions(string_attr("GSI2PK")?)
+            .attribute_definitions(string_attr("GSI2SK")?)
+            .key_schema(key_element("PK", KeyType::Hash)?)
+            .key_schema(key_element("SK", KeyType::Range)?)
+            .global_secondary_indexes(gsi(GSI_WITHDRAWALS_BY_MEMBER, "GSI1PK", "GSI1SK")?)
+            .global_secondary_indexes(gsi(GSI_DUE_COLLECTIONS, "GSI2PK", "GSI2SK")?)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn transact_item(&self, write: &Write) -> Result<TransactWriteItem, StoreError> {
+        let table = self.table.as_str();
+        match write {
+            Write::PutMember { member, expect } => {
+                let item = record_item(member, key(member_pk(&member.member_id), "PROFILE"))?;
+                conditional_put(item, table, *expect)
+            }
+            Write::PutCode { code, expect } => {
+                let mut item = record_item(code, key(member_pk(&code.member_id), "CODE"))?;
+                item.insert(TTL_ATTRIBUTE.to_owned(), n(code.expires_at.unix_seconds()));
+                conditional_put(item, table, *expect)
+            }
+            Write::DeleteCode { member_id } => {
+                let delete = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(key(member_pk(member_id), "CODE")))
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                Ok(TransactWriteItem::builder().delete(delete).build())
+            }
+            Write::AdjustBalance {
+                member_id,
+                currency,
+                deltas,
+            } => {
+                let mut sets = vec![
+                    "member_id = :member_id".to_owned(),
+                    "currency = :currency".to_owned(),
+                ];
+                let mut conditions = Vec::new();
+                let mut update = Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key(
+                        member_pk(member_id),
+                        format!("BALANCE#{currency}"),
+                    )))
+                    .expression_attribute_values(":member_id", s(member_id.as_str()))
+                    .expression_attribute_values(":currency", s(currency.code()))
+                    .expression_attribute_values(":zero", n("0"));
+                for bucket in Bucket::ALL {
+                    let name = bucket.as_str();
+                    let delta = deltas.get(bucket);
+                    sets.push(format!(
+                        "#{name} = if_not_exists(#{name}, :zero) + :delta_{name}"
+                    ));
+                    update = update
+                        .expression_attribute_names(format!("#{name}"), name)
+                        .expression_attribute_values(format!(":delta_{name}"), n(delta));
+                    if delta.is_negative() {
+                        // `>=` on a missing attribute is false: an absent balance is zero.
+                        conditions.push(format!("#{name} >= :need_{name}"));
+                        update = update.expression_attribute_values(
+                            format!(":need_{name}"),
+                            n(delta.negated()),
+                        );
+                    }
+                }
+                update = update.update_expression(format!("SET {}", sets.join(", ")));
+                if !conditions.is_empty() {
+                    update = update.condition_expression(conditions.join(" AND "));
+                }
+                let update = update
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            }
+            Write::AppendLedger(entry) => {
+                let item = record_item(
+                    entry,
+                    key(
+                        ledger_pk(&entry.member_id, entry.currency),
+                        entry.id.clone(),
+                    ),
+                )?;
+                conditional_put(item, table, Expect::Absent)
+            }
+            Write::PutWithdrawal { withdrawal, expect } => {
+                let mut keys = key(format!("WITHDRAWAL#{}", withdrawal.id), "WITHDRAWAL");
+                keys.insert(
+                    "GSI1PK".to_owned(),
+                    s(format!("{}#WITHDRAWALS", member_pk(&withdrawal.member_id))),
+                );
+                keys.insert("GSI1SK".to_owned(), s(withdrawal.id.clone()));
+                conditional_put(record_item(withdrawal, keys)?, table, *expect)
+            }
+            Write::PutCollection { collection, expect } => {
+                let mut keys = key(
+                    format!("COLLECTION#{}", collection.collection_id),
+                    "COLLECTION",
+                );
+                if collection.status == CollectionStatus::Pending {
+                    let shard = due_shard(&collection.collection_id);
+                    keys.insert("GSI2PK".to_owned(), s(format!("DUE#{shard}")));
+                    keys.insert(
+                        "GSI2SK".to_owned(),
+                        s(due_sort_key(
+                            collection.available_at,
+                            &collection.collection_id,
+                        )),
+                    );
+                }
+                conditional_put(record_item(collection, keys)?, table, *expect)
+            }
+            Write::PutRefund(refund) => {
+                let item = record_item(
+                    refund,
+                    key(format!("REFUND#{}", refund.refund_id), "REFUND"),
+                )?;
+                conditional_put(item, table, Expect::Absent)
+            }
+            Write::PutIdempotency { record, now } => {
+                let mut item = record_item(
+                    record,
+                    key(
+                        format!("IDEMPOTENCY#{}", record.member_id),
+                        record.key.clone(),
+                    ),
+                )?;
+                item.insert(
+                    TTL_ATTRIBUTE.to_owned(),
+                    n(record.expires_at.unix_seconds()),
+                );
+                let put = Put::builder()
+                    .table_name(table)
+                    .set_item(Some(item))
+                    // An expired key is free even before TTL deletes it.
+                    .condition_expression("attribute_not_exists(PK) OR #expires_at <= :now")
+                    .expression_attribute_names("#expires_at", "expires_at")
+                    .expression_attribute_values(":now", n(now.unix_millis()))
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            }
+        }
+    }
+
+    /// Runs a Query page by page until `limit` items or the end: `Limit` caps items read,
+    /// and a page can also end at 1 MB.
+    async fn query_items(
+        &self,
+        index: Option<&str>,
+        key_condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        forward: bool,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let remaining = i32::try_from(limit - items.len()).unwrap_or(i32::MAX);
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(key_condition)
+                .scan_index_forward(forward)
+                .limit(remaining)
+                .set_exclusive_start_key(start.take());
+            if index.is_none() {
+                query = query.consistent_read(true);
+            }
+            for (name, value) in &values {
+                query = query.expression_attribute_values(*name, value.clone());
+            }
+            let output = query.send().await.map_err(unavailable)?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(last) if items.len() < limit => start = Some(last),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn ledger_partition(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        page: &PageRequest,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut values = vec![(":pk", s(ledger_pk(member_id, currency)))];
+        let condition = match &page.before {
+            Some(before) => {
+                values.push((":before", s(before.clone())));
+                "PK = :pk AND SK < :before"
+            }
+            None => "PK = :pk",
+        };
+        let items = self
+            .query_items(None, condition, values, false, page.limit + 1)
+            .await?;
+        items.into_iter().map(from_item).collect()
+    }
+}
+
+fn page_of<T>(mut items: Vec<T>, limit: usize) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    Page { items, more }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn member_state(&self, member_id: &MemberId) -> Result<Option<MemberState>, StoreError> {
+        let items = self
+            .query_items(
+                None,
+                "PK = :pk",
+                vec![(":pk", s(member_pk(member_id)))],
+                true,
+                10,
+            )
+            .await?;
+        let mut member = None;
+        let mut code = None;
+        let mut balances = Balances::default();
+        for item in items {
+            let sk = match item.get("SK") {
+                Some(AttributeValue::S(sk)) => sk.clone(),
+                _ => return Err(StoreError::Corrupt("item without SK".to_owned())),
+            };
+            match sk.as_str() {
+                "PROFILE" => member = Some(from_item::<Member>(item)?),
+                "CODE" => code = Some(from_item::<VerificationCode>(item)?),
+                "BALANCE#USD" => balances.usd = balance_from_item(&item)?,
+                "BALANCE#CNY" => balances.cny = balance_from_item(&item)?,
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "unexpected item {other} in a member partition"
+                    )))
+                }
+            }
+        }
+        Ok(member.map(|member| MemberState {
+            member,
+            code,
+            balances,
+        }))
+    }
+
+    async fn withdrawal_context(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        idempotency_key: &str,
+    ) -> Result<WithdrawalContext, StoreError> {
+        let get = |pk: String, sk: String| -> Result<TransactGetItem, StoreError> {
+            let get = Get::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk, sk)))
+                .build()
+                .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+            Ok(TransactGetItem::builder().get(get).build())
+        };
+        let output = self
+            .client
+            .transact_get_items()
+            .transact_items(get(member_pk(member_id), "PROFILE".to_owned())?)
+            .transact_items(get(member_pk(member_id), format!("BALANCE#{currency}"))?)
+            .transact_items(get(
+                format!("IDEMPOTENCY#{member_id}"),
+                idempotency_key.to_owned(),
+            )?)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut responses = output
+            .responses
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.item);
+        let member = responses
+            .next()
+            .flatten()
+            .map(from_item::<Member>)
+            .transpose()?;
+        let balance = match responses.next().flatten() {
+            Some(item) => balance_from_item(&item)?,
+            None => Balance::default(),
+        };
+        let idempotency = responses
+            .next()
+            .flatten()
+            .map(from_item::<IdempotencyRecord>)
+            .transpose()?;
+        Ok(WithdrawalContext {
+            member,
+            balance,
+            idempotency,
+        })
+    }
+
+    async fn idempotency_record(
+        &self,
+        member_id: &MemberId,
+        key_text: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("IDEMPOTENCY#{member_id}"), key_text)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(from_item).transpose()
+    }
+
+    async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("WITHDRAWAL#{id}"), "WITHDRAWAL")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(from_item).transpose()
+    }
+
+    async fn withdrawals(
+        &self,
+        member_id: &MemberId,
+        page: &PageRequest,
+    ) -> Result<Page<Withdrawal>, StoreError> {
+        let mut values = vec![(":pk", s(format!("{}#WITHDRAWALS", member_pk(member_id))))];
+        let condition = match &page.before {
+            Some(before) => {
+                values.push((":before", s(before.clone())));
+                "GSI1PK = :pk AND GSI1SK < :before"
+            }
+            None => "GSI1PK = :pk",
+        };
+        let items = self
+            .query_items(
+                Some(GSI_WITHDRAWALS_BY_MEMBER),
+                condition,
+                values,
+                false,
+                page.limit + 1,
+            )
+            .await?;
+        let withdrawals = items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(withdrawals, page.limit))
+    }
+
+    async fn ledger(
+        &self,
+        member_id: &MemberId,
+        currency: Option<Currency>,
+        page: &PageRequest,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let currencies: &[Currency] = match &currency {
+            Some(c) => std::slice::from_ref(c),
+            None => &Currency::ALL,
+        };
+        // Each currency is its own partition; a page over both merges the two newest-first runs.
+        for currency in currencies {
+            entries.extend(self.ledger_partition(member_id, *currency, page).await?);
+        }
+        entries.sort_by(|a: &LedgerEntry, b| b.id.cmp(&a.id));
+        Ok(page_of(entries, page.limit))
+    }
+
+    async fn collection(&self, collection_id: &str) -> Result<Option<Collection>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                format!("COLLECTION#{collection_id}"),
+                "COLLECTION",
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(from_item).transpose()
+    }
+
+    async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("REFUND#{refund_id}"), "REFUND")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(from_item).transpose()
+    }
+
+    async fn due_collections(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Collection>, StoreError> {
+        // Every key of a due collection sorts below "<now>#\u{10FFFF}".
+        let upper = format!("{:015}#\u{10FFFF}", now.unix_millis().max(0));
+        let mut due = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let items = self
+                .query_items(
+                    Some(GSI_DUE_COLLECTIONS),
+                    "GSI2PK = :pk AND GSI2SK <= :upper",
+                    vec![
+                        (":pk", s(format!("DUE#{shard}"))),
+                        (":upper", s(upper.clone())),
+                    ],
+                    true,
+                    limit,
+                )
+                .await?;
+            for item in items {
+                due.push(from_item::<Collection>(item)?);
+            }
+        }
+        due.sort_by(|a, b| {
+            (a.available_at, &a.collection_id).cmp(&(b.available_at, &b.collection_id))
+        });
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        validate_commit(&writes)?;
+        let items = writes
+            .iter()
+            .map(|w| self.transact_item(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    if let Some(write_index) = reasons
+                        .iter()
+                        .position(|r| r.code() == Some("ConditionalCheckFailed"))
+                    {
+                        Err(StoreError::ConditionFailed { write_index })
+                    } else if reasons
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+                    {
+                        Err(StoreError::Contention)
+                    } else {
+                        let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+                        Err(StoreError::Unavailable(format!(
+                            "transaction cancelled: {codes:?}"
+                        )))
+                    }
+                }
+                TransactWriteItemsError::TransactionInProgressException(_) => {
+                    Err(StoreError::Contention)
+                }
+                other => Err(StoreError::Unavailable(
+                    DisplayErrorContext(&other).to_string(),
+                )),
+            },
+        }
+    }
+}

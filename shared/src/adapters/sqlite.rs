@@ -1,0 +1,678 @@
+//! The embedded store: SQLite through `rusqlite`, for the local gateway.
+//!
+//! One connection behind a mutex, used from blocking threads. A commit is one
+//! `BEGIN IMMEDIATE` transaction that checks each write's condition in order, so its
+//! semantics match DynamoDB's `TransactWriteItems`. WAL with `synchronous=FULL` makes a
+//! committed write survive a crash or restart.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::ledger::{Balance, Balances, LedgerEntry};
+use crate::member::{Member, MemberId, VerificationCode};
+use crate::money::{Amount, Currency};
+use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, Withdrawal};
+use crate::sms::{OutboxMessage, SmsError, SmsSender};
+use crate::store::{
+    validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext,
+    Write,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS members (
+    member_id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS codes (
+    member_id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS balances (
+    member_id TEXT NOT NULL, currency TEXT NOT NULL,
+    available TEXT NOT NULL, pending TEXT NOT NULL, in_transit TEXT NOT NULL,
+    PRIMARY KEY (member_id, currency));
+CREATE TABLE IF NOT EXISTS ledger (
+    member_id TEXT NOT NULL, currency TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (member_id, currency, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS withdrawals (
+    id TEXT PRIMARY KEY, member_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS withdrawals_by_member ON withdrawals (member_id, id);
+CREATE TABLE IF NOT EXISTS collections (
+    collection_id TEXT PRIMARY KEY, version INTEGER NOT NULL,
+    due_at INTEGER, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS collections_due ON collections (due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS refunds (refund_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+    member_id TEXT NOT NULL, key TEXT NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (member_id, key));
+CREATE TABLE IF NOT EXISTS sms_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, phone TEXT NOT NULL, message TEXT NOT NULL,
+    sent_at INTEGER NOT NULL);
+";
+
+/// The embedded store. Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(corrupt)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(unavailable)?;
+        SqliteStore::with_connection(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        SqliteStore::with_connection(Connection::open_in_memory().map_err(unavailable)?)
+    }
+
+    fn with_connection(conn: Connection) -> Result<SqliteStore, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| unavailable("connection lock poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// The SMS outbox that shares this database (so sent messages survive restarts).
+    pub fn outbox(&self) -> SqliteOutbox {
+        SqliteOutbox {
+            store: self.clone(),
+        }
+    }
+
+    /// Test support: overwrites a stored balance without a ledger entry, as a bug or an
+    /// operator's mistake would. Reconciliation must report it.
+    pub async fn tamper_balance(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        balance: Balance,
+    ) -> Result<(), StoreError> {
+        let member = member_id.as_str().to_owned();
+        self.with_conn(move |conn| {
+            write_balance(conn, &member, currency, &balance)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Test support: adds a ledger entry without changing a balance.
+    pub async fn tamper_ledger(&self, entry: LedgerEntry) -> Result<(), StoreError> {
+        self.with_conn(move |conn| insert_ledger(conn, &entry))
+            .await
+    }
+}
+
+fn read_balance(
+    conn: &Connection,
+    member_id: &str,
+    currency: Currency,
+) -> Result<Balance, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT available, pending, in_transit FROM balances WHERE member_id = ?1 AND currency = ?2",
+            params![member_id, currency.code()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    match row {
+        None => Ok(Balance::default()),
+        Some((a, p, t)) => Ok(Balance {
+            available: Amount::parse_stored(&a).map_err(corrupt)?,
+            pending: Amount::parse_stored(&p).map_err(corrupt)?,
+            in_transit: Amount::parse_stored(&t).map_err(corrupt)?,
+        }),
+    }
+}
+
+fn write_balance(
+    conn: &Connection,
+    member_id: &str,
+    currency: Currency,
+    b: &Balance,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO balances (member_id, currency, available, pending, in_transit) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (member_id, currency) DO UPDATE SET
+           available = excluded.available, pending = excluded.pending, in_transit = excluded.in_transit",
+        params![member_id, currency.code(), b.available.to_string(), b.pending.to_string(), b.in_transit.to_string()],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn insert_ledger(conn: &Connection, entry: &LedgerEntry) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO ledger (member_id, currency, id, body) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            entry.member_id.as_str(),
+            entry.currency.code(),
+            entry.id,
+            to_json(entry)?
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn stored_version(conn: &Connection, sql: &str, key: &str) -> Result<Option<u64>, StoreError> {
+    conn.query_row(sql, params![key], |r| r.get::<_, i64>(0))
+        .optional()
+        .map_err(unavailable)
+        .map(|v| v.map(|v| u64::try_from(v).unwrap_or(0)))
+}
+
+fn expectation_holds(expect: Expect, stored: Option<u64>) -> bool {
+    match expect {
+        Expect::Any => true,
+        Expect::Absent => stored.is_none(),
+        Expect::Version(v) => stored == Some(v),
+    }
+}
+
+fn version_param(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
+/// Applies one write inside the open transaction; `Ok(false)` when its condition fails.
+fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
+    match write {
+        Write::PutMember { member, expect } => {
+            let key = member.member_id.as_str();
+            let stored = stored_version(
+                conn,
+                "SELECT version FROM members WHERE member_id = ?1",
+                key,
+            )?;
+            if !expectation_holds(*expect, stored) {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT OR REPLACE INTO members (member_id, version, body) VALUES (?1, ?2, ?3)",
+                params![key, version_param(member.version), to_json(member)?],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::PutCode { code, expect } => {
+            let key = code.member_id.as_str();
+            let stored =
+                stored_version(conn, "SELECT version FROM codes WHERE member_id = ?1", key)?;
+            if !expectation_holds(*expect, stored) {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT OR REPLACE INTO codes (member_id, version, body) VALUES (?1, ?2, ?3)",
+                params![key, version_param(code.version), to_json(code)?],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::DeleteCode { member_id } => {
+            conn.execute(
+                "DELETE FROM codes WHERE member_id = ?1",
+                params![member_id.as_str()],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::AdjustBalance {
+            member_id,
+            currency,
+            deltas,
+        } => {
+            let current = read_balance(conn, member_id.as_str(), *currency)?;
+            let Some(next) = current.apply(deltas) else {
+                return Ok(false);
+            };
+            write_balance(conn, member_id.as_str(), *currency, &next)?;
+        }
+        Write::AppendLedger(entry) => {
+            let exists: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM ledger WHERE member_id = ?1 AND currency = ?2 AND id = ?3",
+                    params![entry.member_id.as_str(), entry.currency.code(), entry.id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            if exists.is_some() {
+                return Ok(false);
+            }
+            insert_ledger(conn, entry)?;
+        }
+        Write::PutWithdrawal { withdrawal, expect } => {
+            let stored = stored_version(
+                conn,
+                "SELECT version FROM withdrawals WHERE id = ?1",
+                &withdrawal.id,
+            )?;
+            if !expectation_holds(*expect, stored) {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT OR REPLACE INTO withdrawals (id, member_id, version, body) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    withdrawal.id,
+                    withdrawal.member_id.as_str(),
+                    version_param(withdrawal.version),
+                    to_json(withdrawal)?
+                ],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::PutCollection { collection, expect } => {
+            let key = collection.collection_id.as_str();
+            let stored = stored_version(
+                conn,
+                "SELECT version FROM collections WHERE collection_id = ?1",
+                key,
+            )?;
+            if !expectation_holds(*expect, stored) {
+                return Ok(false);
+            }
+            // Only unsettled collections are in the due index, like DynamoDB's sparse GSI.
+            let due_at = (collection.status == CollectionStatus::Pending)
+                .then(|| collection.available_at.unix_millis());
+            conn.execute(
+                "INSERT OR REPLACE INTO collections (collection_id, version, due_at, body) VALUES (?1, ?2, ?3, ?4)",
+                params![key, version_param(collection.version), due_at, to_json(collection)?],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::PutRefund(refund) => {
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO refunds (refund_id, body) VALUES (?1, ?2)",
+                    params![refund.refund_id, to_json(refund)?],
+                )
+                .map_err(unavailable)?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+        }
+        Write::PutIdempotency { record, now } => {
+            let held: Option<i64> = conn
+                .query_row(
+                    "SELECT expires_at FROM idempotency WHERE member_id = ?1 AND key = ?2",
+                    params![record.member_id.as_str(), record.key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            if held.is_some_and(|expires_at| expires_at > now.unix_millis()) {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (member_id, key, expires_at, body) VALUES (?1, ?2, ?3, ?4)",
+                params![record.member_id.as_str(), record.key, record.expires_at.unix_millis(), to_json(record)?],
+            )
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(true)
+}
+
+fn page_of<T>(mut items: Vec<T>, limit: usize) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    Page { items, more }
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn member_state(&self, member_id: &MemberId) -> Result<Option<MemberState>, StoreError> {
+        let key = member_id.as_str().to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let member: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM members WHERE member_id = ?1",
+                    params![key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(member) = member else {
+                return Ok(None);
+            };
+            let code: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM codes WHERE member_id = ?1",
+                    params![key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let balances = Balances {
+                usd: read_balance(&tx, &key, Currency::Usd)?,
+                cny: read_balance(&tx, &key, Currency::Cny)?,
+            };
+            Ok(Some(MemberState {
+                member: from_json::<Member>(&member)?,
+                code: code
+                    .as_deref()
+                    .map(from_json::<VerificationCode>)
+                    .transpose()?,
+                balances,
+            }))
+        })
+        .await
+    }
+
+    async fn withdrawal_context(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        idempotency_key: &str,
+    ) -> Result<WithdrawalContext, StoreError> {
+        let member_key = member_id.as_str().to_owned();
+        let idem_key = idempotency_key.to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let member: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM members WHERE member_id = ?1",
+                    params![member_key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let idempotency: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM idempotency WHERE member_id = ?1 AND key = ?2",
+                    params![member_key, idem_key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            Ok(WithdrawalContext {
+                member: member.as_deref().map(from_json::<Member>).transpose()?,
+                balance: read_balance(&tx, &member_key, currency)?,
+                idempotency: idempotency
+                    .as_deref()
+                    .map(from_json::<IdempotencyRecord>)
+                    .transpose()?,
+            })
+        })
+        .await
+    }
+
+    async fn idempotency_record(
+        &self,
+        member_id: &MemberId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (member_key, idem_key) = (member_id.as_str().to_owned(), key.to_owned());
+        self.with_conn(move |conn| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM idempotency WHERE member_id = ?1 AND key = ?2",
+                    params![member_key, idem_key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            body.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
+    async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM withdrawals WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            body.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
+    async fn withdrawals(
+        &self,
+        member_id: &MemberId,
+        page: &PageRequest,
+    ) -> Result<Page<Withdrawal>, StoreError> {
+        let (member_key, page) = (member_id.as_str().to_owned(), page.clone());
+        self.with_conn(move |conn| {
+            let before = page.before.clone().unwrap_or_else(|| "\u{10FFFF}".to_owned());
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM withdrawals WHERE member_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![member_key, before, limit_param(page.limit)], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            let mut items = Vec::new();
+            for row in rows {
+                items.push(from_json(&row.map_err(unavailable)?)?);
+            }
+            Ok(page_of(items, page.limit))
+        })
+        .await
+    }
+
+    async fn ledger(
+        &self,
+        member_id: &MemberId,
+        currency: Option<Currency>,
+        page: &PageRequest,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        let (member_key, page) = (member_id.as_str().to_owned(), page.clone());
+        self.with_conn(move |conn| {
+            let before = page.before.clone().unwrap_or_else(|| "\u{10FFFF}".to_owned());
+            let currency_filter = currency.map(|c| c.code().to_owned());
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM ledger WHERE member_id = ?1 AND (?2 IS NULL OR currency = ?2) AND id < ?3
+                     ORDER BY id DESC LIMIT ?4",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![member_key, currency_filter, before, limit_param(page.limit)], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(unavailable)?;
+            let mut items = Vec::new();
+            for row in rows {
+                items.push(from_json(&row.map_err(unavailable)?)?);
+            }
+            Ok(page_of(items, page.limit))
+        })
+        .await
+    }
+
+    async fn collection(&self, collection_id: &str) -> Result<Option<Collection>, StoreError> {
+        let id = collection_id.to_owned();
+        self.with_conn(move |conn| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM collections WHERE collection_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            body.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
+    async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError> {
+        let id = refund_id.to_owned();
+        self.with_conn(move |conn| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM refunds WHERE refund_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            body.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
+    async fn due_collections(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Collection>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM collections WHERE due_at IS NOT NULL AND due_at <= ?1
+                     ORDER BY due_at, collection_id LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(
+                    params![now.unix_millis(), i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| r.get::<_, String>(0),
+                )
+                .map_err(unavailable)?;
+            let mut items = Vec::new();
+            for row in rows {
+                items.push(from_json(&row.map_err(unavailable)?)?);
+            }
+            Ok(items)
+        })
+        .await
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        validate_commit(&writes)?;
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            for (write_index, write) in writes.iter().enumerate() {
+                if !apply(&tx, write)? {
+                    // Dropping `tx` rolls every earlier write back.
+                    return Err(StoreError::ConditionFailed { write_index });
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+}
+
+/// The local SMS outbox: messages are stored, logged (masked) and listed by `/dev/sms`.
+#[derive(Clone, Debug)]
+pub struct SqliteOutbox {
+    store: SqliteStore,
+}
+
+impl SqliteOutbox {
+    /// Messages sent to `phone` (or to anyone), newest first.
+    pub async fn messages(
+        &self,
+        phone: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.store
+            .with_conn(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT phone, message, sent_at FROM sms_outbox WHERE (?1 IS NULL OR phone = ?1)
+                         ORDER BY id DESC LIMIT ?2",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![phone, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                        Ok(OutboxMessage {
+                            phone: r.get(0)?,
+                            message: r.get(1)?,
+                            sent_at: Timestamp::from_unix_millis(r.get(2)?),
+                        })
+                    })
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl SmsSender for SqliteOutbox {
+    async fn send(
+        &self,
+        phone: &crate::phone::PhoneNumber,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<(), SmsError> {
+        let (to, text) = (phone.e164().to_owned(), message.to_owned());
+        tracing::info!(phone = %phone.masked(), "sms stored in the local outbox");
+        self.store
+            .with_conn(move |conn| {
+                conn.execute(
+                    "INSERT INTO sms_outbox (phone, message, sent_at) VALUES (?1, ?2, ?3)",
+                    params![to, text, now.unix_millis()],
+                )
+                .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| SmsError(e.to_string()))
+    }
+}

@@ -1,0 +1,193 @@
+//! The HTTP edge shared by every route: who is calling, request decoding within the
+//! contract's limits, and problem+json responses with `x-request-id`.
+
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::StatusCode;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::member::MemberId;
+
+/// Largest request body the contract accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A successful answer: status, JSON body and extra headers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+impl Reply {
+    pub fn json(status: StatusCode, body: Value) -> Reply {
+        Reply {
+            status,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn ok(body: Value) -> Reply {
+        Reply::json(StatusCode::OK, body)
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers
+            .push((HeaderName::from_static(name), value.into()));
+        self
+    }
+}
+
+/// The request id API Gateway assigned, or a fresh one when there is none.
+pub fn request_id(req: &Request) -> String {
+    let from_context = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    from_context
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| ulid::Ulid::new().to_string())
+}
+
+/// The member calling a `/v1` route: the `sub` claim the JWT authorizer verified. Never
+/// read from a header, path or body.
+pub fn member_caller(req: &Request) -> Result<MemberId, ApiError> {
+    let sub = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|jwt| jwt.claims.get("sub"))
+            .cloned(),
+        _ => None,
+    };
+    sub.and_then(|s| MemberId::parse(&s).ok())
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Checks that an `/internal` route was called with an IAM identity (API Gateway's IAM
+/// authorization fills it in; nothing else does).
+pub fn require_internal_caller(req: &Request) -> Result<(), ApiError> {
+    let has_identity = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .is_some_and(|iam| {
+                iam.user_arn.is_some() || iam.caller_id.is_some() || iam.access_key.is_some()
+            }),
+        _ => false,
+    };
+    if has_identity {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Decodes a JSON body: at most 64 KiB, no unknown fields (the request types say
+/// `deny_unknown_fields`), every required field present with its JSON type. An empty
+/// body reads as `{}`. The error names the field, never its value (it may be a secret).
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError::InvalidRequest(describe_json_error(&path, &inner))
+    })?;
+    deserializer
+        .end()
+        .map_err(|_| ApiError::InvalidRequest("body has data after the JSON value".to_owned()))?;
+    Ok(value)
+}
+
+fn describe_json_error(path: &str, error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => "body is not valid JSON".to_owned(),
+        Category::Data => {
+            let message = error.to_string();
+            // serde's own messages for these two name only fields, never values.
+            if message.starts_with("unknown field") || message.starts_with("missing field") {
+                let without_position = message.split(" at line").next().unwrap_or(&message);
+                return without_position.to_owned();
+            }
+            if path.is_empty() || path == "." {
+                "body must be a JSON object of the documented shape".to_owned()
+            } else {
+                format!("field `{path}` has the wrong JSON type or value")
+            }
+        }
+    }
+}
+
+/// A single query parameter, if present.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
+}
+
+/// A path parameter the route declares.
+pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+        .ok_or(ApiError::RouteNotFound)
+}
+
+/// Turns a route's outcome into the HTTP response, logging it without any secret.
+pub fn respond(request_id: &str, outcome: Result<Reply, ApiError>) -> Response<Body> {
+    let (status, body, headers, content_type) = match outcome {
+        Ok(reply) => (reply.status, reply.body, reply.headers, "application/json"),
+        Err(error) => {
+            let mut headers = Vec::new();
+            if let Some(seconds) = error.retry_after_seconds() {
+                headers.push((RETRY_AFTER, seconds.to_string()));
+            }
+            if error.status().is_server_error() {
+                tracing::error!(request_id, code = error.code(), "request failed");
+            } else {
+                tracing::info!(
+                    request_id,
+                    code = error.code(),
+                    status = error.status().as_u16(),
+                    "request refused"
+                );
+            }
+            (
+                error.status(),
+                error.problem(),
+                headers,
+                "application/problem+json",
+            )
+        }
+    };
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        h.insert(HeaderName::from_static("x-request-id"), value);
+    }
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            h.insert(name, value);
+        }
+    }
+    response
+}

@@ -1,0 +1,266 @@
+//! Balances and the ledger that explains them.
+//!
+//! Every change to a balance is a [`Posting`]: signed amounts per bucket, written in the
+//! same atomic commit as one ledger entry per changed bucket. So the entries of a bucket
+//! always sum to its balance.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::member::MemberId;
+use crate::money::{Amount, Currency};
+use crate::store::Write;
+
+/// The three parts of a balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    /// Withdrawable.
+    Available,
+    /// Collected, not yet settled.
+    Pending,
+    /// In withdrawals being paid out.
+    InTransit,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 3] = [Bucket::Available, Bucket::Pending, Bucket::InTransit];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Available => "available",
+            Bucket::Pending => "pending",
+            Bucket::InTransit => "in_transit",
+        }
+    }
+}
+
+/// What caused a ledger entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryType {
+    Collection,
+    CollectionSettled,
+    Refund,
+    Withdrawal,
+    WithdrawalPaid,
+    WithdrawalReturned,
+}
+
+impl EntryType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryType::Collection => "collection",
+            EntryType::CollectionSettled => "collection_settled",
+            EntryType::Refund => "refund",
+            EntryType::Withdrawal => "withdrawal",
+            EntryType::WithdrawalPaid => "withdrawal_paid",
+            EntryType::WithdrawalReturned => "withdrawal_returned",
+        }
+    }
+}
+
+/// One line of the ledger: a signed change to one bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// `le_` + a ULID: sorts by creation time.
+    pub id: String,
+    pub member_id: MemberId,
+    pub currency: Currency,
+    pub bucket: Bucket,
+    pub amount: Amount,
+    #[serde(rename = "type")]
+    pub entry_type: EntryType,
+    /// The collection, refund or withdrawal id that caused it.
+    pub reference: String,
+    pub created_at: Timestamp,
+}
+
+/// One currency's balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Balance {
+    pub available: Amount,
+    pub pending: Amount,
+    pub in_transit: Amount,
+}
+
+impl Balance {
+    pub fn get(&self, bucket: Bucket) -> Amount {
+        match bucket {
+            Bucket::Available => self.available,
+            Bucket::Pending => self.pending,
+            Bucket::InTransit => self.in_transit,
+        }
+    }
+
+    fn slot(&mut self, bucket: Bucket) -> &mut Amount {
+        match bucket {
+            Bucket::Available => &mut self.available,
+            Bucket::Pending => &mut self.pending,
+            Bucket::InTransit => &mut self.in_transit,
+        }
+    }
+
+    /// This balance with the deltas applied, or `None` if a bucket would go negative
+    /// or overflow: the rule every store enforces on commit.
+    pub fn apply(&self, deltas: &BucketDeltas) -> Option<Balance> {
+        let mut next = *self;
+        for (bucket, delta) in deltas.iter() {
+            let slot = next.slot(bucket);
+            *slot = slot.checked_add(delta)?;
+            if slot.is_negative() {
+                return None;
+            }
+        }
+        Some(next)
+    }
+}
+
+/// A member's balances in every currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Balances {
+    pub usd: Balance,
+    pub cny: Balance,
+}
+
+impl Balances {
+    pub fn get(&self, currency: Currency) -> &Balance {
+        match currency {
+            Currency::Usd => &self.usd,
+            Currency::Cny => &self.cny,
+        }
+    }
+
+    pub fn get_mut(&mut self, currency: Currency) -> &mut Balance {
+        match currency {
+            Currency::Usd => &mut self.usd,
+            Currency::Cny => &mut self.cny,
+        }
+    }
+}
+
+/// Signed changes to the buckets of one balance; zero deltas are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BucketDeltas(Vec<(Bucket, Amount)>);
+
+impl BucketDeltas {
+    pub fn iter(&self) -> impl Iterator<Item = (Bucket, Amount)> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn get(&self, bucket: Bucket) -> Amount {
+        self.0
+            .iter()
+            .find(|(b, _)| *b == bucket)
+            .map_or(Amount::ZERO, |(_, a)| *a)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A balance change with its reason: becomes one balance write and one ledger entry for
+/// each bucket it moves, all in one commit.
+#[derive(Debug, Clone)]
+pub struct Posting {
+    pub member_id: MemberId,
+    pub currency: Currency,
+    pub entry_type: EntryType,
+    pub reference: String,
+    pub moves: Vec<(Bucket, Amount)>,
+}
+
+impl Posting {
+    pub fn new(
+        member_id: &MemberId,
+        currency: Currency,
+        entry_type: EntryType,
+        reference: &str,
+    ) -> Posting {
+        Posting {
+            member_id: member_id.clone(),
+            currency,
+            entry_type,
+            reference: reference.to_owned(),
+            moves: Vec::new(),
+        }
+    }
+
+    /// Adds a signed change to one bucket.
+    pub fn change(mut self, bucket: Bucket, amount: Amount) -> Posting {
+        self.moves.push((bucket, amount));
+        self
+    }
+
+    /// The writes: one balance adjustment (buckets merged, since a transaction may touch
+    /// an item once) and one ledger entry per non-zero move.
+    pub fn into_writes(self, now: Timestamp) -> Vec<Write> {
+        let mut merged: Vec<(Bucket, Amount)> = Vec::new();
+        for (bucket, amount) in &self.moves {
+            match merged.iter_mut().find(|(b, _)| b == bucket) {
+                Some((_, total)) => *total = total.checked_add(*amount).unwrap_or(*total),
+                None => merged.push((*bucket, *amount)),
+            }
+        }
+        merged.retain(|(_, a)| !a.is_zero());
+        let mut writes = vec![Write::AdjustBalance {
+            member_id: self.member_id.clone(),
+            currency: self.currency,
+            deltas: BucketDeltas(merged),
+        }];
+        for (bucket, amount) in self.moves.into_iter().filter(|(_, a)| !a.is_zero()) {
+            writes.push(Write::AppendLedger(LedgerEntry {
+                id: format!("le_{}", crate::ids::ulid_at(now)),
+                member_id: self.member_id.clone(),
+                currency: self.currency,
+                bucket,
+                amount,
+                entry_type: self.entry_type,
+                reference: self.reference.clone(),
+                created_at: now,
+            }));
+        }
+        writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amount(text: &str) -> Amount {
+        Amount::parse_stored(text).unwrap()
+    }
+
+    #[test]
+    fn applying_deltas_refuses_any_negative_bucket() {
+        let balance = Balance {
+            available: amount("10"),
+            ..Balance::default()
+        };
+        let ok = BucketDeltas(vec![
+            (Bucket::Available, amount("-10")),
+            (Bucket::InTransit, amount("10")),
+        ]);
+        assert_eq!(balance.apply(&ok).unwrap().in_transit, amount("10"));
+        let overdraw = BucketDeltas(vec![(Bucket::Available, amount("-10.01"))]);
+        assert_eq!(balance.apply(&overdraw), None);
+    }
+
+    #[test]
+    fn a_posting_writes_one_balance_change_and_one_entry_per_bucket() {
+        let member = MemberId::parse("m1").unwrap();
+        let writes = Posting::new(&member, Currency::Usd, EntryType::Withdrawal, "wd_1")
+            .change(Bucket::Available, amount("-5"))
+            .change(Bucket::InTransit, amount("5"))
+            .into_writes(Timestamp::from_unix_millis(0));
+        assert_eq!(writes.len(), 3);
+        match &writes[0] {
+            Write::AdjustBalance { deltas, .. } => {
+                assert_eq!(deltas.get(Bucket::InTransit), amount("5"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

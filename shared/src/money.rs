@@ -1,0 +1,263 @@
+//! Money: currencies, amounts and their wire format.
+//!
+//! Amounts are `rust_decimal::Decimal` held at exactly two minor digits. They are parsed
+//! from the contract's string format and never pass through a float.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// The currencies a fund account holds. Both have two minor digits (ISO 4217).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Currency {
+    #[serde(rename = "USD")]
+    Usd,
+    #[serde(rename = "CNY")]
+    Cny,
+}
+
+impl Currency {
+    /// Every supported currency, in the order balances are shown.
+    pub const ALL: [Currency; 2] = [Currency::Usd, Currency::Cny];
+
+    /// The ISO 4217 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Currency::Usd => "USD",
+            Currency::Cny => "CNY",
+        }
+    }
+
+    /// Number of minor digits; both currencies use cents/fen.
+    pub fn minor_digits(self) -> u32 {
+        2
+    }
+
+    /// Parses an ISO code as the contract spells it (upper case only).
+    pub fn parse(code: &str) -> Result<Currency, UnsupportedCurrency> {
+        match code {
+            "USD" => Ok(Currency::Usd),
+            "CNY" => Ok(Currency::Cny),
+            _ => Err(UnsupportedCurrency),
+        }
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A currency code outside [`Currency::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported currency")]
+pub struct UnsupportedCurrency;
+
+/// Why an amount string was refused; every variant answers `422 invalid_amount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidAmount {
+    #[error("amount must be a decimal string such as \"10.50\"")]
+    Malformed,
+    #[error("amount has more than 2 decimal places")]
+    TooManyDecimals,
+    #[error("amount has more than 12 integer digits")]
+    TooLarge,
+    #[error("amount must be greater than zero")]
+    NotPositive,
+}
+
+/// Most integer digits a request amount may have (below a trillion).
+pub const MAX_INTEGER_DIGITS: usize = 12;
+const MINOR_DIGITS: u32 = 2;
+
+/// A non-negative or signed amount, always held at exactly two decimals.
+///
+/// Arithmetic is checked so that overflow is an error, never a wrap.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Amount(Decimal);
+
+impl Amount {
+    /// Zero, at two decimals.
+    pub const ZERO: Amount = Amount(Decimal::from_parts(0, 0, 0, false, MINOR_DIGITS));
+
+    /// Parses a request amount: 1 to 12 integer digits, optionally a point and 1 or 2
+    /// decimals. Signs, exponents, spaces and empty parts are refused.
+    pub fn parse_request(text: &str) -> Result<Amount, InvalidAmount> {
+        let (integer, fraction) = match text.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (text, None),
+        };
+        if integer.is_empty() || !integer.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(InvalidAmount::Malformed);
+        }
+        if let Some(f) = fraction {
+            if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(InvalidAmount::Malformed);
+            }
+            if f.len() > MINOR_DIGITS as usize {
+                return Err(InvalidAmount::TooManyDecimals);
+            }
+        }
+        if integer.trim_start_matches('0').len() > MAX_INTEGER_DIGITS {
+            return Err(InvalidAmount::TooLarge);
+        }
+        let value = Decimal::from_str(text).map_err(|_| InvalidAmount::Malformed)?;
+        Ok(Amount::from_decimal(value))
+    }
+
+    /// Parses a request amount that must be above zero.
+    pub fn parse_positive(text: &str) -> Result<Amount, InvalidAmount> {
+        let amount = Amount::parse_request(text)?;
+        if amount.is_zero() {
+            return Err(InvalidAmount::NotPositive);
+        }
+        Ok(amount)
+    }
+
+    /// Parses an amount the system wrote itself (storage): any sign, rescaled to two
+    /// decimals. Refuses values that would lose precision.
+    pub fn parse_stored(text: &str) -> Result<Amount, InvalidAmount> {
+        let value = Decimal::from_str(text)
+            .or_else(|_| Decimal::from_scientific(text))
+            .map_err(|_| InvalidAmount::Malformed)?;
+        let normalized = value.normalize();
+        if normalized.scale() > MINOR_DIGITS {
+            return Err(InvalidAmount::TooManyDecimals);
+        }
+        Ok(Amount::from_decimal(value))
+    }
+
+    fn from_decimal(mut value: Decimal) -> Amount {
+        value.rescale(MINOR_DIGITS);
+        Amount(value)
+    }
+
+    /// The value as a decimal.
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0.is_sign_negative() && !self.0.is_zero()
+    }
+
+    /// `self + other`, or `None` on overflow.
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).map(Amount::from_decimal)
+    }
+
+    /// `self - other`, or `None` on overflow.
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).map(Amount::from_decimal)
+    }
+
+    /// The amount with its sign flipped.
+    pub fn negated(self) -> Amount {
+        Amount::from_decimal(-self.0)
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `-0.00` can arise from negating zero; money has no negative zero.
+        if self.0.is_zero() {
+            return f.write_str("0.00");
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Amount({self})")
+    }
+}
+
+impl Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Amount::parse_stored(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::iter::Sum for Amount {
+    fn sum<I: Iterator<Item = Amount>>(iter: I) -> Amount {
+        Amount::from_decimal(iter.map(|a| a.0).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_amounts_accept_zero_to_two_decimals() {
+        for (text, shown) in [
+            ("10", "10.00"),
+            ("10.5", "10.50"),
+            ("10.50", "10.50"),
+            ("0.01", "0.01"),
+        ] {
+            assert_eq!(Amount::parse_request(text).unwrap().to_string(), shown);
+        }
+        assert_eq!(
+            Amount::parse_request("999999999999.99")
+                .unwrap()
+                .to_string(),
+            "999999999999.99"
+        );
+    }
+
+    #[test]
+    fn request_amounts_refuse_every_other_form() {
+        for text in [
+            "", "-1", "+1", "1e3", "1E3", "1.", ".5", " 1", "1 ", "1,00", "0x10", "NaN", "1.2.3",
+            "١٠",
+        ] {
+            assert_eq!(
+                Amount::parse_request(text),
+                Err(InvalidAmount::Malformed),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            Amount::parse_request("1.001"),
+            Err(InvalidAmount::TooManyDecimals)
+        );
+        assert_eq!(
+            Amount::parse_request("1000000000000"),
+            Err(InvalidAmount::TooLarge)
+        );
+        assert_eq!(
+            Amount::parse_positive("0.00"),
+            Err(InvalidAmount::NotPositive)
+        );
+    }
+
+    #[test]
+    fn equal_values_compare_equal_whatever_their_spelling() {
+        assert_eq!(
+            Amount::parse_request("100").unwrap(),
+            Amount::parse_request("100.00").unwrap()
+        );
+    }
+
+    #[test]
+    fn negated_zero_prints_as_zero() {
+        assert_eq!(Amount::ZERO.negated().to_string(), "0.00");
+        assert_eq!(Amount::parse_stored("-100").unwrap().to_string(), "-100.00");
+    }
+}

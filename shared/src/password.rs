@@ -1,0 +1,190 @@
+//! Payment passwords: policy, argon2id hashing and verification.
+//!
+//! Hashing is deliberately slow (OWASP's argon2id minimum: 19 MiB, t=2, p=1), so callers
+//! run it on a blocking thread via [`hash_payment_password`] / [`verify_password`].
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Memory cost in KiB: OWASP's minimum for argon2id with t=2, p=1.
+pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+pub const ARGON2_ITERATIONS: u32 = 2;
+pub const ARGON2_PARALLELISM: u32 = 1;
+
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 64;
+
+/// A payment password as the member typed it. It is never logged (Debug is redacted)
+/// and is dropped as soon as it is hashed or verified.
+#[derive(Clone)]
+pub struct PaymentPassword(SecretString);
+
+impl std::fmt::Debug for PaymentPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PaymentPassword([REDACTED])")
+    }
+}
+
+impl PaymentPassword {
+    pub fn new(text: String) -> PaymentPassword {
+        PaymentPassword(SecretString::from(text))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// Why a new payment password was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyViolation {
+    TooShort,
+    TooLong,
+    Common,
+}
+
+/// Checks length and the shipped list of common passwords. The login-password check
+/// needs the member's hash and runs separately.
+pub fn check_policy(password: &PaymentPassword) -> Result<(), PolicyViolation> {
+    let text = password.expose();
+    let chars = text.chars().count();
+    if chars < PASSWORD_MIN_CHARS {
+        return Err(PolicyViolation::TooShort);
+    }
+    if chars > PASSWORD_MAX_CHARS {
+        return Err(PolicyViolation::TooLong);
+    }
+    if common_passwords().contains(text.to_lowercase().as_str()) {
+        return Err(PolicyViolation::Common);
+    }
+    Ok(())
+}
+
+fn common_passwords() -> &'static HashSet<&'static str> {
+    static LIST: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        include_str!("../data/common-passwords.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+}
+
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(
+        ARGON2_MEMORY_KIB,
+        ARGON2_ITERATIONS,
+        ARGON2_PARALLELISM,
+        None,
+    )
+    .expect("argon2 parameters are constants within range");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password to an argon2id PHC string, on a blocking thread.
+pub async fn hash_payment_password(password: PaymentPassword) -> Result<String, PasswordError> {
+    tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .map_err(|_| PasswordError::WorkerFailed)?
+}
+
+/// The blocking form of [`hash_payment_password`].
+pub fn hash_blocking(password: &PaymentPassword) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| PasswordError::Hashing)
+}
+
+/// Verifies a password against a stored PHC string (whatever argon2 parameters it was
+/// made with), on a blocking thread.
+pub async fn verify_password(
+    password: PaymentPassword,
+    phc: String,
+) -> Result<bool, PasswordError> {
+    tokio::task::spawn_blocking(move || verify_blocking(&password, &phc))
+        .await
+        .map_err(|_| PasswordError::WorkerFailed)?
+}
+
+/// The blocking form of [`verify_password`].
+pub fn verify_blocking(password: &PaymentPassword, phc: &str) -> Result<bool, PasswordError> {
+    let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::StoredHashInvalid)?;
+    Ok(Argon2::default()
+        .verify_password(password.expose().as_bytes(), &parsed)
+        .is_ok())
+}
+
+/// True when `phc` is an argon2id PHC string this code can verify against.
+pub fn is_argon2id_phc(phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => {
+            parsed.algorithm.as_str() == "argon2id"
+                && parsed.hash.is_some()
+                && parsed.salt.is_some()
+                && Params::try_from(&parsed).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password hashing failed")]
+    Hashing,
+    #[error("a stored password hash is not a valid PHC string")]
+    StoredHashInvalid,
+    #[error("the hashing worker thread failed")]
+    WorkerFailed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_bounds_are_eight_and_sixty_four_characters() {
+        let p = |s: &str| check_policy(&PaymentPassword::new(s.to_owned()));
+        assert_eq!(p("Zq7!kx2"), Err(PolicyViolation::TooShort));
+        assert_eq!(p("Zq7!kx2m"), Ok(()));
+        assert_eq!(p(&"Zq7!".repeat(16)), Ok(()));
+        assert_eq!(
+            p(&format!("{}x", "Zq7!".repeat(16))),
+            Err(PolicyViolation::TooLong)
+        );
+        assert_eq!(p("Password123"), Err(PolicyViolation::Common));
+        assert_eq!(p("12345678"), Err(PolicyViolation::Common));
+    }
+
+    #[test]
+    fn hashes_are_argon2id_at_owasp_parameters_and_verify() {
+        let password = PaymentPassword::new("correct horse battery".to_owned());
+        let phc = hash_blocking(&password).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(is_argon2id_phc(&phc));
+        assert!(verify_blocking(&password, &phc).unwrap());
+        assert!(!verify_blocking(&PaymentPassword::new("wrong horse".to_owned()), &phc).unwrap());
+    }
+
+    #[test]
+    fn only_argon2id_phc_strings_are_accepted_as_login_hashes() {
+        assert!(!is_argon2id_phc("$2b$12$abcdefghijklmnopqrstuu"));
+        assert!(!is_argon2id_phc("plain"));
+        assert!(!is_argon2id_phc(
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let password = PaymentPassword::new("s3cret-pass".to_owned());
+        assert!(!format!("{password:?}").contains("s3cret"));
+    }
+}

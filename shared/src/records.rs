@@ -1,0 +1,130 @@
+//! Records of money movement as the stores keep them: withdrawals, collections, refunds
+//! and idempotency keys. The rules that create and change them live in `withdrawal` and
+//! `collection`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::member::MemberId;
+use crate::money::{Amount, Currency};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalStatus {
+    Processing,
+    Paid,
+    Returned,
+}
+
+impl WithdrawalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithdrawalStatus::Processing => "processing",
+            WithdrawalStatus::Paid => "paid",
+            WithdrawalStatus::Returned => "returned",
+        }
+    }
+}
+
+/// Where a withdrawal is paid. The full account number is kept for the payout
+/// processor; responses and logs show the last four digits only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankAccount {
+    pub holder_name: String,
+    pub account_number: String,
+    pub bank_name: String,
+}
+
+impl BankAccount {
+    pub fn last4(&self) -> String {
+        let chars: Vec<char> = self.account_number.chars().collect();
+        chars[chars.len().saturating_sub(4)..].iter().collect()
+    }
+}
+
+impl std::fmt::Debug for BankAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BankAccount")
+            .field("holder_name", &self.holder_name)
+            .field("bank_name", &self.bank_name)
+            .field("account_last4", &self.last4())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// `wd_` + a ULID.
+    pub id: String,
+    pub member_id: MemberId,
+    pub currency: Currency,
+    /// What left `available`.
+    pub amount: Amount,
+    pub fee: Amount,
+    /// What the bank pays out: `amount - fee`.
+    pub net_amount: Amount,
+    pub status: WithdrawalStatus,
+    pub bank_account: BankAccount,
+    pub return_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionStatus {
+    Pending,
+    Settled,
+}
+
+impl CollectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectionStatus::Pending => "pending",
+            CollectionStatus::Settled => "settled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection {
+    pub collection_id: String,
+    pub member_id: MemberId,
+    pub currency: Currency,
+    pub amount: Amount,
+    /// Sum of the refunds taken from it so far; never above `amount`.
+    pub refunded: Amount,
+    pub available_at: Timestamp,
+    pub status: CollectionStatus,
+    pub created_at: Timestamp,
+    pub settled_at: Option<Timestamp>,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub refund_id: String,
+    pub collection_id: String,
+    pub member_id: MemberId,
+    pub currency: Currency,
+    pub amount: Amount,
+    /// `pending` or `available`: where the money was taken from.
+    pub taken_from: crate::ledger::Bucket,
+    pub created_at: Timestamp,
+}
+
+/// A withdrawal's Idempotency-Key: kept with the first successful response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub member_id: MemberId,
+    pub key: String,
+    /// SHA-256 of the request's canonical form, without the payment password.
+    pub fingerprint: String,
+    pub withdrawal_id: String,
+    /// The first response's body, replayed byte for byte.
+    pub response_body: String,
+    pub created_at: Timestamp,
+    /// Kept at least this long (DynamoDB TTL; also checked on read).
+    pub expires_at: Timestamp,
+}

@@ -1,0 +1,158 @@
+//! The API's routes: one table that the Lambdas, the local gateway, `template.yaml` and
+//! `openapi.yaml` all agree with (a test checks), and one thin handler per route.
+
+use std::time::Instant;
+
+use http::Method;
+use lambda_http::{Body, Request, Response};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::{request_id, respond, Reply};
+
+mod account;
+mod activation;
+mod members;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// A seller with a JWT (`sub` claim).
+    Member,
+    /// A marketplace service with an IAM identity.
+    Internal,
+}
+
+/// Every route of the contract; each is its own Lambda function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    GetAccount,
+    Activate,
+    SendCode,
+    ConfirmCode,
+    MemberSync,
+}
+
+impl Route {
+    pub const ALL: &'static [Route] = &[
+        Route::GetAccount,
+        Route::Activate,
+        Route::SendCode,
+        Route::ConfirmCode,
+        Route::MemberSync,
+    ];
+
+    /// `(method, path template, function crate, caller)`.
+    fn spec(self) -> (Method, &'static str, &'static str, Caller) {
+        match self {
+            Route::GetAccount => (Method::GET, "/v1/account", "get-account", Caller::Member),
+            Route::Activate => (Method::POST, "/v1/activation", "activate", Caller::Member),
+            Route::SendCode => (
+                Method::POST,
+                "/v1/activation/code",
+                "send-code",
+                Caller::Member,
+            ),
+            Route::ConfirmCode => (
+                Method::POST,
+                "/v1/activation/confirm",
+                "confirm-code",
+                Caller::Member,
+            ),
+            Route::MemberSync => (
+                Method::PUT,
+                "/internal/members/{member_id}",
+                "member-sync",
+                Caller::Internal,
+            ),
+        }
+    }
+
+    pub fn method(self) -> Method {
+        self.spec().0
+    }
+
+    /// The path template, with `{name}` for path parameters (API Gateway's syntax).
+    pub fn path(self) -> &'static str {
+        self.spec().1
+    }
+
+    /// The function crate and binary that serves the route.
+    pub fn function(self) -> &'static str {
+        self.spec().2
+    }
+
+    pub fn caller(self) -> Caller {
+        self.spec().3
+    }
+
+    /// Matches a concrete path against this route's template, returning the path
+    /// parameters.
+    pub fn match_path(self, path: &str) -> Option<Vec<(String, String)>> {
+        let mut params = Vec::new();
+        let mut template = self.path().split('/');
+        let mut actual = path.split('/');
+        loop {
+            match (template.next(), actual.next()) {
+                (None, None) => return Some(params),
+                (Some(t), Some(a)) if t.starts_with('{') && t.ends_with('}') => {
+                    if a.is_empty() {
+                        return None;
+                    }
+                    params.push((t[1..t.len() - 1].to_owned(), a.to_owned()));
+                }
+                (Some(t), Some(a)) if t == a => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// The route for a method and path: `Err(MethodNotAllowed)` when only the method
+    /// is wrong, `Err(RouteNotFound)` when no path matches.
+    pub fn resolve(
+        method: &Method,
+        path: &str,
+    ) -> Result<(Route, Vec<(String, String)>), ApiError> {
+        let mut path_matched = false;
+        for route in Route::ALL {
+            if let Some(params) = route.match_path(path) {
+                if route.method() == *method {
+                    return Ok((*route, params));
+                }
+                path_matched = true;
+            }
+        }
+        Err(if path_matched {
+            ApiError::MethodNotAllowed
+        } else {
+            ApiError::RouteNotFound
+        })
+    }
+}
+
+/// Serves one request on `route`: the entry point of every Lambda and of the local
+/// gateway. Always answers; a fault becomes a 5xx problem, never a panic.
+pub async fn handle(route: Route, app: &App, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let outcome = dispatch(route, app, req).await;
+    let response = respond(&id, outcome);
+    tracing::info!(
+        request_id = %id,
+        function = route.function(),
+        status = response.status().as_u16(),
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "request served"
+    );
+    response
+}
+
+async fn dispatch(route: Route, app: &App, req: Request) -> Result<Reply, ApiError> {
+    match route {
+        Route::GetAccount => account::get_account(app, req).await,
+        Route::Activate => activation::activate(app, req).await,
+        Route::SendCode => activation::send_code(app, req).await,
+        Route::ConfirmCode => activation::confirm_code(app, req).await,
+        Route::MemberSync => members::sync(app, req).await,
+    }
+}

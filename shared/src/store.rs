@@ -1,0 +1,222 @@
+//! The store port: the reads each operation needs, and one atomic `commit` of typed writes.
+//!
+//! Domain code decides *what* to write; an adapter only makes a list of [`Write`]s happen
+//! all together or not at all, checking each write's condition. Both adapters (DynamoDB
+//! and the embedded SQLite store) pass the same conformance suite in `tests/`.
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry};
+use crate::member::{Member, MemberId, VerificationCode};
+use crate::money::Currency;
+use crate::records::{Collection, IdempotencyRecord, Refund, Withdrawal};
+
+/// Most writes one commit may carry (DynamoDB's `TransactWriteItems` limit).
+pub const MAX_WRITES_PER_COMMIT: usize = 100;
+
+/// What a write expects to find before it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there (or nothing).
+    Any,
+    /// Nothing there yet.
+    Absent,
+    /// The stored record has this version.
+    Version(u64),
+}
+
+/// One change in a commit.
+#[derive(Debug, Clone)]
+pub enum Write {
+    PutMember {
+        member: Member,
+        expect: Expect,
+    },
+    PutCode {
+        code: VerificationCode,
+        expect: Expect,
+    },
+    /// Removes the member's code, if any.
+    DeleteCode {
+        member_id: MemberId,
+    },
+    /// Adds signed deltas to one balance (creating it at zero); fails if any bucket
+    /// would end below zero. Always paired with ledger entries (see `ledger::Posting`).
+    AdjustBalance {
+        member_id: MemberId,
+        currency: Currency,
+        deltas: BucketDeltas,
+    },
+    /// Adds a ledger entry; fails if its id exists.
+    AppendLedger(LedgerEntry),
+    PutWithdrawal {
+        withdrawal: Withdrawal,
+        expect: Expect,
+    },
+    PutCollection {
+        collection: Collection,
+        expect: Expect,
+    },
+    /// Adds a refund; fails if its id exists.
+    PutRefund(Refund),
+    /// Claims an idempotency key; fails if the key is held and not expired at `now`.
+    PutIdempotency {
+        record: IdempotencyRecord,
+        now: Timestamp,
+    },
+}
+
+/// Why a commit or read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The condition of the write at this index did not hold; nothing was written.
+    #[error("condition of write {write_index} failed")]
+    ConditionFailed { write_index: usize },
+    /// Another transaction touched the same items at the same moment; nothing was
+    /// written and the same commit may be retried.
+    #[error("transaction conflict")]
+    Contention,
+    /// The store could not be reached or refused the call.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data did not parse: a bug or tampering, never a client mistake.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The commit itself is malformed (too many writes, an item written twice).
+    #[error("invalid commit: {0}")]
+    InvalidCommit(String),
+}
+
+/// A member with everything activation and the account view need, read at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberState {
+    pub member: Member,
+    /// The stored code, possibly expired: callers check `is_expired`.
+    pub code: Option<VerificationCode>,
+    pub balances: Balances,
+}
+
+/// What a withdrawal reads before it commits: one round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithdrawalContext {
+    pub member: Option<Member>,
+    pub balance: Balance,
+    /// The key's record, possibly expired: callers check `expires_at`.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// A page request: newest first, strictly older than `before` (an item id) when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub before: Option<String>,
+}
+
+/// A page of items, newest first; `more` says whether older items exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+/// Persistence for the fund account.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Profile, code and balances of a member, consistently.
+    async fn member_state(&self, member_id: &MemberId) -> Result<Option<MemberState>, StoreError>;
+
+    /// Profile, one balance and one idempotency record, consistently.
+    async fn withdrawal_context(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        idempotency_key: &str,
+    ) -> Result<WithdrawalContext, StoreError>;
+
+    async fn idempotency_record(
+        &self,
+        member_id: &MemberId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError>;
+
+    /// A member's withdrawals, newest first.
+    async fn withdrawals(
+        &self,
+        member_id: &MemberId,
+        page: &PageRequest,
+    ) -> Result<Page<Withdrawal>, StoreError>;
+
+    /// A member's ledger entries, newest first, in one currency or both.
+    async fn ledger(
+        &self,
+        member_id: &MemberId,
+        currency: Option<Currency>,
+        page: &PageRequest,
+    ) -> Result<Page<LedgerEntry>, StoreError>;
+
+    async fn collection(&self, collection_id: &str) -> Result<Option<Collection>, StoreError>;
+
+    async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError>;
+
+    /// Unsettled collections whose `available_at` is at or before `now`, oldest first.
+    async fn due_collections(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Collection>, StoreError>;
+
+    /// Applies every write or none.
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+}
+
+impl Write {
+    /// The identity of the item this write touches, as `kind/key`: a commit may touch
+    /// each item once (DynamoDB's rule, enforced alike in every adapter).
+    pub fn item_identity(&self) -> String {
+        match self {
+            Write::PutMember { member, .. } => format!("member/{}", member.member_id),
+            Write::PutCode { code, .. } => format!("code/{}", code.member_id),
+            Write::DeleteCode { member_id } => format!("code/{member_id}"),
+            Write::AdjustBalance {
+                member_id,
+                currency,
+                ..
+            } => format!("balance/{member_id}/{currency}"),
+            Write::AppendLedger(entry) => {
+                format!("ledger/{}/{}/{}", entry.member_id, entry.currency, entry.id)
+            }
+            Write::PutWithdrawal { withdrawal, .. } => format!("withdrawal/{}", withdrawal.id),
+            Write::PutCollection { collection, .. } => {
+                format!("collection/{}", collection.collection_id)
+            }
+            Write::PutRefund(refund) => format!("refund/{}", refund.refund_id),
+            Write::PutIdempotency { record, .. } => {
+                format!("idempotency/{}/{}", record.member_id, record.key)
+            }
+        }
+    }
+}
+
+/// Checks the shape of a commit before any adapter runs it: not empty, within the
+/// size limit, each item touched once.
+pub fn validate_commit(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.is_empty() || writes.len() > MAX_WRITES_PER_COMMIT {
+        return Err(StoreError::InvalidCommit(format!(
+            "a commit carries 1 to {MAX_WRITES_PER_COMMIT} writes, not {}",
+            writes.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(writes.len());
+    for write in writes {
+        let identity = write.item_identity();
+        if !seen.insert(identity.clone()) {
+            return Err(StoreError::InvalidCommit(format!(
+                "{identity} is written twice"
+            )));
+        }
+    }
+    Ok(())
+}
