@@ -12,6 +12,8 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("authentication required")]
     Unauthorized,
+    #[error("member id or password is wrong")]
+    InvalidCredentials,
     #[error("caller is not allowed to use this route")]
     Forbidden,
     #[error("{0}")]
@@ -94,7 +96,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            Unauthorized => StatusCode::UNAUTHORIZED,
+            Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
             Forbidden | PaymentPasswordIncorrect { .. } => StatusCode::FORBIDDEN,
             InvalidRequest(_) | IdempotencyKeyRequired | InvalidIdempotencyKey => {
                 StatusCode::BAD_REQUEST
@@ -138,6 +140,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthorized => "unauthorized",
+            InvalidCredentials => "invalid_credentials",
             Forbidden => "forbidden",
             InvalidRequest(_) => "invalid_request",
             PayloadTooLarge => "payload_too_large",

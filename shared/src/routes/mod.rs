@@ -99,7 +99,8 @@ impl Route {
                     if a.is_empty() {
                         return None;
                     }
-                    params.push((t[1..t.len() - 1].to_owned(), a.to_owned()));
+                    // API Gateway hands path parameters over percent-decoded.
+                    params.push((t[1..t.len() - 1].to_owned(), percent_decode(a)?));
                 }
                 (Some(t), Some(a)) if t == a => {}
                 _ => return None,
@@ -128,6 +129,24 @@ impl Route {
             ApiError::RouteNotFound
         })
     }
+}
+
+/// Decodes `%XX` escapes; `None` if they are malformed or not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Serves one request on `route`: the entry point of every Lambda and of the local

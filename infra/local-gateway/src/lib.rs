@@ -1,0 +1,224 @@
+//! The local gateway: plays API Gateway on 127.0.0.1 in front of the very handlers the
+//! Lambdas run.
+//!
+//! For `/v1` it verifies a bearer JWT (HS256, local secret) and puts its claims where
+//! API Gateway's JWT authorizer would; for `/internal` it accepts `x-internal-key` in
+//! place of SigV4 and fills in an IAM identity. Then it builds the API Gateway v2 event
+//! and hands it to `lambda_http`'s own conversion, exactly as in Lambda.
+
+pub mod config;
+mod dev;
+mod event;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use fund_account::adapters::dynamodb::DynamoStore;
+use fund_account::adapters::sns::SnsSmsSender;
+use fund_account::adapters::sqlite::{SqliteOutbox, SqliteStore};
+use fund_account::app::{App, Settings};
+use fund_account::clock::Clock;
+use fund_account::error::ApiError;
+use fund_account::http::{respond, MAX_BODY_BYTES};
+use fund_account::routes::{self, Caller, Route};
+use fund_account::sms::SmsSender;
+use fund_account::store::Store;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+pub use config::{GatewayConfig, SmsBackend, StoreBackend};
+
+/// Tokens `/dev/login` issues live this long.
+pub const TOKEN_TTL_SECONDS: i64 = 3600;
+const TOKEN_ISSUER: &str = "local-gateway";
+
+/// A running gateway's state: the same `App` a Lambda builds, plus local extras.
+pub struct Gateway {
+    pub app: Arc<App>,
+    pub config: GatewayConfig,
+    /// The SMS outbox, when SMS goes there rather than to SNS.
+    pub outbox: Option<SqliteOutbox>,
+    /// The embedded store, when in use (for `/dev` routes that need it).
+    pub embedded: Option<SqliteStore>,
+}
+
+impl Gateway {
+    /// Opens the configured store and SMS sender.
+    pub async fn build(config: GatewayConfig, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
+        let settings =
+            Settings::new(config.code_secret.clone(), None, None).map_err(|e| e.to_string())?;
+        let settings = Settings {
+            fees: fees_from_env(settings.fees)?,
+            ..settings
+        };
+        let embedded = SqliteStore::open(&config.data_dir.join("fund-account.sqlite3"))
+            .map_err(|e| e.to_string())?;
+        let needs_aws =
+            matches!(config.store, StoreBackend::DynamoDb { .. }) || config.sms == SmsBackend::Sns;
+        let aws = if needs_aws {
+            Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+        } else {
+            None
+        };
+
+        let store: Arc<dyn Store> = match (&config.store, &aws) {
+            (StoreBackend::DynamoDb { table }, Some(aws)) => {
+                let client = aws_sdk_dynamodb::Client::new(aws);
+                ensure_table(&client, table).await?;
+                Arc::new(DynamoStore::new(client, table.clone()))
+            }
+            _ => Arc::new(embedded.clone()),
+        };
+        let outbox = embedded.outbox();
+        let (sms, outbox): (Arc<dyn SmsSender>, Option<SqliteOutbox>) = match (&config.sms, &aws) {
+            (SmsBackend::Sns, Some(aws)) => (
+                Arc::new(SnsSmsSender::new(aws_sdk_sns::Client::new(aws))),
+                None,
+            ),
+            _ => (Arc::new(outbox.clone()), Some(outbox)),
+        };
+        let embedded = matches!(config.store, StoreBackend::Embedded).then_some(embedded);
+        let app = Arc::new(App::new(store, sms, clock, settings));
+        Ok(Gateway {
+            app,
+            config,
+            outbox,
+            embedded,
+        })
+    }
+}
+
+fn fees_from_env(defaults: fund_account::app::Fees) -> Result<fund_account::app::Fees, String> {
+    let mut fees = defaults;
+    for (name, slot) in [
+        ("WITHDRAWAL_FEE_USD", &mut fees.usd),
+        ("WITHDRAWAL_FEE_CNY", &mut fees.cny),
+    ] {
+        if let Ok(text) = std::env::var(name) {
+            *slot = fund_account::money::Amount::parse_request(&text)
+                .map_err(|_| format!("{name} must be a decimal amount such as 15.00"))?;
+        }
+    }
+    Ok(fees)
+}
+
+async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
+    if client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    DynamoStore::create_table(client, table)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Serves until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let gateway = Arc::clone(&gateway);
+                let service = service_fn(move |req| {
+                    let gateway = Arc::clone(&gateway);
+                    async move { Ok::<_, Infallible>(handle(&gateway, req).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    // Stop accepting; give requests in flight a bounded time to finish.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+type HttpResponse = http::Response<Full<Bytes>>;
+
+fn into_hyper(response: lambda_http::Response<lambda_http::Body>) -> HttpResponse {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(text) => Bytes::from(text),
+        lambda_http::Body::Binary(data) => Bytes::from(data),
+        _ => Bytes::new(),
+    };
+    http::Response::from_parts(parts, Full::new(bytes))
+}
+
+/// Answers with a problem document, as the handlers would.
+fn problem(error: ApiError) -> HttpResponse {
+    into_hyper(respond(&ulid::Ulid::new().to_string(), Err(error)))
+}
+
+async fn handle(gateway: &Gateway, req: http::Request<Incoming>) -> HttpResponse {
+    let (parts, body) = req.into_parts();
+    // Read at most one byte past the limit: enough to know the body is too large.
+    let body = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return problem(ApiError::PayloadTooLarge),
+    };
+    if body.len() > MAX_BODY_BYTES {
+        return problem(ApiError::PayloadTooLarge);
+    }
+    let path = parts.uri.path().to_owned();
+    if path.starts_with("/dev/") {
+        return dev::handle(gateway, &parts, &body).await;
+    }
+    if !path.starts_with("/v1/")
+        && !path.starts_with("/internal/")
+        && parts.method == http::Method::GET
+    {
+        if let Some(response) = dev::static_file(gateway, &path).await {
+            return response;
+        }
+    }
+    let (route, path_params) = match Route::resolve(&parts.method, &path) {
+        Ok(found) => found,
+        Err(error) => return problem(error),
+    };
+    let authorizer = match route.caller() {
+        Caller::Member => event::jwt_authorizer(&parts.headers, &gateway.config.jwt_secret),
+        Caller::Internal => event::iam_authorizer(&parts.headers, &gateway.config.internal_key),
+    };
+    let request = match event::lambda_request(&parts, &body, route, path_params, authorizer) {
+        Ok(request) => request,
+        Err(error) => return problem(error),
+    };
+    into_hyper(routes::handle(route, &gateway.app, request).await)
+}
+
+/// Issues a local access token for a member, as the marketplace's identity provider would.
+pub fn issue_token(secret: &[u8], member_id: &str, now_seconds: i64) -> Result<String, String> {
+    let claims = serde_json::json!({
+        "sub": member_id,
+        "iss": TOKEN_ISSUER,
+        "iat": now_seconds,
+        "exp": now_seconds + TOKEN_TTL_SECONDS,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| e.to_string())
+}

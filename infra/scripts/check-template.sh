@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Validates template.yaml offline: cfn-lint, then `sam validate --lint`.
+# Installs the tools on first use into the git-ignored venvs .venv (cfn-lint, shared
+# with moto) and .venv-sam (aws-sam-cli, which pins its own boto3).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+export SAM_CLI_TELEMETRY=0
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# ensure_tool VENV EXECUTABLE PACKAGE: creates VENV and installs PACKAGE unless
+# VENV/bin/EXECUTABLE already runs.
+ensure_tool() {
+  local venv=$1 exe=$2 package=$3
+  if [[ -x "$venv/bin/$exe" ]] && "$venv/bin/$exe" --version >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "installing $package into $venv ..." >&2
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet "$package" >&2
+}
+
+ensure_tool .venv cfn-lint cfn-lint
+ensure_tool .venv-sam sam aws-sam-cli
+
+echo "== cfn-lint template.yaml"
+.venv/bin/cfn-lint template.yaml
+echo "cfn-lint: no findings"
+
+echo "== sam validate --lint"
+.venv-sam/bin/sam validate --lint --region us-east-1 -t template.yaml
