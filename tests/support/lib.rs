@@ -1,1 +1,272 @@
-//! placeholder
+//! Test support: a real DynamoDB/SNS-compatible server (moto, in the project's `.venv`),
+//! fresh isolated stores, and apps wired with a manual clock.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use fund_account::adapters::dynamodb::DynamoStore;
+use fund_account::adapters::sns::SnsSmsSender;
+use fund_account::adapters::sqlite::SqliteStore;
+use fund_account::app::{App, Settings};
+use fund_account::clock::{Clock, ManualClock, Timestamp};
+use fund_account::sms::SmsSender;
+use fund_account::store::Store;
+
+/// 2026-01-01T00:00:00Z: where manual clocks start.
+pub const T0: i64 = 1_767_225_600_000;
+
+/// The project root (the workspace).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The emulator's endpoint: `MOTO_ENDPOINT` when the test command started one, else a
+/// server this test binary starts from `.venv` (it exits with this process).
+pub fn moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
+            return endpoint;
+        }
+        let root = project_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "no .venv with moto: run `bash infra/scripts/test.sh` (it installs it), or set MOTO_ENDPOINT"
+        );
+        let port = free_port();
+        Command::new(python)
+            .arg(root.join("infra/scripts/moto_server.py"))
+            .arg(port.to_string())
+            .arg("--exit-with-parent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        assert!(wait_for_port(port, Duration::from_secs(30)), "moto did not open port {port}");
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// An SDK config pointed at the emulator with static test credentials.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// A DynamoDB store on a table of its own, created as `template.yaml` declares it.
+pub async fn dynamodb_store() -> DynamoStore {
+    let config = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = format!(
+        "fund-account-test-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    DynamoStore::create_table(&client, &table)
+        .await
+        .expect("create test table");
+    DynamoStore::new(client, table)
+}
+
+/// The SNS sender, pointed at the emulator.
+pub async fn sns_sender() -> SnsSmsSender {
+    SnsSmsSender::new(aws_sdk_sns::Client::new(&aws_config().await))
+}
+
+/// A fresh embedded store in memory.
+pub fn sqlite_store() -> SqliteStore {
+    SqliteStore::in_memory().expect("in-memory sqlite")
+}
+
+/// The code-hashing key every test app uses.
+pub const TEST_CODE_SECRET: &[u8] = b"test-code-secret-0123456789abcdef";
+
+/// An app over `store`, with the local outbox for SMS and a manual clock at [`T0`].
+pub fn app_with(store: Arc<dyn Store>, sms: Arc<dyn SmsSender>) -> (Arc<App>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_at(Timestamp::from_unix_millis(T0)));
+    let settings = Settings::new(TEST_CODE_SECRET.to_vec(), None, None).expect("valid settings");
+    let app = App::new(store, sms, Arc::clone(&clock) as Arc<dyn Clock>, settings);
+    (Arc::new(app), clock)
+}
+
+/// Which store adapter a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    Sqlite,
+    DynamoDb,
+}
+
+/// A fresh store of the given kind, plus an outbox that records SMS in memory-backed SQLite.
+pub async fn store_of(adapter: Adapter) -> Arc<dyn Store> {
+    match adapter {
+        Adapter::Sqlite => Arc::new(sqlite_store()),
+        Adapter::DynamoDb => Arc::new(dynamodb_store().await),
+    }
+}
+
+/// Runs a test body once per adapter, as two `#[tokio::test]`s named `<name>_on_sqlite`
+/// and `<name>_on_dynamodb`: one suite, every adapter.
+#[macro_export]
+macro_rules! for_each_adapter {
+    ($($name:ident),* $(,)?) => {
+        $(
+            ::paste::paste! {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn [<$name _on_sqlite>]() {
+                    $name($crate::Adapter::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn [<$name _on_dynamodb>]() {
+                    $name($crate::Adapter::DynamoDb).await;
+                }
+            }
+        )*
+    };
+}
+
+/// Record builders for store-level tests.
+pub mod fixtures {
+    use fund_account::clock::Timestamp;
+    use fund_account::ledger::{Bucket, EntryType, LedgerEntry};
+    use fund_account::member::{Member, MemberId, MemberStatus, PhcHash, VerificationCode};
+    use fund_account::money::{Amount, Currency};
+    use fund_account::phone::PhoneNumber;
+    use fund_account::records::{
+        BankAccount, Collection, CollectionStatus, IdempotencyRecord, Withdrawal, WithdrawalStatus,
+    };
+
+    pub fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_millis(super::T0 + seconds * 1000)
+    }
+
+    pub fn amount(text: &str) -> Amount {
+        Amount::parse_stored(text).expect("test amount")
+    }
+
+    pub fn member_id(id: &str) -> MemberId {
+        MemberId::parse(id).expect("test member id")
+    }
+
+    pub fn member(id: &str, version: u64) -> Member {
+        Member {
+            member_id: member_id(id),
+            login_password_hash: PhcHash::new(
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
+            ),
+            phone: Some(PhoneNumber::parse("+8613800001234").expect("phone")),
+            status: MemberStatus::Inactive,
+            payment_password_hash: None,
+            pending_password_hash: None,
+            code_sends: vec![at(0)],
+            failed_password_attempts: 0,
+            withdrawals_locked_until: None,
+            created_at: at(0),
+            updated_at: at(0),
+            version,
+        }
+    }
+
+    pub fn code(id: &str, version: u64, expires_at: Timestamp) -> VerificationCode {
+        VerificationCode {
+            member_id: member_id(id),
+            code_hash: "ab".repeat(32),
+            sent_at: at(0),
+            expires_at,
+            failed_attempts: 0,
+            version,
+        }
+    }
+
+    pub fn ledger_entry(member: &str, currency: Currency, id: &str, value: &str) -> LedgerEntry {
+        LedgerEntry {
+            id: id.to_owned(),
+            member_id: member_id(member),
+            currency,
+            bucket: Bucket::Available,
+            amount: amount(value),
+            entry_type: EntryType::Collection,
+            reference: "col_1".to_owned(),
+            created_at: at(0),
+        }
+    }
+
+    pub fn withdrawal(id: &str, member: &str, version: u64) -> Withdrawal {
+        Withdrawal {
+            id: id.to_owned(),
+            member_id: member_id(member),
+            currency: Currency::Usd,
+            amount: amount("100"),
+            fee: amount("15"),
+            net_amount: amount("85"),
+            status: WithdrawalStatus::Processing,
+            bank_account: BankAccount {
+                holder_name: "Li Wei".to_owned(),
+                account_number: "6222020200112233".to_owned(),
+                bank_name: "ICBC".to_owned(),
+            },
+            return_reason: None,
+            created_at: at(0),
+            updated_at: at(0),
+            version,
+        }
+    }
+
+    pub fn collection(
+        id: &str,
+        member: &str,
+        available_at: Timestamp,
+        status: CollectionStatus,
+    ) -> Collection {
+        Collection {
+            collection_id: id.to_owned(),
+            member_id: member_id(member),
+            currency: Currency::Cny,
+            amount: amount("50"),
+            refunded: Amount::ZERO,
+            available_at,
+            status,
+            created_at: at(0),
+            settled_at: None,
+            version: 1,
+        }
+    }
+
+    pub fn idempotency(member: &str, key: &str, expires_at: Timestamp) -> IdempotencyRecord {
+        IdempotencyRecord {
+            member_id: member_id(member),
+            key: key.to_owned(),
+            fingerprint: "f".repeat(64),
+            withdrawal_id: "wd_1".to_owned(),
+            response_body: "{}".to_owned(),
+            created_at: at(0),
+            expires_at,
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! One conformance suite for every store adapter: the embedded SQLite store and DynamoDB
+//! (moto's server, through the real SDK). Each test runs once per adapter.
+
+use std::sync::Arc;
+
+use fund_account::ledger::{Bucket, EntryType, Posting};
+use fund_account::money::Currency;
+use fund_account::records::CollectionStatus;
+use fund_account::store::{Expect, PageRequest, StoreError, Write};
+use fund_account_tests::fixtures::*;
+use fund_account_tests::{for_each_adapter, store_of, Adapter};
+
+fn page(limit: usize, before: Option<&str>) -> PageRequest {
+    PageRequest {
+        limit,
+        before: before.map(str::to_owned),
+    }
+}
+
+async fn members_are_created_once_and_updated_by_version(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    let m1 = member("seller-1", 1);
+    store
+        .commit(vec![Write::PutMember {
+            member: m1.clone(),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    let again = store
+        .commit(vec![Write::PutMember {
+            member: m1.clone(),
+            expect: Expect::Absent,
+        }])
+        .await;
+    assert_eq!(again, Err(StoreError::ConditionFailed { write_index: 0 }));
+
+    let mut m2 = m1.next_version(at(5));
+    m2.failed_password_attempts = 3;
+    store
+        .commit(vec![Write::PutMember {
+            member: m2.clone(),
+            expect: Expect::Version(1),
+        }])
+        .await
+        .unwrap();
+    let stale = store
+        .commit(vec![Write::PutMember {
+            member: m2.clone(),
+            expect: Expect::Version(1),
+        }])
+        .await;
+    assert_eq!(stale, Err(StoreError::ConditionFailed { write_index: 0 }));
+
+    let state = store.member_state(&m1.member_id).await.unwrap().unwrap();
+    assert_eq!(state.member, m2);
+    assert_eq!(state.code, None);
+    assert!(store
+        .member_state(&member_id("nobody"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn a_failed_condition_rolls_back_the_whole_commit(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    store
+        .commit(vec![Write::PutMember {
+            member: member("a", 1),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    let result = store
+        .commit(vec![
+            Write::PutMember {
+                member: member("b", 1),
+                expect: Expect::Absent,
+            },
+            Write::AdjustBalance {
+                member_id: member_id("b"),
+                currency: Currency::Usd,
+                deltas: deltas_of(&[(Bucket::Available, "10")]),
+            },
+            Write::PutMember {
+                member: member("a", 1),
+                expect: Expect::Absent,
+            },
+        ])
+        .await;
+    assert_eq!(result, Err(StoreError::ConditionFailed { write_index: 2 }));
+    assert!(
+        store.member_state(&member_id("b")).await.unwrap().is_none(),
+        "first write rolled back"
+    );
+}
+
+fn deltas_of(moves: &[(Bucket, &str)]) -> fund_account::ledger::BucketDeltas {
+    let mut posting = Posting::new(&member_id("x"), Currency::Usd, EntryType::Collection, "r");
+    for (bucket, value) in moves {
+        posting = posting.change(*bucket, amount(value));
+    }
+    match posting.into_writes(at(0)).into_iter().next() {
+        Some(Write::AdjustBalance { deltas, .. }) => deltas,
+        _ => unreachable!("a posting starts with its balance write"),
+    }
+}
+
+async fn balances_start_at_zero_and_never_go_negative(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    let m = member("seller-1", 1);
+    store
+        .commit(vec![Write::PutMember {
+            member: m.clone(),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    let adjust = |moves: &[(Bucket, &str)]| Write::AdjustBalance {
+        member_id: m.member_id.clone(),
+        currency: Currency::Usd,
+        deltas: deltas_of(moves),
+    };
+    assert_eq!(
+        store
+            .commit(vec![adjust(&[(Bucket::Available, "-0.01")])])
+            .await,
+        Err(StoreError::ConditionFailed { write_index: 0 }),
+        "an absent balance is zero"
+    );
+    store
+        .commit(vec![adjust(&[(Bucket::Pending, "100.50")])])
+        .await
+        .unwrap();
+    store
+        .commit(vec![adjust(&[
+            (Bucket::Pending, "-100.50"),
+            (Bucket::Available, "100.50"),
+        ])])
+        .await
+        .unwrap();
+    store
+        .commit(vec![adjust(&[
+            (Bucket::Available, "-40.25"),
+            (Bucket::InTransit, "40.25"),
+        ])])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .commit(vec![adjust(&[
+                (Bucket::Available, "-60.26"),
+                (Bucket::InTransit, "60.26")
+            ])])
+            .await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    let balances = store
+        .member_state(&m.member_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .balances;
+    assert_eq!(balances.usd.available, amount("60.25"));
+    assert_eq!(balances.usd.pending, amount("0"));
+    assert_eq!(balances.usd.in_transit, amount("40.25"));
+    assert_eq!(balances.cny.available, amount("0"));
+}
+
+async fn concurrent_debits_never_overdraw(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    let m = member_id("seller-1");
+    let credit = Write::AdjustBalance {
+        member_id: m.clone(),
+        currency: Currency::Cny,
+        deltas: deltas_of(&[(Bucket::Available, "100")]),
+    };
+    store.commit(vec![credit]).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..25 {
+        let store = Arc::clone(&store);
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let debit = Write::AdjustBalance {
+                    member_id: m.clone(),
+                    currency: Currency::Cny,
+                    deltas: deltas_of(&[(Bucket::Available, "-10")]),
+                };
+                match store.commit(vec![debit]).await {
+                    Err(StoreError::Contention) => continue,
+                    other => return other,
+                }
+            }
+        }));
+    }
+    let mut succeeded = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => succeeded += 1,
+            Err(StoreError::ConditionFailed { write_index: 0 }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(succeeded, 10);
+    store
+        .commit(vec![Write::PutMember {
+            member: member("seller-1", 1),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    let balances = store.member_state(&m).await.unwrap().unwrap().balances;
+    assert_eq!(balances.cny.available, amount("0"));
+}
+
+async fn codes_are_replaced_by_version_and_deleted(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    store
+        .commit(vec![Write::PutMember {
+            member: member("s", 1),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    store
+        .commit(vec![Write::PutCode {
+            code: code("s", 1, at(1800)),
+            expect: Expect::Any,
+        }])
+        .await
+        .unwrap();
+    let mut spent = code("s", 2, at(1800));
+    spent.failed_attempts = 1;
+    store
+        .commit(vec![Write::PutCode {
+            code: spent.clone(),
+            expect: Expect::Version(1),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .commit(vec![Write::PutCode {
+                code: spent.clone(),
+                expect: Expect::Version(1)
+            }])
+            .await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    let state = store.member_state(&member_id("s")).await.unwrap().unwrap();
+    assert_eq!(state.code, Some(spent));
+    store
+        .commit(vec![Write::DeleteCode {
+            member_id: member_id("s"),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .member_state(&member_id("s"))
+            .await
+            .unwrap()
+            .unwrap()
+            .code,
+        None
+    );
+    // Deleting what is not there is not an error (the code may have expired away).
+    store
+        .commit(vec![Write::DeleteCode {
+            member_id: member_id("s"),
+        }])
+        .await
+        .unwrap();
+}
+
+async fn expired_codes_are_still_returned_for_the_domain_to_judge(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    store
+        .commit(vec![Write::PutMember {
+            member: member("s", 1),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    // Expired long ago: DynamoDB's TTL may not have deleted it yet, and moto never does.
+    store
+        .commit(vec![Write::PutCode {
+            code: code("s", 1, at(-7200)),
+            expect: Expect::Any,
+        }])
+        .await
+        .unwrap();
+    let state = store.member_state(&member_id("s")).await.unwrap().unwrap();
+    assert!(state.code.unwrap().is_expired(at(0)));
+}
+
+async fn ledger_entries_are_unique_and_paged_newest_first(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    let mut writes = Vec::new();
+    for (i, currency) in [
+        (1, Currency::Usd),
+        (2, Currency::Cny),
+        (3, Currency::Usd),
+        (4, Currency::Cny),
+        (5, Currency::Usd),
+    ] {
+        writes.push(Write::AppendLedger(ledger_entry(
+            "s",
+            currency,
+            &format!("le_{i:02}"),
+            &format!("{i}"),
+        )));
+    }
+    store.commit(writes).await.unwrap();
+    let duplicate = Write::AppendLedger(ledger_entry("s", Currency::Usd, "le_03", "9"));
+    assert_eq!(
+        store.commit(vec![duplicate]).await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+
+    let ids = |p: &fund_account::store::Page<fund_account::ledger::LedgerEntry>| -> Vec<String> {
+        p.items.iter().map(|e| e.id.clone()).collect()
+    };
+    let m = member_id("s");
+    let first = store.ledger(&m, None, &page(2, None)).await.unwrap();
+    assert_eq!(ids(&first), ["le_05", "le_04"]);
+    assert!(first.more);
+    let second = store
+        .ledger(&m, None, &page(2, Some("le_04")))
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), ["le_03", "le_02"]);
+    let last = store
+        .ledger(&m, None, &page(2, Some("le_02")))
+        .await
+        .unwrap();
+    assert_eq!(ids(&last), ["le_01"]);
+    assert!(!last.more);
+    let usd = store
+        .ledger(&m, Some(Currency::Usd), &page(10, None))
+        .await
+        .unwrap();
+    assert_eq!(ids(&usd), ["le_05", "le_03", "le_01"]);
+    assert!(!usd.more);
+    assert_eq!(usd.items[0].amount, amount("5"));
+    let exact = store
+        .ledger(&m, Some(Currency::Cny), &page(2, None))
+        .await
+        .unwrap();
+    assert_eq!(ids(&exact), ["le_04", "le_02"]);
+    assert!(!exact.more, "exactly `limit` items left means no more");
+    assert!(store
+        .ledger(&member_id("other"), None, &page(5, None))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+async fn withdrawals_are_versioned_and_listed_per_member(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    for (id, owner) in [
+        ("wd_01", "a"),
+        ("wd_02", "b"),
+        ("wd_03", "a"),
+        ("wd_04", "a"),
+    ] {
+        store
+            .commit(vec![Write::PutWithdrawal {
+                withdrawal: withdrawal(id, owner, 1),
+                expect: Expect::Absent,
+            }])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .commit(vec![Write::PutWithdrawal {
+                withdrawal: withdrawal("wd_01", "a", 1),
+                expect: Expect::Absent
+            }])
+            .await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    let mut paid = withdrawal("wd_01", "a", 2);
+    paid.status = fund_account::records::WithdrawalStatus::Paid;
+    store
+        .commit(vec![Write::PutWithdrawal {
+            withdrawal: paid.clone(),
+            expect: Expect::Version(1),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.withdrawal("wd_01").await.unwrap(), Some(paid));
+    assert_eq!(store.withdrawal("wd_99").await.unwrap(), None);
+
+    let listed = store
+        .withdrawals(&member_id("a"), &page(2, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|w| w.id.as_str())
+            .collect::<Vec<_>>(),
+        ["wd_04", "wd_03"]
+    );
+    assert!(listed.more);
+    let rest = store
+        .withdrawals(&member_id("a"), &page(2, Some("wd_03")))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.items.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        ["wd_01"]
+    );
+    assert!(!rest.more);
+    // The full account number is kept for the payout processor.
+    assert_eq!(
+        rest.items[0].bank_account.account_number,
+        "6222020200112233"
+    );
+}
+
+async fn due_collections_are_the_unsettled_ones_at_or_before_now(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    for (id, due, status) in [
+        ("col_a", at(-10), CollectionStatus::Pending),
+        ("col_b", at(0), CollectionStatus::Pending),
+        ("col_c", at(1), CollectionStatus::Pending),
+        ("col_d", at(-20), CollectionStatus::Settled),
+        ("col_e", at(-30), CollectionStatus::Pending),
+    ] {
+        store
+            .commit(vec![Write::PutCollection {
+                collection: collection(id, "s", due, status),
+                expect: Expect::Absent,
+            }])
+            .await
+            .unwrap();
+    }
+    let due = store.due_collections(at(0), 10).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|c| c.collection_id.as_str())
+            .collect::<Vec<_>>(),
+        ["col_e", "col_a", "col_b"]
+    );
+    assert_eq!(store.due_collections(at(0), 2).await.unwrap().len(), 2);
+
+    let mut settled = collection("col_a", "s", at(-10), CollectionStatus::Settled);
+    settled.version = 2;
+    settled.settled_at = Some(at(0));
+    store
+        .commit(vec![Write::PutCollection {
+            collection: settled.clone(),
+            expect: Expect::Version(1),
+        }])
+        .await
+        .unwrap();
+    let due = store.due_collections(at(0), 10).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|c| c.collection_id.as_str())
+            .collect::<Vec<_>>(),
+        ["col_e", "col_b"]
+    );
+    assert_eq!(store.collection("col_a").await.unwrap(), Some(settled));
+    assert_eq!(store.collection("col_zz").await.unwrap(), None);
+}
+
+async fn refunds_are_written_once(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    let refund = fund_account::records::Refund {
+        refund_id: "ref_1".to_owned(),
+        collection_id: "col_1".to_owned(),
+        member_id: member_id("s"),
+        currency: Currency::Usd,
+        amount: amount("5"),
+        taken_from: Bucket::Pending,
+        created_at: at(0),
+    };
+    store
+        .commit(vec![Write::PutRefund(refund.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.commit(vec![Write::PutRefund(refund.clone())]).await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    assert_eq!(store.refund("ref_1").await.unwrap(), Some(refund));
+    assert_eq!(store.refund("ref_2").await.unwrap(), None);
+}
+
+async fn idempotency_keys_are_held_until_they_expire(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    store
+        .commit(vec![Write::PutMember {
+            member: member("s", 1),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    let record = idempotency("s", "key #1/ä", at(86_400));
+    store
+        .commit(vec![Write::PutIdempotency {
+            record: record.clone(),
+            now: at(0),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .commit(vec![Write::PutIdempotency {
+                record: record.clone(),
+                now: at(86_399)
+            }])
+            .await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    // Another member's key of the same text is a different key.
+    store
+        .commit(vec![Write::PutIdempotency {
+            record: idempotency("t", "key #1/ä", at(86_400)),
+            now: at(0),
+        }])
+        .await
+        .unwrap();
+
+    let context = store
+        .withdrawal_context(&member_id("s"), Currency::Usd, "key #1/ä")
+        .await
+        .unwrap();
+    assert_eq!(context.idempotency, Some(record.clone()));
+    assert_eq!(context.member.map(|m| m.version), Some(1));
+    assert_eq!(context.balance, fund_account::ledger::Balance::default());
+    assert_eq!(
+        store
+            .idempotency_record(&member_id("s"), "key #1/ä")
+            .await
+            .unwrap(),
+        Some(record)
+    );
+
+    // Once expired the key is free again, even if not yet deleted.
+    let renewed = idempotency("s", "key #1/ä", at(200_000));
+    store
+        .commit(vec![Write::PutIdempotency {
+            record: renewed.clone(),
+            now: at(86_400),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .idempotency_record(&member_id("s"), "key #1/ä")
+            .await
+            .unwrap(),
+        Some(renewed)
+    );
+    let none = store
+        .withdrawal_context(&member_id("nobody"), Currency::Cny, "k")
+        .await
+        .unwrap();
+    assert!(none.member.is_none() && none.idempotency.is_none());
+}
+
+async fn malformed_commits_are_refused_before_anything_is_written(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    assert!(matches!(
+        store.commit(vec![]).await,
+        Err(StoreError::InvalidCommit(_))
+    ));
+    let twice = vec![
+        Write::PutMember {
+            member: member("s", 1),
+            expect: Expect::Absent,
+        },
+        Write::PutMember {
+            member: member("s", 1),
+            expect: Expect::Any,
+        },
+    ];
+    assert!(matches!(
+        store.commit(twice).await,
+        Err(StoreError::InvalidCommit(_))
+    ));
+    assert!(store.member_state(&member_id("s")).await.unwrap().is_none());
+}
+
+for_each_adapter!(
+    members_are_created_once_and_updated_by_version,
+    a_failed_condition_rolls_back_the_whole_commit,
+    balances_start_at_zero_and_never_go_negative,
+    concurrent_debits_never_overdraw,
+    codes_are_replaced_by_version_and_deleted,
+    expired_codes_are_still_returned_for_the_domain_to_judge,
+    ledger_entries_are_unique_and_paged_newest_first,
+    withdrawals_are_versioned_and_listed_per_member,
+    due_collections_are_the_unsettled_ones_at_or_before_now,
+    refunds_are_written_once,
+    idempotency_keys_are_held_until_they_expire,
+    malformed_commits_are_refused_before_anything_is_written,
+);
