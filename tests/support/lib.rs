@@ -270,3 +270,50 @@ pub mod fixtures {
         }
     }
 }
+
+/// An app over a fresh store of `adapter`, with SMS going to a real (in-memory SQLite)
+/// outbox that the test can read.
+pub async fn test_app(adapter: Adapter) -> TestApp {
+    let store = store_of(adapter).await;
+    let outbox = sqlite_store().outbox();
+    let (app, clock) = app_with(store, Arc::new(outbox.clone()));
+    TestApp { app, clock, outbox }
+}
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub clock: Arc<ManualClock>,
+    pub outbox: fund_account::adapters::sqlite::SqliteOutbox,
+}
+
+impl TestApp {
+    /// Creates a member as the marketplace would, with a real argon2id login hash.
+    pub async fn member(&self, id: &str, login_password: &str, phone: Option<&str>) -> fund_account::member::MemberId {
+        let member_id = fund_account::member::MemberId::parse(id).expect("member id");
+        let hash = fund_account::password::hash_blocking(&fund_account::password::PaymentPassword::new(
+            login_password.to_owned(),
+        ))
+        .expect("hash");
+        let phone = phone.map(|p| fund_account::phone::PhoneNumber::parse(p).expect("phone"));
+        fund_account::activation::sync_member(&self.app, &member_id, fund_account::member::PhcHash::new(hash), phone)
+            .await
+            .expect("member sync");
+        member_id
+    }
+
+    /// The digits of the newest SMS sent to `phone`.
+    pub async fn last_code(&self, phone: &str) -> String {
+        let messages = self.outbox.messages(Some(phone.to_owned()), 1).await.expect("outbox");
+        let text = &messages.first().expect("an sms was sent").message;
+        let digits: String = text
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|run| run.len() == 6)
+            .expect("a 6-digit code in the message")
+            .to_owned();
+        digits
+    }
+
+    pub async fn sms_count(&self, phone: &str) -> usize {
+        self.outbox.messages(Some(phone.to_owned()), 1000).await.expect("outbox").len()
+    }
+}
