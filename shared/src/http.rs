@@ -98,20 +98,18 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    // Through `Value` first: serde's derived structs would also accept a JSON array.
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::InvalidRequest("body is not valid JSON".to_owned()))?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidRequest("body must be a JSON object".to_owned()));
+    }
+    let value: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         ApiError::InvalidRequest(describe_json_error(&path, &inner))
     })?;
-    deserializer
-        .end()
-        .map_err(|_| ApiError::InvalidRequest("body has data after the JSON value".to_owned()))?;
     Ok(value)
 }
 

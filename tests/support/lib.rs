@@ -56,7 +56,9 @@ pub fn moto_endpoint() -> &'static str {
             "no .venv with moto: run `bash infra/scripts/test.sh` (it installs it), or set MOTO_ENDPOINT"
         );
         let port = free_port();
-        Command::new(python)
+        // Never waited on: it lives as long as this test process, then exits by itself.
+        #[allow(clippy::zombie_processes)]
+        let _server = Command::new(python)
             .arg(root.join("infra/scripts/moto_server.py"))
             .arg(port.to_string())
             .arg("--exit-with-parent")
@@ -315,5 +317,87 @@ impl TestApp {
 
     pub async fn sms_count(&self, phone: &str) -> usize {
         self.outbox.messages(Some(phone.to_owned()), 1000).await.expect("outbox").len()
+    }
+}
+
+/// A local gateway running in this process on a free port, over a fresh data directory.
+pub struct RunningGateway {
+    pub base: String,
+    pub internal_key: String,
+    pub data_dir: PathBuf,
+    pub gateway: Arc<local_gateway::Gateway>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// Starts a gateway; `data_dir` reuses a directory (to test restarts).
+    pub async fn start(data_dir: Option<PathBuf>, clock: Arc<dyn Clock>) -> RunningGateway {
+        let data_dir = data_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("fund-account-gw-{}", ulid::Ulid::new().to_string().to_lowercase()))
+        });
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = local_gateway::GatewayConfig {
+            addr,
+            data_dir: data_dir.clone(),
+            internal_key: "test-internal-key".to_owned(),
+            internal_key_generated: false,
+            jwt_secret: b"test-jwt-secret-0123456789abcdef".to_vec(),
+            code_secret: TEST_CODE_SECRET.to_vec(),
+            store: local_gateway::StoreBackend::Embedded,
+            sms: local_gateway::SmsBackend::Outbox,
+            web_dir: None,
+        };
+        let gateway = Arc::new(local_gateway::Gateway::build(config, clock).await.expect("gateway"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(local_gateway::serve(Arc::clone(&gateway), listener, async {
+            let _ = stopped.await;
+        }));
+        RunningGateway {
+            base: format!("http://{addr}"),
+            internal_key: "test-internal-key".to_owned(),
+            data_dir,
+            gateway,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops serving and waits for requests in flight.
+    pub async fn stop(mut self) -> PathBuf {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.data_dir.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a member through `/dev/members` and logs in: returns the bearer token.
+    pub async fn member_token(&self, client: &reqwest::Client, id: &str, phone: Option<&str>) -> String {
+        let created = client
+            .post(self.url("/dev/members"))
+            .json(&serde_json::json!({ "member_id": id, "login_password": "login-Pass-2026", "phone": phone }))
+            .send()
+            .await
+            .expect("create member");
+        assert_eq!(created.status(), 201);
+        let login: serde_json::Value = client
+            .post(self.url("/dev/login"))
+            .json(&serde_json::json!({ "member_id": id, "login_password": "login-Pass-2026" }))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        login["access_token"].as_str().expect("token").to_owned()
     }
 }
