@@ -27,7 +27,9 @@ fn wrong(right: &str) -> SmsCode {
 
 async fn pending_member(t: &TestApp) -> fund_account::member::MemberId {
     let id = t.member("seller-1", LOGIN, Some(PHONE)).await;
-    let outcome = activation::set_payment_password(&t.app, &id, pw(PAYMENT)).await.unwrap();
+    let outcome = activation::set_payment_password(&t.app, &id, pw(PAYMENT))
+        .await
+        .unwrap();
     assert!(matches!(outcome, Activation::PendingVerification { .. }));
     id
 }
@@ -39,25 +41,37 @@ async fn status(t: &TestApp, id: &fund_account::member::MemberId) -> MemberStatu
 async fn a_member_without_phone_is_active_at_once(adapter: Adapter) {
     let t = test_app(adapter).await;
     let id = t.member("seller-1", LOGIN, None).await;
-    assert_eq!(activation::set_payment_password(&t.app, &id, pw(PAYMENT)).await, Ok(Activation::Active));
+    assert_eq!(
+        activation::set_payment_password(&t.app, &id, pw(PAYMENT)).await,
+        Ok(Activation::Active)
+    );
     let member = t.app.store.member_state(&id).await.unwrap().unwrap().member;
     assert_eq!(member.status, MemberStatus::Active);
     let hash = member.payment_password_hash.unwrap();
     assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     assert!(!hash.as_str().contains(PAYMENT));
     assert!(password::verify_blocking(&pw(PAYMENT), hash.as_str()).unwrap());
-    assert_eq!(activation::set_payment_password(&t.app, &id, pw("Another-Key-77")).await, Err(ApiError::AlreadyActive));
+    assert_eq!(
+        activation::set_payment_password(&t.app, &id, pw("Another-Key-77")).await,
+        Err(ApiError::AlreadyActive)
+    );
 }
 
 async fn a_member_with_phone_is_active_only_after_the_code(adapter: Adapter) {
     let t = test_app(adapter).await;
     let id = pending_member(&t).await;
     assert_eq!(status(&t, &id).await, MemberStatus::PendingVerification);
-    assert_eq!(activation::confirm_code(&t.app, &id, &code("123456")).await, Err(ApiError::NoCodeSent));
+    assert_eq!(
+        activation::confirm_code(&t.app, &id, &code("123456")).await,
+        Err(ApiError::NoCodeSent)
+    );
 
     let sent = activation::send_code(&t.app, &id).await.unwrap();
     assert_eq!(sent.phone.masked(), "+86*******1234");
-    assert_eq!(sent.expires_at.unix_millis() - t.app.now().unix_millis(), 30 * 60 * 1000);
+    assert_eq!(
+        sent.expires_at.unix_millis() - t.app.now().unix_millis(),
+        30 * 60 * 1000
+    );
     let digits = t.last_code(PHONE).await;
     let stored = t.app.store.member_state(&id).await.unwrap().unwrap().code.unwrap();
     assert!(!stored.code_hash.contains(&digits), "only a keyed hash is stored");
@@ -68,8 +82,14 @@ async fn a_member_with_phone_is_active_only_after_the_code(adapter: Adapter) {
     assert!(state.member.pending_password_hash.is_none());
     assert!(password::verify_blocking(&pw(PAYMENT), state.member.payment_password_hash.unwrap().as_str()).unwrap());
     assert_eq!(state.code, None, "a code works once");
-    assert_eq!(activation::confirm_code(&t.app, &id, &code(&digits)).await, Err(ApiError::NoPendingActivation));
-    assert_eq!(activation::send_code(&t.app, &id).await, Err(ApiError::NoPendingActivation));
+    assert_eq!(
+        activation::confirm_code(&t.app, &id, &code(&digits)).await,
+        Err(ApiError::NoPendingActivation)
+    );
+    assert_eq!(
+        activation::send_code(&t.app, &id).await,
+        Err(ApiError::NoPendingActivation)
+    );
 }
 
 async fn the_password_policy_refuses_weak_and_login_passwords_and_changes_nothing(adapter: Adapter) {
@@ -77,7 +97,10 @@ async fn the_password_policy_refuses_weak_and_login_passwords_and_changes_nothin
     let id = t.member("seller-1", LOGIN, Some(PHONE)).await;
     for weak in ["short7!", "password123", "12345678", &"x".repeat(65)] {
         assert!(
-            matches!(activation::set_payment_password(&t.app, &id, pw(weak)).await, Err(ApiError::PaymentPasswordTooWeak(_))),
+            matches!(
+                activation::set_payment_password(&t.app, &id, pw(weak)).await,
+                Err(ApiError::PaymentPasswordTooWeak(_))
+            ),
             "{weak}"
         );
     }
@@ -86,14 +109,22 @@ async fn the_password_policy_refuses_weak_and_login_passwords_and_changes_nothin
         Err(ApiError::PaymentPasswordSameAsLogin)
     );
     assert_eq!(status(&t, &id).await, MemberStatus::Inactive);
-    assert_eq!(activation::send_code(&t.app, &id).await, Err(ApiError::NoPendingActivation));
+    assert_eq!(
+        activation::send_code(&t.app, &id).await,
+        Err(ApiError::NoPendingActivation)
+    );
 }
 
 async fn already_active_is_answered_before_the_policy(adapter: Adapter) {
     let t = test_app(adapter).await;
     let id = t.member("seller-1", LOGIN, None).await;
-    activation::set_payment_password(&t.app, &id, pw(PAYMENT)).await.unwrap();
-    assert_eq!(activation::set_payment_password(&t.app, &id, pw("short")).await, Err(ApiError::AlreadyActive));
+    activation::set_payment_password(&t.app, &id, pw(PAYMENT))
+        .await
+        .unwrap();
+    assert_eq!(
+        activation::set_payment_password(&t.app, &id, pw("short")).await,
+        Err(ApiError::AlreadyActive)
+    );
 }
 
 async fn a_code_is_valid_for_29_59_and_expired_at_30_00(adapter: Adapter) {
@@ -108,7 +139,10 @@ async fn a_code_is_valid_for_29_59_and_expired_at_30_00(adapter: Adapter) {
         "29:59 is still valid"
     );
     t.clock.advance_seconds(1);
-    assert_eq!(activation::confirm_code(&t.app, &id, &code(&digits)).await, Err(ApiError::CodeExpired));
+    assert_eq!(
+        activation::confirm_code(&t.app, &id, &code(&digits)).await,
+        Err(ApiError::CodeExpired)
+    );
     assert_eq!(
         activation::confirm_code(&t.app, &id, &wrong(&digits)).await,
         Err(ApiError::CodeExpired),
@@ -139,9 +173,17 @@ async fn at_most_five_codes_go_out_in_any_hour(adapter: Adapter) {
         t.clock.advance_seconds(60);
     }
     // Sent at 0, 60, 120, 180, 240; now 300: the first frees up at 3600.
-    assert_eq!(activation::send_code(&t.app, &id).await, Err(ApiError::CodeSendLimit { retry_after_seconds: 3300 }));
+    assert_eq!(
+        activation::send_code(&t.app, &id).await,
+        Err(ApiError::CodeSendLimit {
+            retry_after_seconds: 3300
+        })
+    );
     t.clock.advance_seconds(3300 - 1);
-    assert_eq!(activation::send_code(&t.app, &id).await, Err(ApiError::CodeSendLimit { retry_after_seconds: 1 }));
+    assert_eq!(
+        activation::send_code(&t.app, &id).await,
+        Err(ApiError::CodeSendLimit { retry_after_seconds: 1 })
+    );
     t.clock.advance_seconds(1);
     activation::send_code(&t.app, &id).await.unwrap();
     assert_eq!(t.sms_count(PHONE).await, 6);
@@ -158,7 +200,10 @@ async fn five_wrong_tries_void_the_code_until_a_new_one_is_sent(adapter: Adapter
             Err(ApiError::CodeIncorrect { attempts_left: left })
         );
     }
-    assert_eq!(activation::confirm_code(&t.app, &id, &code(&digits)).await, Err(ApiError::CodeAttemptsExhausted));
+    assert_eq!(
+        activation::confirm_code(&t.app, &id, &code(&digits)).await,
+        Err(ApiError::CodeAttemptsExhausted)
+    );
     t.clock.advance_seconds(60);
     activation::send_code(&t.app, &id).await.unwrap();
     let fresh = t.last_code(PHONE).await;
@@ -181,11 +226,18 @@ async fn a_new_code_or_a_new_password_voids_the_last_code(adapter: Adapter) {
         ));
     }
     // Setting the password again while pending replaces it and voids the code.
-    activation::set_payment_password(&t.app, &id, pw("Second-Key-2026")).await.unwrap();
-    assert_eq!(activation::confirm_code(&t.app, &id, &code(&second)).await, Err(ApiError::NoCodeSent));
+    activation::set_payment_password(&t.app, &id, pw("Second-Key-2026"))
+        .await
+        .unwrap();
+    assert_eq!(
+        activation::confirm_code(&t.app, &id, &code(&second)).await,
+        Err(ApiError::NoCodeSent)
+    );
     t.clock.advance_seconds(60);
     activation::send_code(&t.app, &id).await.unwrap();
-    activation::confirm_code(&t.app, &id, &code(&t.last_code(PHONE).await)).await.unwrap();
+    activation::confirm_code(&t.app, &id, &code(&t.last_code(PHONE).await))
+        .await
+        .unwrap();
     let member = t.app.store.member_state(&id).await.unwrap().unwrap().member;
     let hash = member.payment_password_hash.unwrap();
     assert!(password::verify_blocking(&pw("Second-Key-2026"), hash.as_str()).unwrap());
@@ -198,7 +250,10 @@ async fn a_new_phone_voids_the_code_sent_to_the_old_one(adapter: Adapter) {
     activation::send_code(&t.app, &id).await.unwrap();
     let digits = t.last_code(PHONE).await;
     t.member("seller-1", LOGIN, Some("+12025550104")).await;
-    assert_eq!(activation::confirm_code(&t.app, &id, &code(&digits)).await, Err(ApiError::NoCodeSent));
+    assert_eq!(
+        activation::confirm_code(&t.app, &id, &code(&digits)).await,
+        Err(ApiError::NoCodeSent)
+    );
 }
 
 async fn two_confirms_at_once_activate_once(adapter: Adapter) {
@@ -209,7 +264,9 @@ async fn two_confirms_at_once_activate_once(adapter: Adapter) {
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let (app, id, digits) = (t.app.clone(), id.clone(), digits.clone());
-        tasks.push(tokio::spawn(async move { activation::confirm_code(&app, &id, &code(&digits)).await }));
+        tasks.push(tokio::spawn(async move {
+            activation::confirm_code(&app, &id, &code(&digits)).await
+        }));
     }
     let mut activated = 0;
     for task in tasks {
@@ -230,7 +287,9 @@ async fn concurrent_wrong_codes_spend_one_try_each(adapter: Adapter) {
     let mut tasks = Vec::new();
     for _ in 0..7 {
         let (app, id, bad) = (t.app.clone(), id.clone(), wrong(&digits));
-        tasks.push(tokio::spawn(async move { activation::confirm_code(&app, &id, &bad).await }));
+        tasks.push(tokio::spawn(
+            async move { activation::confirm_code(&app, &id, &bad).await },
+        ));
     }
     let mut left = Vec::new();
     let mut exhausted = 0;
@@ -249,10 +308,22 @@ async fn concurrent_wrong_codes_spend_one_try_each(adapter: Adapter) {
 async fn unknown_members_are_not_found(adapter: Adapter) {
     let t = test_app(adapter).await;
     let ghost = fund_account::member::MemberId::parse("ghost").unwrap();
-    assert_eq!(activation::set_payment_password(&t.app, &ghost, pw(PAYMENT)).await, Err(ApiError::MemberNotFound));
-    assert_eq!(activation::send_code(&t.app, &ghost).await, Err(ApiError::MemberNotFound));
-    assert_eq!(activation::confirm_code(&t.app, &ghost, &code("123456")).await, Err(ApiError::MemberNotFound));
-    assert_eq!(activation::account(&t.app, &ghost).await.map(|_| ()), Err(ApiError::MemberNotFound));
+    assert_eq!(
+        activation::set_payment_password(&t.app, &ghost, pw(PAYMENT)).await,
+        Err(ApiError::MemberNotFound)
+    );
+    assert_eq!(
+        activation::send_code(&t.app, &ghost).await,
+        Err(ApiError::MemberNotFound)
+    );
+    assert_eq!(
+        activation::confirm_code(&t.app, &ghost, &code("123456")).await,
+        Err(ApiError::MemberNotFound)
+    );
+    assert_eq!(
+        activation::account(&t.app, &ghost).await.map(|_| ()),
+        Err(ApiError::MemberNotFound)
+    );
 }
 
 for_each_adapter!(

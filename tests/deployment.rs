@@ -17,9 +17,13 @@ fn read(path: &str) -> String {
 
 fn function_block<'a>(template: &'a str, function: &str) -> &'a str {
     let marker = format!("Binary: {function}\n");
-    let start = template.find(&marker).unwrap_or_else(|| panic!("template.yaml builds no binary {function}"));
+    let start = template
+        .find(&marker)
+        .unwrap_or_else(|| panic!("template.yaml builds no binary {function}"));
     let rest = &template[start..];
-    let end = rest[marker.len()..].find("Binary: ").map_or(rest.len(), |i| i + marker.len());
+    let end = rest[marker.len()..]
+        .find("Binary: ")
+        .map_or(rest.len(), |i| i + marker.len());
     &rest[..end]
 }
 
@@ -29,9 +33,18 @@ fn every_route_is_deployed_documented_and_has_an_event() {
     let openapi = read("openapi.yaml");
     for route in Route::ALL {
         let block = function_block(&template, route.function());
-        assert!(block.contains(&format!("Path: {}\n", route.path())), "{route:?} path in template.yaml");
-        assert!(block.contains(&format!("Method: {}\n", route.method())), "{route:?} method in template.yaml");
-        assert!(openapi.contains(&format!("\n  {}:\n", route.path())), "{route:?} in openapi.yaml");
+        assert!(
+            block.contains(&format!("Path: {}\n", route.path())),
+            "{route:?} path in template.yaml"
+        );
+        assert!(
+            block.contains(&format!("Method: {}\n", route.method())),
+            "{route:?} method in template.yaml"
+        );
+        assert!(
+            openapi.contains(&format!("\n  {}:\n", route.path())),
+            "{route:?} in openapi.yaml"
+        );
         let event: Value = serde_json::from_str(&read(&format!("events/{}.json", route.function()))).unwrap();
         assert_eq!(event["routeKey"], format!("{} {}", route.method(), route.path()));
         assert!(
@@ -39,14 +52,21 @@ fn every_route_is_deployed_documented_and_has_an_event() {
             "{route:?} has its function crate"
         );
     }
-    assert!(!template.contains("/dev/"), "local-only routes never reach template.yaml");
+    assert!(
+        !template.contains("/dev/"),
+        "local-only routes never reach template.yaml"
+    );
 }
 
 async fn invoke(app: &fund_account::app::App, function: &str) -> (u16, Value) {
     let text = read(&format!("events/{function}.json"));
     let event: Value = serde_json::from_str(&text).unwrap();
     let request = lambda_http::request::from_str(&text).expect("a valid API Gateway event");
-    let route = Route::ALL.iter().copied().find(|r| r.function() == function).expect("a route");
+    let route = Route::ALL
+        .iter()
+        .copied()
+        .find(|r| r.function() == function)
+        .expect("a route");
     let response = routes::handle(route, app, request).await;
     assert_eq!(
         response.headers()["x-request-id"].to_str().unwrap(),
@@ -67,7 +87,11 @@ async fn the_event_files_run_through_their_handlers_in_journey_order() {
     let (status, body) = invoke(&t.app, "get-account").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("inactive")), "{body}");
     let (status, body) = invoke(&t.app, "activate").await;
-    assert_eq!((status, body["status"].as_str()), (202, Some("pending_verification")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("pending_verification")),
+        "{body}"
+    );
     let (status, body) = invoke(&t.app, "send-code").await;
     assert_eq!(status, 202, "{body}");
 
@@ -77,7 +101,14 @@ async fn the_event_files_run_through_their_handlers_in_journey_order() {
     code.code_hash = t.app.code_hasher.hash(&member, &SmsCode::parse("123456").unwrap());
     let version = code.version;
     code.version += 1;
-    t.app.store.commit(vec![Write::PutCode { code, expect: Expect::Version(version) }]).await.unwrap();
+    t.app
+        .store
+        .commit(vec![Write::PutCode {
+            code,
+            expect: Expect::Version(version),
+        }])
+        .await
+        .unwrap();
 
     let (status, body) = invoke(&t.app, "confirm-code").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("active")), "{body}");

@@ -29,15 +29,32 @@ async fn expect_problem(response: Response, status: u16, code: &str) -> Value {
 }
 
 async fn account(client: &Client, gw: &RunningGateway, token: &str) -> Value {
-    let response = client.get(gw.url("/v1/account")).bearer_auth(token).send().await.unwrap();
+    let response = client
+        .get(gw.url("/v1/account"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
 
 async fn last_code(client: &Client, gw: &RunningGateway, phone: &str) -> String {
-    let sms: Value = client.get(gw.url("/dev/sms")).query(&[("phone", phone)]).send().await.unwrap().json().await.unwrap();
+    let sms: Value = client
+        .get(gw.url("/dev/sms"))
+        .query(&[("phone", phone)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let message = sms["items"][0]["message"].as_str().expect("an sms").to_owned();
-    message.split(|c: char| !c.is_ascii_digit()).find(|run| run.len() == 6).expect("code").to_owned()
+    message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .expect("code")
+        .to_owned()
 }
 
 #[tokio::test]
@@ -59,27 +76,54 @@ async fn a_seller_with_a_phone_activates_over_http() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({ "status": "pending_verification", "phone": "+86*******1234" }));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "status": "pending_verification", "phone": "+86*******1234" })
+    );
 
-    let response = client.post(gw.url("/v1/activation/code")).bearer_auth(&token).json(&json!({})).send().await.unwrap();
+    let response = client
+        .post(gw.url("/v1/activation/code"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let sent: Value = response.json().await.unwrap();
     assert_eq!(sent["phone"], "+86*******1234");
     assert!(sent["expires_at"].as_str().unwrap().ends_with('Z'));
 
-    let again = client.post(gw.url("/v1/activation/code")).bearer_auth(&token).json(&json!({})).send().await.unwrap();
+    let again = client
+        .post(gw.url("/v1/activation/code"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     let retry_after = again.headers().get("retry-after").cloned();
     expect_problem(again, 429, "code_resend_too_soon").await;
     assert!(retry_after.is_some());
 
     let code = last_code(&client, &gw, PHONE).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let response = client.post(gw.url("/v1/activation/confirm")).bearer_auth(&token).json(&json!({ "code": wrong })).send().await.unwrap();
+    let response = client
+        .post(gw.url("/v1/activation/confirm"))
+        .bearer_auth(&token)
+        .json(&json!({ "code": wrong }))
+        .send()
+        .await
+        .unwrap();
     let problem = expect_problem(response, 422, "code_incorrect").await;
     assert_eq!(problem["attempts_left"], 4);
     assert!(!problem.to_string().contains(&code));
 
-    let response = client.post(gw.url("/v1/activation/confirm")).bearer_auth(&token).json(&json!({ "code": code })).send().await.unwrap();
+    let response = client
+        .post(gw.url("/v1/activation/confirm"))
+        .bearer_auth(&token)
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap(), json!({ "status": "active" }));
     assert_eq!(account(&client, &gw, &token).await["status"], "active");
@@ -120,20 +164,75 @@ async fn bad_bodies_get_their_documented_errors_and_change_nothing() {
     let secret = "Sup3r-Secret-Pass";
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("/v1/activation", "{not json".to_owned(), 400, "invalid_request"),
-        ("/v1/activation", format!(r#"{{"payment_password":"{secret}","admin":true}}"#), 400, "invalid_request"),
+        (
+            "/v1/activation",
+            format!(r#"{{"payment_password":"{secret}","admin":true}}"#),
+            400,
+            "invalid_request",
+        ),
         ("/v1/activation", "{}".to_owned(), 400, "invalid_request"),
-        ("/v1/activation", r#"{"payment_password":12345678}"#.to_owned(), 400, "invalid_request"),
+        (
+            "/v1/activation",
+            r#"{"payment_password":12345678}"#.to_owned(),
+            400,
+            "invalid_request",
+        ),
         ("/v1/activation", format!(r#"["{secret}"]"#), 400, "invalid_request"),
-        ("/v1/activation", format!(r#"{{"payment_password":"{secret}"}} trailing"#), 400, "invalid_request"),
-        ("/v1/activation", format!(r#"{{"payment_password":"{}"}}"#, "a".repeat(70 * 1024)), 413, "payload_too_large"),
-        ("/v1/activation", r#"{"payment_password":"password123"}"#.to_owned(), 422, "payment_password_too_weak"),
-        ("/v1/activation", r#"{"payment_password":"login-Pass-2026"}"#.to_owned(), 422, "payment_password_same_as_login"),
-        ("/v1/activation/code", r#"{"phone":"+15550000000"}"#.to_owned(), 400, "invalid_request"),
+        (
+            "/v1/activation",
+            format!(r#"{{"payment_password":"{secret}"}} trailing"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/activation",
+            format!(r#"{{"payment_password":"{}"}}"#, "a".repeat(70 * 1024)),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "/v1/activation",
+            r#"{"payment_password":"password123"}"#.to_owned(),
+            422,
+            "payment_password_too_weak",
+        ),
+        (
+            "/v1/activation",
+            r#"{"payment_password":"login-Pass-2026"}"#.to_owned(),
+            422,
+            "payment_password_same_as_login",
+        ),
+        (
+            "/v1/activation/code",
+            r#"{"phone":"+15550000000"}"#.to_owned(),
+            400,
+            "invalid_request",
+        ),
         ("/v1/activation/code", "{}".to_owned(), 409, "no_pending_activation"),
-        ("/v1/activation/confirm", r#"{"code":"12345"}"#.to_owned(), 400, "invalid_request"),
-        ("/v1/activation/confirm", r#"{"code":123456}"#.to_owned(), 400, "invalid_request"),
-        ("/v1/activation/confirm", r#"{"code":"12345a"}"#.to_owned(), 400, "invalid_request"),
-        ("/v1/activation/confirm", r#"{"code":"123456"}"#.to_owned(), 409, "no_pending_activation"),
+        (
+            "/v1/activation/confirm",
+            r#"{"code":"12345"}"#.to_owned(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/activation/confirm",
+            r#"{"code":123456}"#.to_owned(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/activation/confirm",
+            r#"{"code":"12345a"}"#.to_owned(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/activation/confirm",
+            r#"{"code":"123456"}"#.to_owned(),
+            409,
+            "no_pending_activation",
+        ),
     ];
     for (path, body, status, code) in cases {
         let response = client
@@ -150,7 +249,15 @@ async fn bad_bodies_get_their_documented_errors_and_change_nothing() {
     }
     let after = account(&client, &gw, &token).await;
     assert_eq!(after["status"], "inactive");
-    let sms: Value = client.get(gw.url("/dev/sms")).query(&[("phone", PHONE)]).send().await.unwrap().json().await.unwrap();
+    let sms: Value = client
+        .get(gw.url("/dev/sms"))
+        .query(&[("phone", PHONE)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(sms["items"], json!([]));
     gw.stop().await;
 }
@@ -161,7 +268,8 @@ async fn missing_forged_and_expired_credentials_are_refused() {
     let client = Client::new();
     let token = gw.member_token(&client, "seller-4", None).await;
     let forged = local_gateway::issue_token(b"another-secret-entirely-0123456789", "seller-4", now_seconds()).unwrap();
-    let expired = local_gateway::issue_token(b"test-jwt-secret-0123456789abcdef", "seller-4", now_seconds() - 7200).unwrap();
+    let expired =
+        local_gateway::issue_token(b"test-jwt-secret-0123456789abcdef", "seller-4", now_seconds() - 7200).unwrap();
     let unknown = local_gateway::issue_token(b"test-jwt-secret-0123456789abcdef", "ghost", now_seconds()).unwrap();
     let none: Option<&str> = None;
     for bearer in [none, Some("not-a-jwt"), Some(forged.as_str()), Some(expired.as_str())] {
@@ -171,40 +279,98 @@ async fn missing_forged_and_expired_credentials_are_refused() {
         }
         expect_problem(request.send().await.unwrap(), 401, "unauthorized").await;
     }
-    let response = client.get(gw.url("/v1/account")).bearer_auth(&unknown).send().await.unwrap();
+    let response = client
+        .get(gw.url("/v1/account"))
+        .bearer_auth(&unknown)
+        .send()
+        .await
+        .unwrap();
     expect_problem(response, 404, "member_not_found").await;
 
     let body = json!({ "login_password_hash": "x", "phone": null });
-    let no_key = client.put(gw.url("/internal/members/m1")).json(&body).send().await.unwrap();
+    let no_key = client
+        .put(gw.url("/internal/members/m1"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     expect_problem(no_key, 403, "forbidden").await;
-    let wrong_key = client.put(gw.url("/internal/members/m1")).header("x-internal-key", "guess").json(&body).send().await.unwrap();
+    let wrong_key = client
+        .put(gw.url("/internal/members/m1"))
+        .header("x-internal-key", "guess")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     expect_problem(wrong_key, 403, "forbidden").await;
-    let member_token = client.put(gw.url("/internal/members/m1")).bearer_auth(&token).json(&body).send().await.unwrap();
+    let member_token = client
+        .put(gw.url("/internal/members/m1"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     expect_problem(member_token, 403, "forbidden").await;
     // The member id comes from the token only: a header or body naming another is ignored.
-    let response = client.get(gw.url("/v1/account")).bearer_auth(&token).header("x-member-id", "seller-1").send().await.unwrap();
+    let response = client
+        .get(gw.url("/v1/account"))
+        .bearer_auth(&token)
+        .header("x-member-id", "seller-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.json::<Value>().await.unwrap()["member_id"], "seller-4");
 
-    let response = client.post(gw.url("/dev/login")).json(&json!({ "member_id": "seller-4", "login_password": "nope" })).send().await.unwrap();
+    let response = client
+        .post(gw.url("/dev/login"))
+        .json(&json!({ "member_id": "seller-4", "login_password": "nope" }))
+        .send()
+        .await
+        .unwrap();
     expect_problem(response, 401, "invalid_credentials").await;
-    expect_problem(client.get(gw.url("/v1/nothing")).send().await.unwrap(), 404, "route_not_found").await;
-    expect_problem(client.delete(gw.url("/v1/account")).send().await.unwrap(), 405, "method_not_allowed").await;
+    expect_problem(
+        client.get(gw.url("/v1/nothing")).send().await.unwrap(),
+        404,
+        "route_not_found",
+    )
+    .await;
+    expect_problem(
+        client.delete(gw.url("/v1/account")).send().await.unwrap(),
+        405,
+        "method_not_allowed",
+    )
+    .await;
     gw.stop().await;
 }
 
 fn now_seconds() -> i64 {
-    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
 async fn member_sync_validates_and_never_returns_the_hash() {
     let gw = gateway().await;
     let client = Client::new();
-    let hash = fund_account::password::hash_blocking(&fund_account::password::PaymentPassword::new("login-Pass-2026".to_owned())).unwrap();
+    let hash = fund_account::password::hash_blocking(&fund_account::password::PaymentPassword::new(
+        "login-Pass-2026".to_owned(),
+    ))
+    .unwrap();
     let put = |body: Value| {
-        client.put(gw.url("/internal/members/seller%405")).header("x-internal-key", &gw.internal_key).json(&body).send()
+        client
+            .put(gw.url("/internal/members/seller%405"))
+            .header("x-internal-key", &gw.internal_key)
+            .json(&body)
+            .send()
     };
-    let response = put(json!({ "login_password_hash": hash, "phone": PHONE })).await.unwrap();
+    let response = put(json!({ "login_password_hash": hash, "phone": PHONE }))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["member_id"], "seller@5");
@@ -212,10 +378,26 @@ async fn member_sync_validates_and_never_returns_the_hash() {
     assert_eq!(body["status"], "inactive");
     assert!(!body.to_string().contains("argon2"));
 
-    expect_problem(put(json!({ "login_password_hash": hash, "phone": "13800001234" })).await.unwrap(), 422, "invalid_phone").await;
-    expect_problem(put(json!({ "login_password_hash": "$2b$12$abc", "phone": null })).await.unwrap(), 422, "invalid_password_hash").await;
+    expect_problem(
+        put(json!({ "login_password_hash": hash, "phone": "13800001234" }))
+            .await
+            .unwrap(),
+        422,
+        "invalid_phone",
+    )
+    .await;
+    expect_problem(
+        put(json!({ "login_password_hash": "$2b$12$abc", "phone": null }))
+            .await
+            .unwrap(),
+        422,
+        "invalid_password_hash",
+    )
+    .await;
     expect_problem(put(json!({ "phone": null })).await.unwrap(), 400, "invalid_request").await;
-    let unbound = put(json!({ "login_password_hash": hash, "phone": null })).await.unwrap();
+    let unbound = put(json!({ "login_password_hash": hash, "phone": null }))
+        .await
+        .unwrap();
     assert_eq!(unbound.json::<Value>().await.unwrap()["phone"], Value::Null);
     gw.stop().await;
 }

@@ -10,13 +10,20 @@ use fund_account_tests::{app_with, dynamodb_store, moto_endpoint, sns_sender};
 use serde_json::Value;
 
 async fn sent_sms() -> Vec<(String, String)> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_endpoint())).await.unwrap().json().await.unwrap();
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut sent = Vec::new();
     // moto keeps sent SMS per account and region under sns.sms (older versions: SMS).
     fn walk(value: &Value, out: &mut Vec<(String, String)>) {
         match value {
             Value::Object(map) => {
-                if let (Some(Value::String(phone)), Some(Value::String(message))) = (map.get("phone_number"), map.get("message")) {
+                if let (Some(Value::String(phone)), Some(Value::String(message))) =
+                    (map.get("phone_number"), map.get("message"))
+                {
                     out.push((phone.clone(), message.clone()));
                 }
                 map.values().for_each(|v| walk(v, out));
@@ -35,18 +42,39 @@ async fn a_verification_code_goes_out_through_sns_and_confirms() {
     let (app, _clock) = app_with(store, Arc::new(sns_sender().await));
     // A number of its own, so parallel runs cannot mix up their messages.
     let phone = format!("+1202555{:04}", rand_suffix());
-    let member = fund_account_tests::TestApp { app: app.clone(), clock: _clock, outbox: fund_account_tests::sqlite_store().outbox() }
-        .member("sns-seller", "login-Pass-2026", Some(&phone))
-        .await;
-    activation::set_payment_password(&app, &member, PaymentPassword::new("Vault-Key-2026!".to_owned())).await.unwrap();
+    let member = fund_account_tests::TestApp {
+        app: app.clone(),
+        clock: _clock,
+        outbox: fund_account_tests::sqlite_store().outbox(),
+    }
+    .member("sns-seller", "login-Pass-2026", Some(&phone))
+    .await;
+    activation::set_payment_password(&app, &member, PaymentPassword::new("Vault-Key-2026!".to_owned()))
+        .await
+        .unwrap();
     activation::send_code(&app, &member).await.unwrap();
 
-    let messages: Vec<String> = sent_sms().await.into_iter().filter(|(p, _)| *p == phone).map(|(_, m)| m).collect();
+    let messages: Vec<String> = sent_sms()
+        .await
+        .into_iter()
+        .filter(|(p, _)| *p == phone)
+        .map(|(_, m)| m)
+        .collect();
     assert_eq!(messages.len(), 1, "one SMS published to {phone}");
-    let code = messages[0].split(|c: char| !c.is_ascii_digit()).find(|run| run.len() == 6).expect("a code").to_owned();
-    activation::confirm_code(&app, &member, &SmsCode::parse(&code).unwrap()).await.unwrap();
+    let code = messages[0]
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .expect("a code")
+        .to_owned();
+    activation::confirm_code(&app, &member, &SmsCode::parse(&code).unwrap())
+        .await
+        .unwrap();
 }
 
 fn rand_suffix() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 10_000
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 10_000
 }

@@ -55,11 +55,7 @@ async fn members_are_created_once_and_updated_by_version(adapter: Adapter) {
     let state = store.member_state(&m1.member_id).await.unwrap().unwrap();
     assert_eq!(state.member, m2);
     assert_eq!(state.code, None);
-    assert!(store
-        .member_state(&member_id("nobody"))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.member_state(&member_id("nobody")).await.unwrap().is_none());
 }
 
 async fn a_failed_condition_rolls_back_the_whole_commit(adapter: Adapter) {
@@ -122,9 +118,7 @@ async fn balances_start_at_zero_and_never_go_negative(adapter: Adapter) {
         deltas: deltas_of(moves),
     };
     assert_eq!(
-        store
-            .commit(vec![adjust(&[(Bucket::Available, "-0.01")])])
-            .await,
+        store.commit(vec![adjust(&[(Bucket::Available, "-0.01")])]).await,
         Err(StoreError::ConditionFailed { write_index: 0 }),
         "an absent balance is zero"
     );
@@ -155,12 +149,7 @@ async fn balances_start_at_zero_and_never_go_negative(adapter: Adapter) {
             .await,
         Err(StoreError::ConditionFailed { write_index: 0 })
     );
-    let balances = store
-        .member_state(&m.member_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .balances;
+    let balances = store.member_state(&m.member_id).await.unwrap().unwrap().balances;
     assert_eq!(balances.usd.available, amount("60.25"));
     assert_eq!(balances.usd.pending, amount("0"));
     assert_eq!(balances.usd.in_transit, amount("40.25"));
@@ -256,15 +245,7 @@ async fn codes_are_replaced_by_version_and_deleted(adapter: Adapter) {
         }])
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .member_state(&member_id("s"))
-            .await
-            .unwrap()
-            .unwrap()
-            .code,
-        None
-    );
+    assert_eq!(store.member_state(&member_id("s")).await.unwrap().unwrap().code, None);
     // Deleting what is not there is not an error (the code may have expired away).
     store
         .commit(vec![Write::DeleteCode {
@@ -326,28 +307,16 @@ async fn ledger_entries_are_unique_and_paged_newest_first(adapter: Adapter) {
     let first = store.ledger(&m, None, &page(2, None)).await.unwrap();
     assert_eq!(ids(&first), ["le_05", "le_04"]);
     assert!(first.more);
-    let second = store
-        .ledger(&m, None, &page(2, Some("le_04")))
-        .await
-        .unwrap();
+    let second = store.ledger(&m, None, &page(2, Some("le_04"))).await.unwrap();
     assert_eq!(ids(&second), ["le_03", "le_02"]);
-    let last = store
-        .ledger(&m, None, &page(2, Some("le_02")))
-        .await
-        .unwrap();
+    let last = store.ledger(&m, None, &page(2, Some("le_02"))).await.unwrap();
     assert_eq!(ids(&last), ["le_01"]);
     assert!(!last.more);
-    let usd = store
-        .ledger(&m, Some(Currency::Usd), &page(10, None))
-        .await
-        .unwrap();
+    let usd = store.ledger(&m, Some(Currency::Usd), &page(10, None)).await.unwrap();
     assert_eq!(ids(&usd), ["le_05", "le_03", "le_01"]);
     assert!(!usd.more);
     assert_eq!(usd.items[0].amount, amount("5"));
-    let exact = store
-        .ledger(&m, Some(Currency::Cny), &page(2, None))
-        .await
-        .unwrap();
+    let exact = store.ledger(&m, Some(Currency::Cny), &page(2, None)).await.unwrap();
     assert_eq!(ids(&exact), ["le_04", "le_02"]);
     assert!(!exact.more, "exactly `limit` items left means no more");
     assert!(store
@@ -360,12 +329,7 @@ async fn ledger_entries_are_unique_and_paged_newest_first(adapter: Adapter) {
 
 async fn withdrawals_are_versioned_and_listed_per_member(adapter: Adapter) {
     let store = store_of(adapter).await;
-    for (id, owner) in [
-        ("wd_01", "a"),
-        ("wd_02", "b"),
-        ("wd_03", "a"),
-        ("wd_04", "a"),
-    ] {
+    for (id, owner) in [("wd_01", "a"), ("wd_02", "b"), ("wd_03", "a"), ("wd_04", "a")] {
         store
             .commit(vec![Write::PutWithdrawal {
                 withdrawal: withdrawal(id, owner, 1),
@@ -395,16 +359,9 @@ async fn withdrawals_are_versioned_and_listed_per_member(adapter: Adapter) {
     assert_eq!(store.withdrawal("wd_01").await.unwrap(), Some(paid));
     assert_eq!(store.withdrawal("wd_99").await.unwrap(), None);
 
-    let listed = store
-        .withdrawals(&member_id("a"), &page(2, None))
-        .await
-        .unwrap();
+    let listed = store.withdrawals(&member_id("a"), &page(2, None)).await.unwrap();
     assert_eq!(
-        listed
-            .items
-            .iter()
-            .map(|w| w.id.as_str())
-            .collect::<Vec<_>>(),
+        listed.items.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
         ["wd_04", "wd_03"]
     );
     assert!(listed.more);
@@ -412,16 +369,10 @@ async fn withdrawals_are_versioned_and_listed_per_member(adapter: Adapter) {
         .withdrawals(&member_id("a"), &page(2, Some("wd_03")))
         .await
         .unwrap();
-    assert_eq!(
-        rest.items.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
-        ["wd_01"]
-    );
+    assert_eq!(rest.items.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["wd_01"]);
     assert!(!rest.more);
     // The full account number is kept for the payout processor.
-    assert_eq!(
-        rest.items[0].bank_account.account_number,
-        "6222020200112233"
-    );
+    assert_eq!(rest.items[0].bank_account.account_number, "6222020200112233");
 }
 
 async fn due_collections_are_the_unsettled_ones_at_or_before_now(adapter: Adapter) {
@@ -443,9 +394,7 @@ async fn due_collections_are_the_unsettled_ones_at_or_before_now(adapter: Adapte
     }
     let due = store.due_collections(at(0), 10).await.unwrap();
     assert_eq!(
-        due.iter()
-            .map(|c| c.collection_id.as_str())
-            .collect::<Vec<_>>(),
+        due.iter().map(|c| c.collection_id.as_str()).collect::<Vec<_>>(),
         ["col_e", "col_a", "col_b"]
     );
     assert_eq!(store.due_collections(at(0), 2).await.unwrap().len(), 2);
@@ -462,9 +411,7 @@ async fn due_collections_are_the_unsettled_ones_at_or_before_now(adapter: Adapte
         .unwrap();
     let due = store.due_collections(at(0), 10).await.unwrap();
     assert_eq!(
-        due.iter()
-            .map(|c| c.collection_id.as_str())
-            .collect::<Vec<_>>(),
+        due.iter().map(|c| c.collection_id.as_str()).collect::<Vec<_>>(),
         ["col_e", "col_b"]
     );
     assert_eq!(store.collection("col_a").await.unwrap(), Some(settled));
@@ -482,10 +429,7 @@ async fn refunds_are_written_once(adapter: Adapter) {
         taken_from: Bucket::Pending,
         created_at: at(0),
     };
-    store
-        .commit(vec![Write::PutRefund(refund.clone())])
-        .await
-        .unwrap();
+    store.commit(vec![Write::PutRefund(refund.clone())]).await.unwrap();
     assert_eq!(
         store.commit(vec![Write::PutRefund(refund.clone())]).await,
         Err(StoreError::ConditionFailed { write_index: 0 })
@@ -537,10 +481,7 @@ async fn idempotency_keys_are_held_until_they_expire(adapter: Adapter) {
     assert_eq!(context.member.map(|m| m.version), Some(1));
     assert_eq!(context.balance, fund_account::ledger::Balance::default());
     assert_eq!(
-        store
-            .idempotency_record(&member_id("s"), "key #1/ä")
-            .await
-            .unwrap(),
+        store.idempotency_record(&member_id("s"), "key #1/ä").await.unwrap(),
         Some(record)
     );
 
@@ -554,10 +495,7 @@ async fn idempotency_keys_are_held_until_they_expire(adapter: Adapter) {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .idempotency_record(&member_id("s"), "key #1/ä")
-            .await
-            .unwrap(),
+        store.idempotency_record(&member_id("s"), "key #1/ä").await.unwrap(),
         Some(renewed)
     );
     let none = store
@@ -569,10 +507,7 @@ async fn idempotency_keys_are_held_until_they_expire(adapter: Adapter) {
 
 async fn malformed_commits_are_refused_before_anything_is_written(adapter: Adapter) {
     let store = store_of(adapter).await;
-    assert!(matches!(
-        store.commit(vec![]).await,
-        Err(StoreError::InvalidCommit(_))
-    ));
+    assert!(matches!(store.commit(vec![]).await, Err(StoreError::InvalidCommit(_))));
     let twice = vec![
         Write::PutMember {
             member: member("s", 1),
@@ -583,10 +518,7 @@ async fn malformed_commits_are_refused_before_anything_is_written(adapter: Adapt
             expect: Expect::Any,
         },
     ];
-    assert!(matches!(
-        store.commit(twice).await,
-        Err(StoreError::InvalidCommit(_))
-    ));
+    assert!(matches!(store.commit(twice).await, Err(StoreError::InvalidCommit(_))));
     assert!(store.member_state(&member_id("s")).await.unwrap().is_none());
 }
 

@@ -37,4 +37,9 @@ step "template checks (cfn-lint, sam validate --lint)"
 bash infra/scripts/check-template.sh
 
 step "cargo test"
-cargo test --workspace
+log=$(mktemp)
+cargo test --workspace 2>&1 | tee "$log"
+# One closing line for the whole run: the sum of every test binary's results.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\nall tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"

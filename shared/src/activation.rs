@@ -15,8 +15,8 @@ use crate::phone::PhoneNumber;
 use crate::sms::verification_message;
 use crate::store::{Expect, MemberState, Write};
 use crate::verification::{
-    SmsCode, CODE_TTL_SECONDS, MAX_ATTEMPTS_PER_CODE, MAX_SENDS_PER_WINDOW,
-    RESEND_COOLDOWN_SECONDS, SEND_WINDOW_SECONDS,
+    SmsCode, CODE_TTL_SECONDS, MAX_ATTEMPTS_PER_CODE, MAX_SENDS_PER_WINDOW, RESEND_COOLDOWN_SECONDS,
+    SEND_WINDOW_SECONDS,
 };
 
 /// What setting the payment password led to.
@@ -38,24 +38,18 @@ pub struct CodeSent {
 
 /// A memo shared by the attempts of one operation (never held across an await).
 fn cached<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
-    slot.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn load(app: &App, member_id: &MemberId) -> Result<MemberState, ApiError> {
-    app.store
-        .member_state(member_id)
-        .await?
-        .ok_or(ApiError::MemberNotFound)
+    app.store.member_state(member_id).await?.ok_or(ApiError::MemberNotFound)
 }
 
 fn policy_error(violation: PolicyViolation) -> ApiError {
     let detail = match violation {
         PolicyViolation::TooShort => "the payment password must have at least 8 characters",
         PolicyViolation::TooLong => "the payment password must have at most 64 characters",
-        PolicyViolation::Common => {
-            "the payment password is too common; choose one that is harder to guess"
-        }
+        PolicyViolation::Common => "the payment password is too common; choose one that is harder to guess",
     };
     ApiError::PaymentPasswordTooWeak(detail.to_owned())
 }
@@ -86,15 +80,11 @@ pub async fn set_payment_password(
                 return Err(ApiError::AlreadyActive);
             }
             password::check_policy(&password).map_err(policy_error)?;
-            let checked =
-                cached(checked_against_login).as_ref() == Some(&member.login_password_hash);
+            let checked = cached(checked_against_login).as_ref() == Some(&member.login_password_hash);
             if !checked {
-                let same = password::verify_password(
-                    password.clone(),
-                    member.login_password_hash.as_str().to_owned(),
-                )
-                .await
-                .map_err(password_fault)?;
+                let same = password::verify_password(password.clone(), member.login_password_hash.as_str().to_owned())
+                    .await
+                    .map_err(password_fault)?;
                 if same {
                     return Err(ApiError::PaymentPasswordSameAsLogin);
                 }
@@ -126,9 +116,7 @@ pub async fn set_payment_password(
                 Some(phone) => {
                     next.status = MemberStatus::PendingVerification;
                     next.pending_password_hash = Some(hash);
-                    Activation::PendingVerification {
-                        phone: phone.clone(),
-                    }
+                    Activation::PendingVerification { phone: phone.clone() }
                 }
             };
             let mut writes = vec![Write::PutMember {
@@ -140,11 +128,7 @@ pub async fn set_payment_password(
                     member_id: member_id.clone(),
                 });
             }
-            settle_commit(
-                app.store.commit(writes).await,
-                || outcome,
-                |_| Ok(Attempt::Retry),
-            )
+            settle_commit(app.store.commit(writes).await, || outcome, |_| Ok(Attempt::Retry))
         }
     })
     .await
@@ -186,8 +170,7 @@ pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiE
                 }
             }
             if sends.len() >= MAX_SENDS_PER_WINDOW {
-                let frees_at =
-                    sends[sends.len() - MAX_SENDS_PER_WINDOW].plus_seconds(SEND_WINDOW_SECONDS);
+                let frees_at = sends[sends.len() - MAX_SENDS_PER_WINDOW].plus_seconds(SEND_WINDOW_SECONDS);
                 return Err(ApiError::CodeSendLimit {
                     retry_after_seconds: now.seconds_until(frees_at),
                 });
@@ -220,11 +203,7 @@ pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiE
                 expires_at,
                 resend_after: now.plus_seconds(RESEND_COOLDOWN_SECONDS),
             };
-            settle_commit(
-                app.store.commit(writes).await,
-                || sent,
-                |_| Ok(Attempt::Retry),
-            )
+            settle_commit(app.store.commit(writes).await, || sent, |_| Ok(Attempt::Retry))
         }
     })
     .await?;
@@ -240,11 +219,7 @@ pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiE
 
 /// `POST /v1/activation/confirm`: a right, live code puts the pending password in force;
 /// a wrong one spends one of five tries.
-pub async fn confirm_code(
-    app: &App,
-    member_id: &MemberId,
-    typed: &SmsCode,
-) -> Result<(), ApiError> {
+pub async fn confirm_code(app: &App, member_id: &MemberId, typed: &SmsCode) -> Result<(), ApiError> {
     retrying(|| async move {
         let state = load(app, member_id).await?;
         let member = &state.member;
@@ -276,11 +251,7 @@ pub async fn confirm_code(
                     member_id: member_id.clone(),
                 },
             ];
-            return settle_commit(
-                app.store.commit(writes).await,
-                || (),
-                |_| Ok(Attempt::Retry),
-            );
+            return settle_commit(app.store.commit(writes).await, || (), |_| Ok(Attempt::Retry));
         }
         let mut spent = code.clone();
         spent.failed_attempts += 1;
@@ -290,11 +261,7 @@ pub async fn confirm_code(
             code: spent,
             expect: Expect::Version(code.version),
         }];
-        match settle_commit(
-            app.store.commit(writes).await,
-            || (),
-            |_| Ok(Attempt::Retry),
-        )? {
+        match settle_commit(app.store.commit(writes).await, || (), |_| Ok(Attempt::Retry))? {
             Attempt::Done(()) => Err(ApiError::CodeIncorrect { attempts_left }),
             Attempt::Retry => Ok(Attempt::Retry),
         }
@@ -339,8 +306,7 @@ pub async fn sync_member(
                 }
                 Some(state) => {
                     let current = &state.member;
-                    if current.login_password_hash == login_password_hash && current.phone == phone
-                    {
+                    if current.login_password_hash == login_password_hash && current.phone == phone {
                         return Ok(Attempt::Done(current.clone()));
                     }
                     let mut next = current.next_version(now);
@@ -359,11 +325,7 @@ pub async fn sync_member(
                     (next, writes)
                 }
             };
-            settle_commit(
-                app.store.commit(writes).await,
-                || member,
-                |_| Ok(Attempt::Retry),
-            )
+            settle_commit(app.store.commit(writes).await, || member, |_| Ok(Attempt::Retry))
         }
     })
     .await

@@ -47,9 +47,7 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("fees", &self.fees)
-            .finish_non_exhaustive()
+        f.debug_struct("App").field("fees", &self.fees).finish_non_exhaustive()
     }
 }
 
@@ -72,9 +70,8 @@ impl Settings {
     /// Reads `CODE_HMAC_SECRET` (at least 32 bytes) and the optional
     /// `WITHDRAWAL_FEE_USD` / `WITHDRAWAL_FEE_CNY` (defaults 15.00 and 0.00).
     pub fn from_env() -> Result<Settings, ConfigError> {
-        let secret = std::env::var("CODE_HMAC_SECRET").map_err(|_| {
-            ConfigError("set CODE_HMAC_SECRET to a random string of at least 32 bytes".to_owned())
-        })?;
+        let secret = std::env::var("CODE_HMAC_SECRET")
+            .map_err(|_| ConfigError("set CODE_HMAC_SECRET to a random string of at least 32 bytes".to_owned()))?;
         Settings::new(
             secret.into_bytes(),
             fee_from_env("WITHDRAWAL_FEE_USD")?,
@@ -113,12 +110,7 @@ fn fee_from_env(name: &str) -> Result<Option<Amount>, ConfigError> {
 }
 
 impl App {
-    pub fn new(
-        store: Arc<dyn Store>,
-        sms: Arc<dyn SmsSender>,
-        clock: Arc<dyn Clock>,
-        settings: Settings,
-    ) -> App {
+    pub fn new(store: Arc<dyn Store>, sms: Arc<dyn SmsSender>, clock: Arc<dyn Clock>, settings: Settings) -> App {
         App {
             store,
             sms,
@@ -137,10 +129,7 @@ impl App {
         let table = std::env::var("TABLE_NAME")
             .map_err(|_| ConfigError("set TABLE_NAME to the DynamoDB table's name".to_owned()))?;
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let store = crate::adapters::dynamodb::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            table,
-        );
+        let store = crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
         let sms = crate::adapters::sns::SnsSmsSender::new(aws_sdk_sns::Client::new(&config));
         Ok(App::new(
             Arc::new(store),

@@ -98,13 +98,9 @@ impl ApiError {
         match self {
             Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
             Forbidden | PaymentPasswordIncorrect { .. } => StatusCode::FORBIDDEN,
-            InvalidRequest(_) | IdempotencyKeyRequired | InvalidIdempotencyKey => {
-                StatusCode::BAD_REQUEST
-            }
+            InvalidRequest(_) | IdempotencyKeyRequired | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            RouteNotFound | MemberNotFound | WithdrawalNotFound | CollectionNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            RouteNotFound | MemberNotFound | WithdrawalNotFound | CollectionNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             InvalidAmount(_)
             | UnsupportedCurrency
@@ -127,9 +123,7 @@ impl ApiError {
             | WithdrawalAlreadySettled => StatusCode::CONFLICT,
             CodeExpired => StatusCode::GONE,
             PaymentPasswordLocked { .. } => StatusCode::LOCKED,
-            CodeAttemptsExhausted | CodeResendTooSoon { .. } | CodeSendLimit { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            CodeAttemptsExhausted | CodeResendTooSoon { .. } | CodeSendLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
             SmsUnavailable | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -185,12 +179,9 @@ impl ApiError {
     /// Seconds for a `Retry-After` header, where the contract gives one.
     pub fn retry_after_seconds(&self) -> Option<i64> {
         match self {
-            ApiError::CodeResendTooSoon {
-                retry_after_seconds,
+            ApiError::CodeResendTooSoon { retry_after_seconds } | ApiError::CodeSendLimit { retry_after_seconds } => {
+                Some((*retry_after_seconds).max(1))
             }
-            | ApiError::CodeSendLimit {
-                retry_after_seconds,
-            } => Some((*retry_after_seconds).max(1)),
             ApiError::SmsUnavailable | ApiError::ServiceUnavailable => Some(1),
             _ => None,
         }
@@ -204,16 +195,12 @@ impl ApiError {
             "type".to_owned(),
             json!(format!("urn:fund-account:problem:{}", self.code())),
         );
-        body.insert(
-            "title".to_owned(),
-            json!(status.canonical_reason().unwrap_or("Error")),
-        );
+        body.insert("title".to_owned(), json!(status.canonical_reason().unwrap_or("Error")));
         body.insert("status".to_owned(), json!(status.as_u16()));
         body.insert("detail".to_owned(), json!(self.to_string()));
         body.insert("code".to_owned(), json!(self.code()));
         match self {
-            ApiError::CodeIncorrect { attempts_left }
-            | ApiError::PaymentPasswordIncorrect { attempts_left } => {
+            ApiError::CodeIncorrect { attempts_left } | ApiError::PaymentPasswordIncorrect { attempts_left } => {
                 body.insert("attempts_left".to_owned(), json!(attempts_left));
             }
             ApiError::PaymentPasswordLocked { locked_until } => {
@@ -228,12 +215,7 @@ impl ApiError {
             ApiError::RefundExceedsCollection { refundable } => {
                 body.insert("refundable".to_owned(), json!(refundable.to_string()));
             }
-            ApiError::CodeResendTooSoon {
-                retry_after_seconds,
-            }
-            | ApiError::CodeSendLimit {
-                retry_after_seconds,
-            } => {
+            ApiError::CodeResendTooSoon { retry_after_seconds } | ApiError::CodeSendLimit { retry_after_seconds } => {
                 body.insert("retry_after".to_owned(), json!(retry_after_seconds.max(&1)));
             }
             _ => {}
@@ -249,9 +231,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %error, "store unavailable");
                 ApiError::ServiceUnavailable
             }
-            StoreError::ConditionFailed { .. }
-            | StoreError::Corrupt(_)
-            | StoreError::InvalidCommit(_) => {
+            StoreError::ConditionFailed { .. } | StoreError::Corrupt(_) | StoreError::InvalidCommit(_) => {
                 tracing::error!(error = %error, "store fault");
                 ApiError::Internal
             }

@@ -36,8 +36,7 @@ impl Reply {
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
-        self.headers
-            .push((HeaderName::from_static(name), value.into()));
+        self.headers.push((HeaderName::from_static(name), value.into()));
         self
     }
 }
@@ -66,8 +65,7 @@ pub fn member_caller(req: &Request) -> Result<MemberId, ApiError> {
             .cloned(),
         _ => None,
     };
-    sub.and_then(|s| MemberId::parse(&s).ok())
-        .ok_or(ApiError::Unauthorized)
+    sub.and_then(|s| MemberId::parse(&s).ok()).ok_or(ApiError::Unauthorized)
 }
 
 /// Checks that an `/internal` route was called with an IAM identity (API Gateway's IAM
@@ -78,9 +76,7 @@ pub fn require_internal_caller(req: &Request) -> Result<(), ApiError> {
             .authorizer
             .as_ref()
             .and_then(|a| a.iam.as_ref())
-            .is_some_and(|iam| {
-                iam.user_arn.is_some() || iam.caller_id.is_some() || iam.access_key.is_some()
-            }),
+            .is_some_and(|iam| iam.user_arn.is_some() || iam.caller_id.is_some() || iam.access_key.is_some()),
         _ => false,
     };
     if has_identity {
@@ -98,10 +94,14 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
     // Through `Value` first: serde's derived structs would also accept a JSON array.
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|_| ApiError::InvalidRequest("body is not valid JSON".to_owned()))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|_| ApiError::InvalidRequest("body is not valid JSON".to_owned()))?;
     if !value.is_object() {
         return Err(ApiError::InvalidRequest("body must be a JSON object".to_owned()));
     }
@@ -167,12 +167,7 @@ pub fn respond(request_id: &str, outcome: Result<Reply, ApiError>) -> Response<B
                     "request refused"
                 );
             }
-            (
-                error.status(),
-                error.problem(),
-                headers,
-                "application/problem+json",
-            )
+            (error.status(), error.problem(), headers, "application/problem+json")
         }
     };
     let mut response = Response::new(Body::Text(body.to_string()));

@@ -172,12 +172,7 @@ pub struct Posting {
 }
 
 impl Posting {
-    pub fn new(
-        member_id: &MemberId,
-        currency: Currency,
-        entry_type: EntryType,
-        reference: &str,
-    ) -> Posting {
+    pub fn new(member_id: &MemberId, currency: Currency, entry_type: EntryType, reference: &str) -> Posting {
         Posting {
             member_id: member_id.clone(),
             currency,

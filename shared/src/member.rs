@@ -18,10 +18,8 @@ pub struct InvalidMemberId;
 
 impl MemberId {
     pub fn parse(text: &str) -> Result<MemberId, InvalidMemberId> {
-        let valid = (1..=64).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.@".contains(&b));
+        let valid =
+            (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.@".contains(&b));
         if valid {
             Ok(MemberId(text.to_owned()))
         } else {

@@ -77,13 +77,8 @@ fn common_passwords() -> &'static HashSet<&'static str> {
 }
 
 fn hasher() -> Argon2<'static> {
-    let params = Params::new(
-        ARGON2_MEMORY_KIB,
-        ARGON2_ITERATIONS,
-        ARGON2_PARALLELISM,
-        None,
-    )
-    .expect("argon2 parameters are constants within range");
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, None)
+        .expect("argon2 parameters are constants within range");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -105,10 +100,7 @@ pub fn hash_blocking(password: &PaymentPassword) -> Result<String, PasswordError
 
 /// Verifies a password against a stored PHC string (whatever argon2 parameters it was
 /// made with), on a blocking thread.
-pub async fn verify_password(
-    password: PaymentPassword,
-    phc: String,
-) -> Result<bool, PasswordError> {
+pub async fn verify_password(password: PaymentPassword, phc: String) -> Result<bool, PasswordError> {
     tokio::task::spawn_blocking(move || verify_blocking(&password, &phc))
         .await
         .map_err(|_| PasswordError::WorkerFailed)?
@@ -155,10 +147,7 @@ mod tests {
         assert_eq!(p("Zq7!kx2"), Err(PolicyViolation::TooShort));
         assert_eq!(p("Zq7!kx2m"), Ok(()));
         assert_eq!(p(&"Zq7!".repeat(16)), Ok(()));
-        assert_eq!(
-            p(&format!("{}x", "Zq7!".repeat(16))),
-            Err(PolicyViolation::TooLong)
-        );
+        assert_eq!(p(&format!("{}x", "Zq7!".repeat(16))), Err(PolicyViolation::TooLong));
         assert_eq!(p("Password123"), Err(PolicyViolation::Common));
         assert_eq!(p("12345678"), Err(PolicyViolation::Common));
     }

@@ -18,17 +18,16 @@ pub struct InvalidPhone;
 /// mask can keep exactly the code. Anything else is taken to have 3 digits.
 const ONE_DIGIT_CODES: &[&str] = &["1", "7"];
 const TWO_DIGIT_CODES: &[&str] = &[
-    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47",
-    "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65",
-    "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49", "51",
+    "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84", "86", "90",
+    "91", "92", "93", "94", "95", "98",
 ];
 
 impl PhoneNumber {
     pub fn parse(text: &str) -> Result<PhoneNumber, InvalidPhone> {
         let digits = text.strip_prefix('+').ok_or(InvalidPhone)?;
-        let valid = (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
+        let valid =
+            (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if valid {
             Ok(PhoneNumber(text.to_owned()))
         } else {
@@ -92,18 +91,9 @@ mod tests {
 
     #[test]
     fn masks_keep_the_country_code_and_last_four_digits() {
-        assert_eq!(
-            PhoneNumber::parse("+8613800001234").unwrap().masked(),
-            "+86*******1234"
-        );
-        assert_eq!(
-            PhoneNumber::parse("+12025550104").unwrap().masked(),
-            "+1******0104"
-        );
-        assert_eq!(
-            PhoneNumber::parse("+85291234567").unwrap().masked(),
-            "+852****4567"
-        );
+        assert_eq!(PhoneNumber::parse("+8613800001234").unwrap().masked(), "+86*******1234");
+        assert_eq!(PhoneNumber::parse("+12025550104").unwrap().masked(), "+1******0104");
+        assert_eq!(PhoneNumber::parse("+85291234567").unwrap().masked(), "+852****4567");
     }
 
     #[test]

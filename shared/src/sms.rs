@@ -14,12 +14,7 @@ pub struct SmsError(pub String);
 #[async_trait]
 pub trait SmsSender: Send + Sync {
     /// Sends `message` to `phone`. Implementations never log the message text.
-    async fn send(
-        &self,
-        phone: &PhoneNumber,
-        message: &str,
-        now: Timestamp,
-    ) -> Result<(), SmsError>;
+    async fn send(&self, phone: &PhoneNumber, message: &str, now: Timestamp) -> Result<(), SmsError>;
 }
 
 /// A message the local outbox holds, as `GET /dev/sms` lists it.

@@ -143,11 +143,7 @@ pub trait Store: Send + Sync {
     async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError>;
 
     /// A member's withdrawals, newest first.
-    async fn withdrawals(
-        &self,
-        member_id: &MemberId,
-        page: &PageRequest,
-    ) -> Result<Page<Withdrawal>, StoreError>;
+    async fn withdrawals(&self, member_id: &MemberId, page: &PageRequest) -> Result<Page<Withdrawal>, StoreError>;
 
     /// A member's ledger entries, newest first, in one currency or both.
     async fn ledger(
@@ -162,11 +158,7 @@ pub trait Store: Send + Sync {
     async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError>;
 
     /// Unsettled collections whose `available_at` is at or before `now`, oldest first.
-    async fn due_collections(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Collection>, StoreError>;
+    async fn due_collections(&self, now: Timestamp, limit: usize) -> Result<Vec<Collection>, StoreError>;
 
     /// Applies every write or none.
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
@@ -181,9 +173,7 @@ impl Write {
             Write::PutCode { code, .. } => format!("code/{}", code.member_id),
             Write::DeleteCode { member_id } => format!("code/{member_id}"),
             Write::AdjustBalance {
-                member_id,
-                currency,
-                ..
+                member_id, currency, ..
             } => format!("balance/{member_id}/{currency}"),
             Write::AppendLedger(entry) => {
                 format!("ledger/{}/{}/{}", entry.member_id, entry.currency, entry.id)
@@ -213,9 +203,7 @@ pub fn validate_commit(writes: &[Write]) -> Result<(), StoreError> {
     for write in writes {
         let identity = write.item_identity();
         if !seen.insert(identity.clone()) {
-            return Err(StoreError::InvalidCommit(format!(
-                "{identity} is written twice"
-            )));
+            return Err(StoreError::InvalidCommit(format!("{identity} is written twice")));
         }
     }
     Ok(())

@@ -76,8 +76,7 @@ impl CodeHasher {
     }
 
     fn mac(&self, member_id: &MemberId, code: &SmsCode) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose_secret())
-            .expect("HMAC takes keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose_secret()).expect("HMAC takes keys of any length");
         // Binding the member id means one member's hash cannot verify another's code.
         mac.update(member_id.as_str().as_bytes());
         mac.update(b"\0");

@@ -66,7 +66,10 @@ pub fn moto_endpoint() -> &'static str {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto");
-        assert!(wait_for_port(port, Duration::from_secs(30)), "moto did not open port {port}");
+        assert!(
+            wait_for_port(port, Duration::from_secs(30)),
+            "moto did not open port {port}"
+        );
         format!("http://127.0.0.1:{port}")
     })
 }
@@ -87,10 +90,7 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 pub async fn dynamodb_store() -> DynamoStore {
     let config = aws_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = format!(
-        "fund-account-test-{}",
-        ulid::Ulid::new().to_string().to_lowercase()
-    );
+    let table = format!("fund-account-test-{}", ulid::Ulid::new().to_string().to_lowercase());
     DynamoStore::create_table(&client, &table)
         .await
         .expect("create test table");
@@ -179,9 +179,7 @@ pub mod fixtures {
     pub fn member(id: &str, version: u64) -> Member {
         Member {
             member_id: member_id(id),
-            login_password_hash: PhcHash::new(
-                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
-            ),
+            login_password_hash: PhcHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned()),
             phone: Some(PhoneNumber::parse("+8613800001234").expect("phone")),
             status: MemberStatus::Inactive,
             payment_password_hash: None,
@@ -240,12 +238,7 @@ pub mod fixtures {
         }
     }
 
-    pub fn collection(
-        id: &str,
-        member: &str,
-        available_at: Timestamp,
-        status: CollectionStatus,
-    ) -> Collection {
+    pub fn collection(id: &str, member: &str, available_at: Timestamp, status: CollectionStatus) -> Collection {
         Collection {
             collection_id: id.to_owned(),
             member_id: member_id(member),
@@ -316,7 +309,11 @@ impl TestApp {
     }
 
     pub async fn sms_count(&self, phone: &str) -> usize {
-        self.outbox.messages(Some(phone.to_owned()), 1000).await.expect("outbox").len()
+        self.outbox
+            .messages(Some(phone.to_owned()), 1000)
+            .await
+            .expect("outbox")
+            .len()
     }
 }
 
@@ -334,7 +331,10 @@ impl RunningGateway {
     /// Starts a gateway; `data_dir` reuses a directory (to test restarts).
     pub async fn start(data_dir: Option<PathBuf>, clock: Arc<dyn Clock>) -> RunningGateway {
         let data_dir = data_dir.unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("fund-account-gw-{}", ulid::Ulid::new().to_string().to_lowercase()))
+            std::env::temp_dir().join(format!(
+                "fund-account-gw-{}",
+                ulid::Ulid::new().to_string().to_lowercase()
+            ))
         });
         std::fs::create_dir_all(&data_dir).expect("data dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

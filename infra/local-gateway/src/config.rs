@@ -61,8 +61,7 @@ fn durable_secret(data_dir: &Path, name: &str) -> Result<Vec<u8>, String> {
         Ok(text) if !text.trim().is_empty() => Ok(text.trim().as_bytes().to_vec()),
         _ => {
             let secret = random_hex(32);
-            write_private(&path, &secret)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            write_private(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(secret.into_bytes())
         }
     }
@@ -97,10 +96,8 @@ impl GatewayConfig {
             .unwrap_or_else(|| "127.0.0.1:3000".to_owned())
             .parse()
             .map_err(|_| "LOCAL_GATEWAY_ADDR must be host:port, e.g. 127.0.0.1:3000".to_owned())?;
-        let data_dir =
-            PathBuf::from(var("LOCAL_DATA_DIR").unwrap_or_else(|| "./.local-data".to_owned()));
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        let data_dir = PathBuf::from(var("LOCAL_DATA_DIR").unwrap_or_else(|| "./.local-data".to_owned()));
+        std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
         let (internal_key, internal_key_generated) = match var("LOCAL_INTERNAL_KEY") {
             Some(key) => (key, false),
             None => (random_hex(16), true),
@@ -118,11 +115,7 @@ impl GatewayConfig {
             Some("dynamodb") => StoreBackend::DynamoDb {
                 table: var("TABLE_NAME").ok_or("LOCAL_STORE=dynamodb needs TABLE_NAME")?,
             },
-            Some(other) => {
-                return Err(format!(
-                    "LOCAL_STORE must be embedded or dynamodb, not {other}"
-                ))
-            }
+            Some(other) => return Err(format!("LOCAL_STORE must be embedded or dynamodb, not {other}")),
         };
         let sms = match var("LOCAL_SMS").as_deref() {
             None | Some("outbox") => SmsBackend::Outbox,

@@ -56,18 +56,14 @@ pub(crate) async fn handle(gateway: &Gateway, parts: &Parts, body: &[u8]) -> Htt
         (_, "/dev/members" | "/dev/login" | "/dev/sms") => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::RouteNotFound),
     };
-    into_hyper(fund_account::http::respond(
-        &ulid::Ulid::new().to_string(),
-        outcome,
-    ))
+    into_hyper(fund_account::http::respond(&ulid::Ulid::new().to_string(), outcome))
 }
 
 /// `POST /dev/members`: what the marketplace's member sync would send, with the login
 /// password hashed here as the marketplace would hash it.
 async fn create_member(gateway: &Gateway, body: &[u8]) -> Result<Reply, ApiError> {
     let request: NewMember = decode(body)?;
-    let member_id =
-        MemberId::parse(&request.member_id).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let member_id = MemberId::parse(&request.member_id).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let phone = request
         .phone
         .as_deref()
@@ -75,15 +71,12 @@ async fn create_member(gateway: &Gateway, body: &[u8]) -> Result<Reply, ApiError
         .transpose()
         .map_err(|_| ApiError::InvalidPhone)?;
     if request.login_password.is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "login_password must not be empty".to_owned(),
-        ));
+        return Err(ApiError::InvalidRequest("login_password must not be empty".to_owned()));
     }
     let hash = password::hash_payment_password(PaymentPassword::new(request.login_password))
         .await
         .map_err(|_| ApiError::Internal)?;
-    let member =
-        activation::sync_member(&gateway.app, &member_id, PhcHash::new(hash), phone).await?;
+    let member = activation::sync_member(&gateway.app, &member_id, PhcHash::new(hash), phone).await?;
     Ok(Reply::json(
         StatusCode::CREATED,
         json!({
@@ -116,8 +109,7 @@ async fn login(gateway: &Gateway, body: &[u8]) -> Result<Reply, ApiError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
         .unwrap_or(0);
-    let token = issue_token(&gateway.config.jwt_secret, member_id.as_str(), now)
-        .map_err(|_| ApiError::Internal)?;
+    let token = issue_token(&gateway.config.jwt_secret, member_id.as_str(), now).map_err(|_| ApiError::Internal)?;
     Ok(Reply::ok(
         json!({ "access_token": token, "token_type": "Bearer", "expires_in": TOKEN_TTL_SECONDS }),
     ))
@@ -143,15 +135,8 @@ async fn sms(gateway: &Gateway, parts: &Parts) -> Result<Reply, ApiError> {
 pub(crate) async fn static_file(gateway: &Gateway, path: &str) -> Option<HttpResponse> {
     let root = gateway.config.web_dir.clone()?;
     let relative = path.trim_start_matches('/');
-    let relative = if relative.is_empty() {
-        "index.html"
-    } else {
-        relative
-    };
-    if relative
-        .split('/')
-        .any(|part| part == ".." || part.starts_with('.'))
-    {
+    let relative = if relative.is_empty() { "index.html" } else { relative };
+    if relative.split('/').any(|part| part == ".." || part.starts_with('.')) {
         return None;
     }
     let file = root.join(relative);
@@ -166,9 +151,8 @@ pub(crate) async fn static_file(gateway: &Gateway, path: &str) -> Option<HttpRes
         _ => "application/octet-stream",
     };
     let mut response = http::Response::new(Full::new(Bytes::from(bytes)));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     Some(response)
 }

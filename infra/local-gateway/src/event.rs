@@ -15,9 +15,7 @@ use crate::TOKEN_ISSUER;
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 /// The JWT authorizer: a valid, unexpired HS256 token's claims, or no authorizer at all
@@ -115,10 +113,8 @@ pub fn lambda_request(
     if let Some(authorizer) = authorizer {
         context["authorizer"] = authorizer;
     }
-    let path_parameters: serde_json::Map<String, Value> = path_params
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    let path_parameters: serde_json::Map<String, Value> =
+        path_params.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     let event = json!({
         "version": "2.0",
         "routeKey": route_key,

@@ -49,16 +49,13 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the configured store and SMS sender.
     pub async fn build(config: GatewayConfig, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
-        let settings =
-            Settings::new(config.code_secret.clone(), None, None).map_err(|e| e.to_string())?;
+        let settings = Settings::new(config.code_secret.clone(), None, None).map_err(|e| e.to_string())?;
         let settings = Settings {
             fees: fees_from_env(settings.fees)?,
             ..settings
         };
-        let embedded = SqliteStore::open(&config.data_dir.join("fund-account.sqlite3"))
-            .map_err(|e| e.to_string())?;
-        let needs_aws =
-            matches!(config.store, StoreBackend::DynamoDb { .. }) || config.sms == SmsBackend::Sns;
+        let embedded = SqliteStore::open(&config.data_dir.join("fund-account.sqlite3")).map_err(|e| e.to_string())?;
+        let needs_aws = matches!(config.store, StoreBackend::DynamoDb { .. }) || config.sms == SmsBackend::Sns;
         let aws = if needs_aws {
             Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
         } else {
@@ -75,10 +72,7 @@ impl Gateway {
         };
         let outbox = embedded.outbox();
         let (sms, outbox): (Arc<dyn SmsSender>, Option<SqliteOutbox>) = match (&config.sms, &aws) {
-            (SmsBackend::Sns, Some(aws)) => (
-                Arc::new(SnsSmsSender::new(aws_sdk_sns::Client::new(aws))),
-                None,
-            ),
+            (SmsBackend::Sns, Some(aws)) => (Arc::new(SnsSmsSender::new(aws_sdk_sns::Client::new(aws))), None),
             _ => (Arc::new(outbox.clone()), Some(outbox)),
         };
         let embedded = matches!(config.store, StoreBackend::Embedded).then_some(embedded);
@@ -107,13 +101,7 @@ fn fees_from_env(defaults: fund_account::app::Fees) -> Result<fund_account::app:
 }
 
 async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
-    if client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_ok()
-    {
+    if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }
     DynamoStore::create_table(client, table)
@@ -122,11 +110,7 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
 }
 
 /// Serves until `shutdown` completes, then lets requests in flight finish.
-pub async fn serve(
-    gateway: Arc<Gateway>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -184,10 +168,7 @@ async fn handle(gateway: &Gateway, req: http::Request<Incoming>) -> HttpResponse
     if path.starts_with("/dev/") {
         return dev::handle(gateway, &parts, &body).await;
     }
-    if !path.starts_with("/v1/")
-        && !path.starts_with("/internal/")
-        && parts.method == http::Method::GET
-    {
+    if !path.starts_with("/v1/") && !path.starts_with("/internal/") && parts.method == http::Method::GET {
         if let Some(response) = dev::static_file(gateway, &path).await {
             return response;
         }

@@ -21,9 +21,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, Get, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, Get, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactGetItem, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -35,8 +35,7 @@ use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, Withdrawal};
 use crate::store::{
-    validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext,
-    Write,
+    validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -76,9 +75,9 @@ fn key(pk: String, sk: impl Into<String>) -> Item {
 
 fn due_shard(collection_id: &str) -> u32 {
     // FNV-1a: stable across processes and releases, unlike `DefaultHasher`.
-    let hash = collection_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
+    let hash = collection_id
+        .bytes()
+        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
     hash % DUE_SHARDS
 }
 
@@ -96,8 +95,7 @@ where
 }
 
 fn record_item<T: Serialize>(record: &T, keys: Item) -> Result<Item, StoreError> {
-    let mut item: Item =
-        serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     item.extend(keys);
     Ok(item)
 }
@@ -109,13 +107,9 @@ fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
 fn balance_from_item(item: &Item) -> Result<Balance, StoreError> {
     let bucket = |name: &str| -> Result<Amount, StoreError> {
         match item.get(name) {
-            Some(AttributeValue::N(text)) => {
-                Amount::parse_stored(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-            }
+            Some(AttributeValue::N(text)) => Amount::parse_stored(text).map_err(|e| StoreError::Corrupt(e.to_string())),
             None => Ok(Amount::ZERO),
-            Some(_) => Err(StoreError::Corrupt(format!(
-                "balance attribute {name} is not a number"
-            ))),
+            Some(_) => Err(StoreError::Corrupt(format!("balance attribute {name} is not a number"))),
         }
     };
     Ok(Balance {
@@ -134,11 +128,7 @@ fn version_condition(expect: Expect) -> Option<(String, Option<AttributeValue>)>
     }
 }
 
-fn conditional_put(
-    item: Item,
-    table: &str,
-    expect: Expect,
-) -> Result<TransactWriteItem, StoreError> {
+fn conditional_put(item: Item, table: &str, expect: Expect) -> Result<TransactWriteItem, StoreError> {
     let mut put = Put::builder().table_name(table).set_item(Some(item));
     if let Some((condition, value)) = version_condition(expect) {
         put = put.condition_expression(condition);
@@ -148,9 +138,7 @@ fn conditional_put(
                 .expression_attribute_values(":expected_version", value);
         }
     }
-    let put = put
-        .build()
-        .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+    let put = put.build().map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
@@ -191,11 +179,7 @@ impl DynamoStore {
                 .index_name(name)
                 .key_schema(key_element(pk, KeyType::Hash)?)
                 .key_schema(key_element(sk, KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .map_err(|e| StoreError::InvalidCommit(e.to_string()))
         };
@@ -257,54 +241,38 @@ impl DynamoStore {
                 currency,
                 deltas,
             } => {
-                let mut sets = vec![
-                    "member_id = :member_id".to_owned(),
-                    "currency = :currency".to_owned(),
-                ];
+                let mut sets = vec!["member_id = :member_id".to_owned(), "currency = :currency".to_owned()];
                 let mut conditions = Vec::new();
                 let mut update = Update::builder()
                     .table_name(table)
-                    .set_key(Some(key(
-                        member_pk(member_id),
-                        format!("BALANCE#{currency}"),
-                    )))
+                    .set_key(Some(key(member_pk(member_id), format!("BALANCE#{currency}"))))
                     .expression_attribute_values(":member_id", s(member_id.as_str()))
                     .expression_attribute_values(":currency", s(currency.code()))
                     .expression_attribute_values(":zero", n("0"));
                 for bucket in Bucket::ALL {
                     let name = bucket.as_str();
                     let delta = deltas.get(bucket);
-                    sets.push(format!(
-                        "#{name} = if_not_exists(#{name}, :zero) + :delta_{name}"
-                    ));
+                    sets.push(format!("#{name} = if_not_exists(#{name}, :zero) + :delta_{name}"));
                     update = update
                         .expression_attribute_names(format!("#{name}"), name)
                         .expression_attribute_values(format!(":delta_{name}"), n(delta));
                     if delta.is_negative() {
                         // `>=` on a missing attribute is false: an absent balance is zero.
                         conditions.push(format!("#{name} >= :need_{name}"));
-                        update = update.expression_attribute_values(
-                            format!(":need_{name}"),
-                            n(delta.negated()),
-                        );
+                        update = update.expression_attribute_values(format!(":need_{name}"), n(delta.negated()));
                     }
                 }
                 update = update.update_expression(format!("SET {}", sets.join(", ")));
                 if !conditions.is_empty() {
                     update = update.condition_expression(conditions.join(" AND "));
                 }
-                let update = update
-                    .build()
-                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                let update = update.build().map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
                 Ok(TransactWriteItem::builder().update(update).build())
             }
             Write::AppendLedger(entry) => {
                 let item = record_item(
                     entry,
-                    key(
-                        ledger_pk(&entry.member_id, entry.currency),
-                        entry.id.clone(),
-                    ),
+                    key(ledger_pk(&entry.member_id, entry.currency), entry.id.clone()),
                 )?;
                 conditional_put(item, table, Expect::Absent)
             }
@@ -318,42 +286,27 @@ impl DynamoStore {
                 conditional_put(record_item(withdrawal, keys)?, table, *expect)
             }
             Write::PutCollection { collection, expect } => {
-                let mut keys = key(
-                    format!("COLLECTION#{}", collection.collection_id),
-                    "COLLECTION",
-                );
+                let mut keys = key(format!("COLLECTION#{}", collection.collection_id), "COLLECTION");
                 if collection.status == CollectionStatus::Pending {
                     let shard = due_shard(&collection.collection_id);
                     keys.insert("GSI2PK".to_owned(), s(format!("DUE#{shard}")));
                     keys.insert(
                         "GSI2SK".to_owned(),
-                        s(due_sort_key(
-                            collection.available_at,
-                            &collection.collection_id,
-                        )),
+                        s(due_sort_key(collection.available_at, &collection.collection_id)),
                     );
                 }
                 conditional_put(record_item(collection, keys)?, table, *expect)
             }
             Write::PutRefund(refund) => {
-                let item = record_item(
-                    refund,
-                    key(format!("REFUND#{}", refund.refund_id), "REFUND"),
-                )?;
+                let item = record_item(refund, key(format!("REFUND#{}", refund.refund_id), "REFUND"))?;
                 conditional_put(item, table, Expect::Absent)
             }
             Write::PutIdempotency { record, now } => {
                 let mut item = record_item(
                     record,
-                    key(
-                        format!("IDEMPOTENCY#{}", record.member_id),
-                        record.key.clone(),
-                    ),
+                    key(format!("IDEMPOTENCY#{}", record.member_id), record.key.clone()),
                 )?;
-                item.insert(
-                    TTL_ATTRIBUTE.to_owned(),
-                    n(record.expires_at.unix_seconds()),
-                );
+                item.insert(TTL_ATTRIBUTE.to_owned(), n(record.expires_at.unix_seconds()));
                 let put = Put::builder()
                     .table_name(table)
                     .set_item(Some(item))
@@ -420,9 +373,7 @@ impl DynamoStore {
             }
             None => "PK = :pk",
         };
-        let items = self
-            .query_items(None, condition, values, false, page.limit + 1)
-            .await?;
+        let items = self.query_items(None, condition, values, false, page.limit + 1).await?;
         items.into_iter().map(from_item).collect()
     }
 }
@@ -437,13 +388,7 @@ fn page_of<T>(mut items: Vec<T>, limit: usize) -> Page<T> {
 impl Store for DynamoStore {
     async fn member_state(&self, member_id: &MemberId) -> Result<Option<MemberState>, StoreError> {
         let items = self
-            .query_items(
-                None,
-                "PK = :pk",
-                vec![(":pk", s(member_pk(member_id)))],
-                true,
-                10,
-            )
+            .query_items(None, "PK = :pk", vec![(":pk", s(member_pk(member_id)))], true, 10)
             .await?;
         let mut member = None;
         let mut code = None;
@@ -465,11 +410,7 @@ impl Store for DynamoStore {
                 }
             }
         }
-        Ok(member.map(|member| MemberState {
-            member,
-            code,
-            balances,
-        }))
+        Ok(member.map(|member| MemberState { member, code, balances }))
     }
 
     async fn withdrawal_context(
@@ -491,23 +432,12 @@ impl Store for DynamoStore {
             .transact_get_items()
             .transact_items(get(member_pk(member_id), "PROFILE".to_owned())?)
             .transact_items(get(member_pk(member_id), format!("BALANCE#{currency}"))?)
-            .transact_items(get(
-                format!("IDEMPOTENCY#{member_id}"),
-                idempotency_key.to_owned(),
-            )?)
+            .transact_items(get(format!("IDEMPOTENCY#{member_id}"), idempotency_key.to_owned())?)
             .send()
             .await
             .map_err(unavailable)?;
-        let mut responses = output
-            .responses
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| r.item);
-        let member = responses
-            .next()
-            .flatten()
-            .map(from_item::<Member>)
-            .transpose()?;
+        let mut responses = output.responses.unwrap_or_default().into_iter().map(|r| r.item);
+        let member = responses.next().flatten().map(from_item::<Member>).transpose()?;
         let balance = match responses.next().flatten() {
             Some(item) => balance_from_item(&item)?,
             None => Balance::default(),
@@ -554,11 +484,7 @@ impl Store for DynamoStore {
         output.item.map(from_item).transpose()
     }
 
-    async fn withdrawals(
-        &self,
-        member_id: &MemberId,
-        page: &PageRequest,
-    ) -> Result<Page<Withdrawal>, StoreError> {
+    async fn withdrawals(&self, member_id: &MemberId, page: &PageRequest) -> Result<Page<Withdrawal>, StoreError> {
         let mut values = vec![(":pk", s(format!("{}#WITHDRAWALS", member_pk(member_id))))];
         let condition = match &page.before {
             Some(before) => {
@@ -576,10 +502,7 @@ impl Store for DynamoStore {
                 page.limit + 1,
             )
             .await?;
-        let withdrawals = items
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let withdrawals = items.into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         Ok(page_of(withdrawals, page.limit))
     }
 
@@ -607,10 +530,7 @@ impl Store for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(
-                format!("COLLECTION#{collection_id}"),
-                "COLLECTION",
-            )))
+            .set_key(Some(key(format!("COLLECTION#{collection_id}"), "COLLECTION")))
             .consistent_read(true)
             .send()
             .await
@@ -631,11 +551,7 @@ impl Store for DynamoStore {
         output.item.map(from_item).transpose()
     }
 
-    async fn due_collections(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Collection>, StoreError> {
+    async fn due_collections(&self, now: Timestamp, limit: usize) -> Result<Vec<Collection>, StoreError> {
         // Every key of a due collection sorts below "<now>#\u{10FFFF}".
         let upper = format!("{:015}#\u{10FFFF}", now.unix_millis().max(0));
         let mut due = Vec::new();
@@ -644,10 +560,7 @@ impl Store for DynamoStore {
                 .query_items(
                     Some(GSI_DUE_COLLECTIONS),
                     "GSI2PK = :pk AND GSI2SK <= :upper",
-                    vec![
-                        (":pk", s(format!("DUE#{shard}"))),
-                        (":upper", s(upper.clone())),
-                    ],
+                    vec![(":pk", s(format!("DUE#{shard}"))), (":upper", s(upper.clone()))],
                     true,
                     limit,
                 )
@@ -656,9 +569,7 @@ impl Store for DynamoStore {
                 due.push(from_item::<Collection>(item)?);
             }
         }
-        due.sort_by(|a, b| {
-            (a.available_at, &a.collection_id).cmp(&(b.available_at, &b.collection_id))
-        });
+        due.sort_by(|a, b| (a.available_at, &a.collection_id).cmp(&(b.available_at, &b.collection_id)));
         due.truncate(limit);
         Ok(due)
     }
@@ -680,29 +591,17 @@ impl Store for DynamoStore {
             Err(err) => match err.into_service_error() {
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
                     let reasons = cancelled.cancellation_reasons();
-                    if let Some(write_index) = reasons
-                        .iter()
-                        .position(|r| r.code() == Some("ConditionalCheckFailed"))
-                    {
+                    if let Some(write_index) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
                         Err(StoreError::ConditionFailed { write_index })
-                    } else if reasons
-                        .iter()
-                        .any(|r| r.code() == Some("TransactionConflict"))
-                    {
+                    } else if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
                         Err(StoreError::Contention)
                     } else {
                         let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
-                        Err(StoreError::Unavailable(format!(
-                            "transaction cancelled: {codes:?}"
-                        )))
+                        Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
                     }
                 }
-                TransactWriteItemsError::TransactionInProgressException(_) => {
-                    Err(StoreError::Contention)
-                }
-                other => Err(StoreError::Unavailable(
-                    DisplayErrorContext(&other).to_string(),
-                )),
+                TransactWriteItemsError::TransactionInProgressException(_) => Err(StoreError::Contention),
+                other => Err(StoreError::Unavailable(DisplayErrorContext(&other).to_string())),
             },
         }
     }

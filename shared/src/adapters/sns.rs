@@ -20,12 +20,7 @@ impl SnsSmsSender {
 
 #[async_trait]
 impl SmsSender for SnsSmsSender {
-    async fn send(
-        &self,
-        phone: &PhoneNumber,
-        message: &str,
-        _now: Timestamp,
-    ) -> Result<(), SmsError> {
+    async fn send(&self, phone: &PhoneNumber, message: &str, _now: Timestamp) -> Result<(), SmsError> {
         // Verification codes are time-critical: ask SNS for the transactional route.
         let sms_type = MessageAttributeValue::builder()
             .data_type("String")

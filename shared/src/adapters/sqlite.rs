@@ -20,8 +20,7 @@ use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, Withdrawal};
 use crate::sms::{OutboxMessage, SmsError, SmsSender};
 use crate::store::{
-    validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext,
-    Write,
+    validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
 };
 
 const SCHEMA: &str = "
@@ -84,10 +83,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
         SqliteStore::with_connection(conn)
     }
 
@@ -113,9 +110,7 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| unavailable("connection lock poisoned"))?;
+            let mut guard = conn.lock().map_err(|_| unavailable("connection lock poisoned"))?;
             f(&mut guard)
         })
         .await
@@ -124,9 +119,7 @@ impl SqliteStore {
 
     /// The SMS outbox that shares this database (so sent messages survive restarts).
     pub fn outbox(&self) -> SqliteOutbox {
-        SqliteOutbox {
-            store: self.clone(),
-        }
+        SqliteOutbox { store: self.clone() }
     }
 
     /// Test support: overwrites a stored balance without a ledger entry, as a bug or an
@@ -147,16 +140,11 @@ impl SqliteStore {
 
     /// Test support: adds a ledger entry without changing a balance.
     pub async fn tamper_ledger(&self, entry: LedgerEntry) -> Result<(), StoreError> {
-        self.with_conn(move |conn| insert_ledger(conn, &entry))
-            .await
+        self.with_conn(move |conn| insert_ledger(conn, &entry)).await
     }
 }
 
-fn read_balance(
-    conn: &Connection,
-    member_id: &str,
-    currency: Currency,
-) -> Result<Balance, StoreError> {
+fn read_balance(conn: &Connection, member_id: &str, currency: Currency) -> Result<Balance, StoreError> {
     let row = conn
         .query_row(
             "SELECT available, pending, in_transit FROM balances WHERE member_id = ?1 AND currency = ?2",
@@ -175,17 +163,18 @@ fn read_balance(
     }
 }
 
-fn write_balance(
-    conn: &Connection,
-    member_id: &str,
-    currency: Currency,
-    b: &Balance,
-) -> Result<(), StoreError> {
+fn write_balance(conn: &Connection, member_id: &str, currency: Currency, b: &Balance) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO balances (member_id, currency, available, pending, in_transit) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (member_id, currency) DO UPDATE SET
            available = excluded.available, pending = excluded.pending, in_transit = excluded.in_transit",
-        params![member_id, currency.code(), b.available.to_string(), b.pending.to_string(), b.in_transit.to_string()],
+        params![
+            member_id,
+            currency.code(),
+            b.available.to_string(),
+            b.pending.to_string(),
+            b.in_transit.to_string()
+        ],
     )
     .map_err(unavailable)?;
     Ok(())
@@ -229,11 +218,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
     match write {
         Write::PutMember { member, expect } => {
             let key = member.member_id.as_str();
-            let stored = stored_version(
-                conn,
-                "SELECT version FROM members WHERE member_id = ?1",
-                key,
-            )?;
+            let stored = stored_version(conn, "SELECT version FROM members WHERE member_id = ?1", key)?;
             if !expectation_holds(*expect, stored) {
                 return Ok(false);
             }
@@ -245,8 +230,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
         }
         Write::PutCode { code, expect } => {
             let key = code.member_id.as_str();
-            let stored =
-                stored_version(conn, "SELECT version FROM codes WHERE member_id = ?1", key)?;
+            let stored = stored_version(conn, "SELECT version FROM codes WHERE member_id = ?1", key)?;
             if !expectation_holds(*expect, stored) {
                 return Ok(false);
             }
@@ -257,11 +241,8 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             .map_err(unavailable)?;
         }
         Write::DeleteCode { member_id } => {
-            conn.execute(
-                "DELETE FROM codes WHERE member_id = ?1",
-                params![member_id.as_str()],
-            )
-            .map_err(unavailable)?;
+            conn.execute("DELETE FROM codes WHERE member_id = ?1", params![member_id.as_str()])
+                .map_err(unavailable)?;
         }
         Write::AdjustBalance {
             member_id,
@@ -289,11 +270,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             insert_ledger(conn, entry)?;
         }
         Write::PutWithdrawal { withdrawal, expect } => {
-            let stored = stored_version(
-                conn,
-                "SELECT version FROM withdrawals WHERE id = ?1",
-                &withdrawal.id,
-            )?;
+            let stored = stored_version(conn, "SELECT version FROM withdrawals WHERE id = ?1", &withdrawal.id)?;
             if !expectation_holds(*expect, stored) {
                 return Ok(false);
             }
@@ -310,17 +287,13 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
         }
         Write::PutCollection { collection, expect } => {
             let key = collection.collection_id.as_str();
-            let stored = stored_version(
-                conn,
-                "SELECT version FROM collections WHERE collection_id = ?1",
-                key,
-            )?;
+            let stored = stored_version(conn, "SELECT version FROM collections WHERE collection_id = ?1", key)?;
             if !expectation_holds(*expect, stored) {
                 return Ok(false);
             }
             // Only unsettled collections are in the due index, like DynamoDB's sparse GSI.
-            let due_at = (collection.status == CollectionStatus::Pending)
-                .then(|| collection.available_at.unix_millis());
+            let due_at =
+                (collection.status == CollectionStatus::Pending).then(|| collection.available_at.unix_millis());
             conn.execute(
                 "INSERT OR REPLACE INTO collections (collection_id, version, due_at, body) VALUES (?1, ?2, ?3, ?4)",
                 params![key, version_param(collection.version), due_at, to_json(collection)?],
@@ -352,7 +325,12 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             }
             conn.execute(
                 "INSERT OR REPLACE INTO idempotency (member_id, key, expires_at, body) VALUES (?1, ?2, ?3, ?4)",
-                params![record.member_id.as_str(), record.key, record.expires_at.unix_millis(), to_json(record)?],
+                params![
+                    record.member_id.as_str(),
+                    record.key,
+                    record.expires_at.unix_millis(),
+                    to_json(record)?
+                ],
             )
             .map_err(unavailable)?;
         }
@@ -377,22 +355,18 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             let member: Option<String> = tx
-                .query_row(
-                    "SELECT body FROM members WHERE member_id = ?1",
-                    params![key],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT body FROM members WHERE member_id = ?1", params![key], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(unavailable)?;
             let Some(member) = member else {
                 return Ok(None);
             };
             let code: Option<String> = tx
-                .query_row(
-                    "SELECT body FROM codes WHERE member_id = ?1",
-                    params![key],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT body FROM codes WHERE member_id = ?1", params![key], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(unavailable)?;
             let balances = Balances {
@@ -401,10 +375,7 @@ impl Store for SqliteStore {
             };
             Ok(Some(MemberState {
                 member: from_json::<Member>(&member)?,
-                code: code
-                    .as_deref()
-                    .map(from_json::<VerificationCode>)
-                    .transpose()?,
+                code: code.as_deref().map(from_json::<VerificationCode>).transpose()?,
                 balances,
             }))
         })
@@ -440,10 +411,7 @@ impl Store for SqliteStore {
             Ok(WithdrawalContext {
                 member: member.as_deref().map(from_json::<Member>).transpose()?,
                 balance: read_balance(&tx, &member_key, currency)?,
-                idempotency: idempotency
-                    .as_deref()
-                    .map(from_json::<IdempotencyRecord>)
-                    .transpose()?,
+                idempotency: idempotency.as_deref().map(from_json::<IdempotencyRecord>).transpose()?,
             })
         })
         .await
@@ -473,11 +441,7 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.with_conn(move |conn| {
             let body: Option<String> = conn
-                .query_row(
-                    "SELECT body FROM withdrawals WHERE id = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT body FROM withdrawals WHERE id = ?1", params![id], |r| r.get(0))
                 .optional()
                 .map_err(unavailable)?;
             body.as_deref().map(from_json).transpose()
@@ -485,11 +449,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn withdrawals(
-        &self,
-        member_id: &MemberId,
-        page: &PageRequest,
-    ) -> Result<Page<Withdrawal>, StoreError> {
+    async fn withdrawals(&self, member_id: &MemberId, page: &PageRequest) -> Result<Page<Withdrawal>, StoreError> {
         let (member_key, page) = (member_id.as_str().to_owned(), page.clone());
         self.with_conn(move |conn| {
             let before = page.before.clone().unwrap_or_else(|| "\u{10FFFF}".to_owned());
@@ -499,7 +459,9 @@ impl Store for SqliteStore {
                 )
                 .map_err(unavailable)?;
             let rows = stmt
-                .query_map(params![member_key, before, limit_param(page.limit)], |r| r.get::<_, String>(0))
+                .query_map(params![member_key, before, limit_param(page.limit)], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(unavailable)?;
             let mut items = Vec::new();
             for row in rows {
@@ -527,9 +489,10 @@ impl Store for SqliteStore {
                 )
                 .map_err(unavailable)?;
             let rows = stmt
-                .query_map(params![member_key, currency_filter, before, limit_param(page.limit)], |r| {
-                    r.get::<_, String>(0)
-                })
+                .query_map(
+                    params![member_key, currency_filter, before, limit_param(page.limit)],
+                    |r| r.get::<_, String>(0),
+                )
                 .map_err(unavailable)?;
             let mut items = Vec::new();
             for row in rows {
@@ -560,11 +523,9 @@ impl Store for SqliteStore {
         let id = refund_id.to_owned();
         self.with_conn(move |conn| {
             let body: Option<String> = conn
-                .query_row(
-                    "SELECT body FROM refunds WHERE refund_id = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT body FROM refunds WHERE refund_id = ?1", params![id], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(unavailable)?;
             body.as_deref().map(from_json).transpose()
@@ -572,11 +533,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn due_collections(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Collection>, StoreError> {
+    async fn due_collections(&self, now: Timestamp, limit: usize) -> Result<Vec<Collection>, StoreError> {
         self.with_conn(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
@@ -625,11 +582,7 @@ pub struct SqliteOutbox {
 
 impl SqliteOutbox {
     /// Messages sent to `phone` (or to anyone), newest first.
-    pub async fn messages(
-        &self,
-        phone: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<OutboxMessage>, StoreError> {
+    pub async fn messages(&self, phone: Option<String>, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         self.store
             .with_conn(move |conn| {
                 let mut stmt = conn
@@ -655,12 +608,7 @@ impl SqliteOutbox {
 
 #[async_trait]
 impl SmsSender for SqliteOutbox {
-    async fn send(
-        &self,
-        phone: &crate::phone::PhoneNumber,
-        message: &str,
-        now: Timestamp,
-    ) -> Result<(), SmsError> {
+    async fn send(&self, phone: &crate::phone::PhoneNumber, message: &str, now: Timestamp) -> Result<(), SmsError> {
         let (to, text) = (phone.e164().to_owned(), message.to_owned());
         tracing::info!(phone = %phone.masked(), "sms stored in the local outbox");
         self.store

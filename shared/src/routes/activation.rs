@@ -58,8 +58,8 @@ pub(super) async fn send_code(app: &App, req: Request) -> Result<Reply, ApiError
 pub(super) async fn confirm_code(app: &App, req: Request) -> Result<Reply, ApiError> {
     let member_id = member_caller(&req)?;
     let body: ConfirmCode = json_body(&req)?;
-    let code = SmsCode::parse(&body.code)
-        .map_err(|_| ApiError::InvalidRequest("code must be exactly 6 digits".to_owned()))?;
+    let code =
+        SmsCode::parse(&body.code).map_err(|_| ApiError::InvalidRequest("code must be exactly 6 digits".to_owned()))?;
     activation::confirm_code(app, &member_id, &code).await?;
     Ok(Reply::ok(json!({ "status": "active" })))
 }

@@ -23,8 +23,8 @@ struct MemberSync {
 
 pub(super) async fn sync(app: &App, req: Request) -> Result<Reply, ApiError> {
     require_internal_caller(&req)?;
-    let member_id = MemberId::parse(&path_param(&req, "member_id")?)
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let member_id =
+        MemberId::parse(&path_param(&req, "member_id")?).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let body: MemberSync = json_body(&req)?;
     if !is_argon2id_phc(&body.login_password_hash) {
         return Err(ApiError::InvalidPasswordHash);
@@ -35,13 +35,7 @@ pub(super) async fn sync(app: &App, req: Request) -> Result<Reply, ApiError> {
         .map(PhoneNumber::parse)
         .transpose()
         .map_err(|_| ApiError::InvalidPhone)?;
-    let member = activation::sync_member(
-        app,
-        &member_id,
-        PhcHash::new(body.login_password_hash),
-        phone,
-    )
-    .await?;
+    let member = activation::sync_member(app, &member_id, PhcHash::new(body.login_password_hash), phone).await?;
     Ok(Reply::ok(json!({
         "member_id": member.member_id.as_str(),
         "status": member.status.as_str(),

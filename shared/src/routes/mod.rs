@@ -47,18 +47,8 @@ impl Route {
         match self {
             Route::GetAccount => (Method::GET, "/v1/account", "get-account", Caller::Member),
             Route::Activate => (Method::POST, "/v1/activation", "activate", Caller::Member),
-            Route::SendCode => (
-                Method::POST,
-                "/v1/activation/code",
-                "send-code",
-                Caller::Member,
-            ),
-            Route::ConfirmCode => (
-                Method::POST,
-                "/v1/activation/confirm",
-                "confirm-code",
-                Caller::Member,
-            ),
+            Route::SendCode => (Method::POST, "/v1/activation/code", "send-code", Caller::Member),
+            Route::ConfirmCode => (Method::POST, "/v1/activation/confirm", "confirm-code", Caller::Member),
             Route::MemberSync => (
                 Method::PUT,
                 "/internal/members/{member_id}",
@@ -110,10 +100,7 @@ impl Route {
 
     /// The route for a method and path: `Err(MethodNotAllowed)` when only the method
     /// is wrong, `Err(RouteNotFound)` when no path matches.
-    pub fn resolve(
-        method: &Method,
-        path: &str,
-    ) -> Result<(Route, Vec<(String, String)>), ApiError> {
+    pub fn resolve(method: &Method, path: &str) -> Result<(Route, Vec<(String, String)>), ApiError> {
         let mut path_matched = false;
         for route in Route::ALL {
             if let Some(params) = route.match_path(path) {
