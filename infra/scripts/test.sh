@@ -41,5 +41,5 @@ log=$(mktemp)
 cargo test --workspace 2>&1 | tee "$log"
 # One closing line for the whole run: the sum of every test binary's results.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "\nall tests: %d passed, %d failed\n", p, f }' "$log"
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
