@@ -32,6 +32,8 @@ pub enum ApiError {
     InvalidAmount(String),
     #[error("currency must be USD or CNY")]
     UnsupportedCurrency,
+    #[error("bank_account needs holder_name and bank_name (1 to 140 characters) and an account_number of 4 to 34 letters and digits")]
+    InvalidBankAccount,
     #[error("phone must be in E.164 form, e.g. +8613800000000")]
     InvalidPhone,
     #[error("login_password_hash must be an argon2id PHC string")]
@@ -105,6 +107,7 @@ impl ApiError {
             InvalidAmount(_)
             | UnsupportedCurrency
             | InvalidPhone
+            | InvalidBankAccount
             | InvalidPasswordHash
             | PaymentPasswordTooWeak(_)
             | PaymentPasswordSameAsLogin
@@ -145,6 +148,7 @@ impl ApiError {
             InvalidAmount(_) => "invalid_amount",
             UnsupportedCurrency => "unsupported_currency",
             InvalidPhone => "invalid_phone",
+            InvalidBankAccount => "invalid_bank_account",
             InvalidPasswordHash => "invalid_password_hash",
             PaymentPasswordTooWeak(_) => "payment_password_too_weak",
             PaymentPasswordSameAsLogin => "payment_password_same_as_login",

@@ -184,3 +184,88 @@ pub fn respond(request_id: &str, outcome: Result<Reply, ApiError>) -> Response<B
     }
     response
 }
+
+/// A money field as requests carry it: the contract wants a string; a JSON number is an
+/// `invalid_amount` (422), any other type a malformed request (400).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum MoneyField {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl MoneyField {
+    /// A positive amount, or the contract's 422.
+    pub fn positive(&self) -> Result<crate::money::Amount, ApiError> {
+        match self {
+            MoneyField::Text(text) => {
+                crate::money::Amount::parse_positive(text).map_err(|e| ApiError::InvalidAmount(format!("amount: {e}")))
+            }
+            MoneyField::Number(_) => Err(ApiError::InvalidAmount(
+                "amount must be a JSON string such as \"10.50\", not a number".to_owned(),
+            )),
+        }
+    }
+}
+
+/// A currency code, or `422 unsupported_currency`.
+pub fn currency(code: &str) -> Result<crate::money::Currency, ApiError> {
+    crate::money::Currency::parse(code).map_err(|_| ApiError::UnsupportedCurrency)
+}
+
+/// Most items a list page returns, and the default.
+pub const MAX_PAGE_LIMIT: usize = 100;
+pub const DEFAULT_PAGE_LIMIT: usize = 20;
+const CURSOR_PREFIX: &str = "c1:";
+
+/// `limit` (1 to 100, default 20) and `cursor` of a list route.
+pub fn page_request(req: &Request) -> Result<crate::store::PageRequest, ApiError> {
+    let limit = match query_param(req, "limit") {
+        None => DEFAULT_PAGE_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!("limit must be a whole number from 1 to {MAX_PAGE_LIMIT}"))
+            })?,
+    };
+    let before = query_param(req, "cursor")
+        .filter(|c| !c.is_empty())
+        .map(|c| decode_cursor(&c))
+        .transpose()?;
+    Ok(crate::store::PageRequest { limit, before })
+}
+
+/// An opaque cursor for the item a page ended with.
+pub fn encode_cursor(last_id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{last_id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    use base64::Engine;
+    let invalid = || ApiError::InvalidRequest("cursor is not one this API returned".to_owned());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let id = text.strip_prefix(CURSOR_PREFIX).ok_or_else(invalid)?;
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(invalid());
+    }
+    Ok(id.to_owned())
+}
+
+/// A list page as the contract shows it: `{"items", "next_cursor"}`.
+pub fn page_json<T>(page: &crate::store::Page<T>, id: impl Fn(&T) -> &str, view: impl Fn(&T) -> Value) -> Value {
+    let next_cursor = if page.more {
+        page.items.last().map(|last| encode_cursor(id(last)))
+    } else {
+        None
+    };
+    serde_json::json!({
+        "items": page.items.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })
+}

@@ -96,6 +96,10 @@ pub struct Collection {
     /// Sum of the refunds taken from it so far; never above `amount`.
     pub refunded: Amount,
     pub available_at: Timestamp,
+    /// True when the request left `available_at` out (so it defaulted to its arrival):
+    /// a repeat that also leaves it out is the same request.
+    #[serde(default)]
+    pub available_at_defaulted: bool,
     pub status: CollectionStatus,
     pub created_at: Timestamp,
     pub settled_at: Option<Timestamp>,

@@ -37,6 +37,11 @@ pub enum Write {
         code: VerificationCode,
         expect: Expect,
     },
+    /// Writes nothing; fails unless the member exists (and, with `version`, is at it).
+    CheckMember {
+        member_id: MemberId,
+        version: Option<u64>,
+    },
     /// Removes the member's code, if any.
     DeleteCode {
         member_id: MemberId,
@@ -171,6 +176,7 @@ impl Write {
         match self {
             Write::PutMember { member, .. } => format!("member/{}", member.member_id),
             Write::PutCode { code, .. } => format!("code/{}", code.member_id),
+            Write::CheckMember { member_id, .. } => format!("member/{member_id}"),
             Write::DeleteCode { member_id } => format!("code/{member_id}"),
             Write::AdjustBalance {
                 member_id, currency, ..

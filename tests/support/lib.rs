@@ -246,6 +246,7 @@ pub mod fixtures {
             amount: amount("50"),
             refunded: Amount::ZERO,
             available_at,
+            available_at_defaulted: false,
             status,
             created_at: at(0),
             settled_at: None,
@@ -399,5 +400,99 @@ impl RunningGateway {
             .await
             .expect("login body");
         login["access_token"].as_str().expect("token").to_owned()
+    }
+}
+
+/// The payment password test members activate with.
+pub const PAYMENT_PASSWORD: &str = "Vault-Key-2026!";
+
+impl TestApp {
+    /// A member without a phone, activated with [`PAYMENT_PASSWORD`].
+    pub async fn active_member(&self, id: &str) -> fund_account::member::MemberId {
+        let member_id = self.member(id, "login-Pass-2026", None).await;
+        fund_account::activation::set_payment_password(
+            &self.app,
+            &member_id,
+            fund_account::password::PaymentPassword::new(PAYMENT_PASSWORD.to_owned()),
+        )
+        .await
+        .expect("activate");
+        member_id
+    }
+
+    /// Credits `amount` to `available`: a collection due now, settled.
+    pub async fn fund(
+        &self,
+        member: &fund_account::member::MemberId,
+        currency: fund_account::money::Currency,
+        amount: &str,
+    ) {
+        let id = format!("col-fund-{}", ulid::Ulid::new());
+        fund_account::collection::collect(
+            &self.app,
+            fund_account::collection::NewCollection {
+                collection_id: id,
+                member_id: member.clone(),
+                currency,
+                amount: fixtures::amount(amount),
+                available_at: None,
+            },
+        )
+        .await
+        .expect("collect");
+        fund_account::collection::settle_due(&self.app, self.app.now())
+            .await
+            .expect("settle");
+    }
+
+    pub async fn balances(&self, member: &fund_account::member::MemberId) -> fund_account::ledger::Balances {
+        self.app
+            .store
+            .member_state(member)
+            .await
+            .expect("read")
+            .expect("member")
+            .balances
+    }
+
+    /// Checks that every bucket of every currency equals the sum of its ledger entries,
+    /// and that none is negative.
+    pub async fn assert_books_balance(&self, member: &fund_account::member::MemberId) {
+        let balances = self.balances(member).await;
+        for currency in fund_account::money::Currency::ALL {
+            let mut entries = Vec::new();
+            let mut before = None;
+            loop {
+                let page = self
+                    .app
+                    .store
+                    .ledger(
+                        member,
+                        Some(currency),
+                        &fund_account::store::PageRequest {
+                            limit: 100,
+                            before: before.clone(),
+                        },
+                    )
+                    .await
+                    .expect("ledger");
+                before = page.items.last().map(|e| e.id.clone());
+                let more = page.more;
+                entries.extend(page.items);
+                if !more {
+                    break;
+                }
+            }
+            for bucket in fund_account::ledger::Bucket::ALL {
+                let sum: fund_account::money::Amount =
+                    entries.iter().filter(|e| e.bucket == bucket).map(|e| e.amount).sum();
+                let balance = balances.get(currency).get(bucket);
+                assert_eq!(
+                    sum, balance,
+                    "{currency} {bucket:?}: ledger sums to {sum}, balance is {balance}"
+                );
+                assert!(!balance.is_negative(), "{currency} {bucket:?} is negative");
+            }
+        }
     }
 }

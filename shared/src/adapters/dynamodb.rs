@@ -21,9 +21,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, Get, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactGetItem, TransactWriteItem,
-    Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, Get, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
+    TransactGetItem, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -227,6 +227,20 @@ impl DynamoStore {
                 let mut item = record_item(code, key(member_pk(&code.member_id), "CODE"))?;
                 item.insert(TTL_ATTRIBUTE.to_owned(), n(code.expires_at.unix_seconds()));
                 conditional_put(item, table, *expect)
+            }
+            Write::CheckMember { member_id, version } => {
+                let mut check = ConditionCheck::builder()
+                    .table_name(table)
+                    .set_key(Some(key(member_pk(member_id), "PROFILE")));
+                check = match version {
+                    None => check.condition_expression("attribute_exists(PK)"),
+                    Some(v) => check
+                        .condition_expression("#version = :expected_version")
+                        .expression_attribute_names("#version", "version")
+                        .expression_attribute_values(":expected_version", n(v)),
+                };
+                let check = check.build().map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                Ok(TransactWriteItem::builder().condition_check(check).build())
             }
             Write::DeleteCode { member_id } => {
                 let delete = Delete::builder()

@@ -240,6 +240,20 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             )
             .map_err(unavailable)?;
         }
+        Write::CheckMember { member_id, version } => {
+            let stored = stored_version(
+                conn,
+                "SELECT version FROM members WHERE member_id = ?1",
+                member_id.as_str(),
+            )?;
+            let holds = match version {
+                None => stored.is_some(),
+                Some(v) => stored == Some(*v),
+            };
+            if !holds {
+                return Ok(false);
+            }
+        }
         Write::DeleteCode { member_id } => {
             conn.execute("DELETE FROM codes WHERE member_id = ?1", params![member_id.as_str()])
                 .map_err(unavailable)?;

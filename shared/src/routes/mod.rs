@@ -13,6 +13,8 @@ use crate::http::{request_id, respond, Reply};
 mod account;
 mod activation;
 mod members;
+mod money_in;
+mod withdrawals;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,14 @@ pub enum Route {
     SendCode,
     ConfirmCode,
     MemberSync,
+    CreateWithdrawal,
+    GetWithdrawal,
+    ListWithdrawals,
+    ListTransactions,
+    CreateCollection,
+    CreateRefund,
+    WithdrawalPaid,
+    WithdrawalReturned,
 }
 
 impl Route {
@@ -53,6 +63,34 @@ impl Route {
                 Method::PUT,
                 "/internal/members/{member_id}",
                 "member-sync",
+                Caller::Internal,
+            ),
+            Route::CreateWithdrawal => (Method::POST, "/v1/withdrawals", "create-withdrawal", Caller::Member),
+            Route::GetWithdrawal => (Method::GET, "/v1/withdrawals/{id}", "get-withdrawal", Caller::Member),
+            Route::ListWithdrawals => (Method::GET, "/v1/withdrawals", "list-withdrawals", Caller::Member),
+            Route::ListTransactions => (
+                Method::GET,
+                "/v1/account/transactions",
+                "list-transactions",
+                Caller::Member,
+            ),
+            Route::CreateCollection => (
+                Method::POST,
+                "/internal/collections",
+                "create-collection",
+                Caller::Internal,
+            ),
+            Route::CreateRefund => (Method::POST, "/internal/refunds", "create-refund", Caller::Internal),
+            Route::WithdrawalPaid => (
+                Method::POST,
+                "/internal/withdrawals/{id}/paid",
+                "withdrawal-paid",
+                Caller::Internal,
+            ),
+            Route::WithdrawalReturned => (
+                Method::POST,
+                "/internal/withdrawals/{id}/returned",
+                "withdrawal-returned",
                 Caller::Internal,
             ),
         }
@@ -160,5 +198,13 @@ async fn dispatch(route: Route, app: &App, req: Request) -> Result<Reply, ApiErr
         Route::SendCode => activation::send_code(app, req).await,
         Route::ConfirmCode => activation::confirm_code(app, req).await,
         Route::MemberSync => members::sync(app, req).await,
+        Route::CreateWithdrawal => withdrawals::create(app, req).await,
+        Route::GetWithdrawal => withdrawals::get(app, req).await,
+        Route::ListWithdrawals => withdrawals::list(app, req).await,
+        Route::ListTransactions => money_in::transactions(app, req).await,
+        Route::CreateCollection => money_in::create_collection(app, req).await,
+        Route::CreateRefund => money_in::create_refund(app, req).await,
+        Route::WithdrawalPaid => withdrawals::paid(app, req).await,
+        Route::WithdrawalReturned => withdrawals::returned(app, req).await,
     }
 }

@@ -1,0 +1,317 @@
+//! Money in: collections credit `pending`, settlement moves them to `available`, and
+//! refunds take money back — never more than what is left of the collection.
+
+use crate::app::{retrying, App, Attempt};
+use crate::clock::Timestamp;
+use crate::error::ApiError;
+use crate::ledger::{Bucket, EntryType, Posting};
+use crate::member::MemberId;
+use crate::money::{Amount, Currency};
+use crate::records::{Collection, CollectionStatus, Refund};
+use crate::store::{Expect, StoreError, Write};
+
+/// A collection as the trade system reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCollection {
+    pub collection_id: String,
+    pub member_id: MemberId,
+    pub currency: Currency,
+    pub amount: Amount,
+    /// `None`: available as soon as the next settlement run.
+    pub available_at: Option<Timestamp>,
+}
+
+/// The outcome of an idempotent create: the record, and whether this call made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created<T> {
+    pub record: T,
+    pub created: bool,
+}
+
+/// Ids of collections and refunds: 1 to 128 characters of `[A-Za-z0-9._:-]`.
+pub fn valid_external_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+fn same_collection(stored: &Collection, request: &NewCollection) -> bool {
+    let same_time = match request.available_at {
+        None => stored.available_at_defaulted,
+        Some(at) => !stored.available_at_defaulted && stored.available_at == at,
+    };
+    stored.member_id == request.member_id
+        && stored.currency == request.currency
+        && stored.amount == request.amount
+        && same_time
+}
+
+/// `POST /internal/collections`: one `TransactWriteItems` on the fast path (the
+/// collection, the member's existence, `pending` and its ledger entry); a repeat costs one
+/// more read to compare.
+pub async fn collect(app: &App, request: NewCollection) -> Result<Created<Collection>, ApiError> {
+    let now = app.now();
+    let collection = Collection {
+        collection_id: request.collection_id.clone(),
+        member_id: request.member_id.clone(),
+        currency: request.currency,
+        amount: request.amount,
+        refunded: Amount::ZERO,
+        available_at: request.available_at.unwrap_or(now),
+        available_at_defaulted: request.available_at.is_none(),
+        status: CollectionStatus::Pending,
+        created_at: now,
+        settled_at: None,
+        version: 1,
+    };
+    let mut writes = vec![
+        Write::PutCollection {
+            collection: collection.clone(),
+            expect: Expect::Absent,
+        },
+        Write::CheckMember {
+            member_id: request.member_id.clone(),
+            version: None,
+        },
+    ];
+    writes.extend(
+        Posting::new(
+            &request.member_id,
+            request.currency,
+            EntryType::Collection,
+            &request.collection_id,
+        )
+        .change(Bucket::Pending, request.amount)
+        .into_writes(now),
+    );
+    match app.store.commit(writes).await {
+        Ok(()) => Ok(Created {
+            record: collection,
+            created: true,
+        }),
+        Err(StoreError::ConditionFailed { write_index: 0 }) => {
+            let stored = app
+                .store
+                .collection(&request.collection_id)
+                .await?
+                .ok_or(ApiError::ServiceUnavailable)?;
+            if same_collection(&stored, &request) {
+                Ok(Created {
+                    record: stored,
+                    created: false,
+                })
+            } else {
+                Err(ApiError::CollectionConflict)
+            }
+        }
+        Err(StoreError::ConditionFailed { write_index: 1 }) => Err(ApiError::MemberNotFound),
+        // A pending credit has no balance condition; contention is DynamoDB's to retry.
+        Err(StoreError::Contention) => Err(ApiError::ServiceUnavailable),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// A refund as the trade system reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefund {
+    pub refund_id: String,
+    pub collection_id: String,
+    pub amount: Amount,
+}
+
+/// A repeat of a stored refund (same collection and amount) or a conflict.
+fn replay_refund(stored: Refund, request: &NewRefund) -> Result<Created<Refund>, ApiError> {
+    if stored.collection_id == request.collection_id && stored.amount == request.amount {
+        Ok(Created {
+            record: stored,
+            created: false,
+        })
+    } else {
+        Err(ApiError::RefundConflict)
+    }
+}
+
+/// A refused amount may still be a repeat of a refund that already landed: that one
+/// answers as a repeat, not with the refusal.
+async fn refuse_unless_repeat(
+    app: &App,
+    request: &NewRefund,
+    refusal: ApiError,
+) -> Result<Attempt<Created<Refund>>, ApiError> {
+    match app.store.refund(&request.refund_id).await? {
+        Some(stored) => replay_refund(stored, request).map(Attempt::Done),
+        None => Err(refusal),
+    }
+}
+
+/// `POST /internal/refunds`: from `pending` while the collection is unsettled, else from
+/// `available`; the collection's `refunded` total moves in the same commit (with its
+/// version as condition), so racing refunds can never exceed it.
+pub async fn refund(app: &App, request: NewRefund) -> Result<Created<Refund>, ApiError> {
+    retrying(|| {
+        let request = request.clone();
+        async move {
+            let Some(collection) = app.store.collection(&request.collection_id).await? else {
+                return match app.store.refund(&request.refund_id).await? {
+                    Some(stored) => replay_refund(stored, &request).map(Attempt::Done),
+                    None => Err(ApiError::CollectionNotFound),
+                };
+            };
+            let refundable = collection
+                .amount
+                .checked_sub(collection.refunded)
+                .unwrap_or(Amount::ZERO);
+            let refunded = collection
+                .refunded
+                .checked_add(request.amount)
+                .ok_or(ApiError::Internal)?;
+            let taken_from = match collection.status {
+                CollectionStatus::Pending => Bucket::Pending,
+                CollectionStatus::Settled => Bucket::Available,
+            };
+            if request.amount > refundable {
+                return refuse_unless_repeat(app, &request, ApiError::RefundExceedsCollection { refundable }).await;
+            }
+            let now = app.now();
+            let record = Refund {
+                refund_id: request.refund_id.clone(),
+                collection_id: collection.collection_id.clone(),
+                member_id: collection.member_id.clone(),
+                currency: collection.currency,
+                amount: request.amount,
+                taken_from,
+                created_at: now,
+            };
+            let mut next = collection.clone();
+            next.refunded = refunded;
+            next.version += 1;
+            let mut writes = vec![
+                Write::PutRefund(record.clone()),
+                Write::PutCollection {
+                    collection: next,
+                    expect: Expect::Version(collection.version),
+                },
+            ];
+            writes.extend(
+                Posting::new(
+                    &collection.member_id,
+                    collection.currency,
+                    EntryType::Refund,
+                    &request.refund_id,
+                )
+                .change(taken_from, request.amount.negated())
+                .into_writes(now),
+            );
+            match app.store.commit(writes).await {
+                Ok(()) => Ok(Attempt::Done(Created { record, created: true })),
+                // The refund id is taken: a repeat, or a conflict.
+                Err(StoreError::ConditionFailed { write_index: 0 }) => {
+                    match app.store.refund(&request.refund_id).await? {
+                        Some(stored) => replay_refund(stored, &request).map(Attempt::Done),
+                        None => Ok(Attempt::Retry),
+                    }
+                }
+                // The collection moved on (another refund, or settlement): read and decide again.
+                Err(StoreError::ConditionFailed { write_index: 1 }) | Err(StoreError::Contention) => Ok(Attempt::Retry),
+                Err(StoreError::ConditionFailed { .. }) => {
+                    // Only `available` can run short: until settlement the collection's
+                    // own money is still in `pending`.
+                    let available = match app.store.member_state(&collection.member_id).await? {
+                        Some(state) => state.balances.get(collection.currency).get(taken_from),
+                        None => Amount::ZERO,
+                    };
+                    refuse_unless_repeat(app, &request, ApiError::InsufficientFunds { available }).await
+                }
+                Err(other) => Err(other.into()),
+            }
+        }
+    })
+    .await
+}
+
+/// What one settlement pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub count: u64,
+    pub usd: Amount,
+    pub cny: Amount,
+}
+
+impl Settled {
+    fn add(&mut self, currency: Currency, amount: Amount) {
+        self.count += 1;
+        let slot = match currency {
+            Currency::Usd => &mut self.usd,
+            Currency::Cny => &mut self.cny,
+        };
+        *slot = slot.checked_add(amount).unwrap_or(*slot);
+    }
+}
+
+/// Collections settled per page of the due index.
+pub const SETTLEMENT_PAGE: usize = 100;
+
+/// Settles one collection if it is still due: `pending` → `available` for what refunds
+/// left of it, with the collection's version as condition so that two runs (or a run
+/// and a refund) can never move it twice. Returns what moved, if anything.
+pub async fn settle_one(app: &App, collection: &Collection, now: Timestamp) -> Result<Option<Amount>, ApiError> {
+    if collection.status != CollectionStatus::Pending || collection.available_at > now {
+        return Ok(None);
+    }
+    let remaining = collection
+        .amount
+        .checked_sub(collection.refunded)
+        .unwrap_or(Amount::ZERO);
+    let mut next = collection.clone();
+    next.status = CollectionStatus::Settled;
+    next.settled_at = Some(now);
+    next.version += 1;
+    let mut writes = vec![Write::PutCollection {
+        collection: next,
+        expect: Expect::Version(collection.version),
+    }];
+    if !remaining.is_zero() {
+        writes.extend(
+            Posting::new(
+                &collection.member_id,
+                collection.currency,
+                EntryType::CollectionSettled,
+                &collection.collection_id,
+            )
+            .change(Bucket::Pending, remaining.negated())
+            .change(Bucket::Available, remaining)
+            .into_writes(now),
+        );
+    }
+    match app.store.commit(writes).await {
+        Ok(()) => Ok(Some(remaining)),
+        // Someone else changed it first: re-read and try once more on the next pass.
+        Err(StoreError::ConditionFailed { .. } | StoreError::Contention) => Ok(None),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Settles every collection due at `now`, a page at a time (bounded memory). A
+/// collection that lost a race is re-read and retried, so none is skipped.
+pub async fn settle_due(app: &App, now: Timestamp) -> Result<Settled, ApiError> {
+    let mut settled = Settled::default();
+    let mut stalled_pages = 0;
+    loop {
+        let due = app.store.due_collections(now, SETTLEMENT_PAGE).await?;
+        if due.is_empty() {
+            return Ok(settled);
+        }
+        let before = settled.count;
+        for collection in &due {
+            if let Some(amount) = settle_one(app, collection, now).await? {
+                settled.add(collection.currency, amount);
+            }
+        }
+        if settled.count == before {
+            // Every one lost a race; a few more passes re-read them, then give up so a
+            // run can never spin. The next run picks up whatever is left.
+            stalled_pages += 1;
+            if stalled_pages >= 5 {
+                return Ok(settled);
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `POST /v1/withdrawals`, `GET /v1/withdrawals/{id}`, `GET /v1/withdrawals`, and the
+//! payout processor's `POST /internal/withdrawals/{id}/paid|returned`.
+
+use http::StatusCode;
+use lambda_http::Request;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::{
+    currency, json_body, member_caller, page_json, page_request, path_param, require_internal_caller, MoneyField, Reply,
+};
+use crate::password::PaymentPassword;
+use crate::records::BankAccount;
+use crate::withdrawal::{self, withdrawal_view, IdempotencyKey, Payout, WithdrawalRequest};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BankAccountBody {
+    holder_name: String,
+    account_number: String,
+    bank_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWithdrawal {
+    currency: String,
+    amount: MoneyField,
+    payment_password: String,
+    bank_account: BankAccountBody,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Returned {
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Paid {}
+
+/// Longest return reason kept.
+const MAX_REASON_CHARS: usize = 500;
+
+pub(super) async fn create(app: &App, req: Request) -> Result<Reply, ApiError> {
+    let member_id = member_caller(&req)?;
+    let key = match req.headers().get("idempotency-key") {
+        None => return Err(ApiError::IdempotencyKeyRequired),
+        Some(value) => IdempotencyKey::parse(value.to_str().map_err(|_| ApiError::InvalidIdempotencyKey)?)?,
+    };
+    let body: CreateWithdrawal = json_body(&req)?;
+    let amount = body.amount.positive()?;
+    let currency = currency(&body.currency)?;
+    let bank_account = BankAccount {
+        holder_name: body.bank_account.holder_name,
+        account_number: body.bank_account.account_number,
+        bank_name: body.bank_account.bank_name,
+    };
+    withdrawal::validate_bank_account(&bank_account)?;
+    let request = WithdrawalRequest {
+        key,
+        currency,
+        amount,
+        password: PaymentPassword::new(body.payment_password),
+        bank_account,
+    };
+    let created = withdrawal::withdraw(app, &member_id, request).await?;
+    let body = serde_json::from_str(&created.body).map_err(|_| ApiError::Internal)?;
+    let reply = Reply::json(StatusCode::CREATED, body);
+    Ok(if created.replayed {
+        reply.with_header("idempotent-replayed", "true")
+    } else {
+        reply
+    })
+}
+
+pub(super) async fn get(app: &App, req: Request) -> Result<Reply, ApiError> {
+    let member_id = member_caller(&req)?;
+    let id = path_param(&req, "id")?;
+    let found = withdrawal::member_withdrawal(app, &member_id, &id).await?;
+    Ok(Reply::ok(withdrawal_view(&found)))
+}
+
+pub(super) async fn list(app: &App, req: Request) -> Result<Reply, ApiError> {
+    let member_id = member_caller(&req)?;
+    let page = page_request(&req)?;
+    let found = app.store.withdrawals(&member_id, &page).await?;
+    Ok(Reply::ok(page_json(&found, |w| w.id.as_str(), withdrawal_view)))
+}
+
+pub(super) async fn paid(app: &App, req: Request) -> Result<Reply, ApiError> {
+    require_internal_caller(&req)?;
+    let id = path_param(&req, "id")?;
+    let Paid {} = json_body(&req)?;
+    let settled = withdrawal::report_payout(app, &id, Payout::Paid).await?;
+    Ok(Reply::ok(withdrawal_view(&settled)))
+}
+
+pub(super) async fn returned(app: &App, req: Request) -> Result<Reply, ApiError> {
+    require_internal_caller(&req)?;
+    let id = path_param(&req, "id")?;
+    let body: Returned = json_body(&req)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::InvalidRequest(format!(
+            "reason must be 1 to {MAX_REASON_CHARS} characters"
+        )));
+    }
+    let settled = withdrawal::report_payout(
+        app,
+        &id,
+        Payout::Returned {
+            reason: reason.to_owned(),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(withdrawal_view(&settled)))
+}

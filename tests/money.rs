@@ -1,0 +1,518 @@
+//! Money movement through the domain services, on every store adapter: collections,
+//! settlement, refunds, withdrawals with the payment password and Idempotency-Key,
+//! payouts — and the books balancing after each.
+
+use std::sync::Arc;
+
+use fund_account::collection::{self, NewCollection, NewRefund};
+use fund_account::error::ApiError;
+use fund_account::ledger::Bucket;
+use fund_account::member::MemberId;
+use fund_account::money::{Amount, Currency};
+use fund_account::password::PaymentPassword;
+use fund_account::records::{BankAccount, WithdrawalStatus};
+use fund_account::withdrawal::{self, IdempotencyKey, Payout, WithdrawalCreated, WithdrawalRequest};
+use fund_account_tests::fixtures::amount;
+use fund_account_tests::{for_each_adapter, test_app, Adapter, TestApp, PAYMENT_PASSWORD};
+
+fn bank() -> BankAccount {
+    BankAccount {
+        holder_name: "Li Wei".to_owned(),
+        account_number: "6222020200112233".to_owned(),
+        bank_name: "ICBC".to_owned(),
+    }
+}
+
+fn request(key: &str, currency: Currency, value: &str, password: &str) -> WithdrawalRequest {
+    WithdrawalRequest {
+        key: IdempotencyKey::parse(key).unwrap(),
+        currency,
+        amount: Amount::parse_positive(value).unwrap(),
+        password: PaymentPassword::new(password.to_owned()),
+        bank_account: bank(),
+    }
+}
+
+async fn withdraw(
+    t: &TestApp,
+    member: &MemberId,
+    key: &str,
+    currency: Currency,
+    value: &str,
+) -> Result<WithdrawalCreated, ApiError> {
+    withdrawal::withdraw(&t.app, member, request(key, currency, value, PAYMENT_PASSWORD)).await
+}
+
+fn new_collection(
+    id: &str,
+    member: &MemberId,
+    currency: Currency,
+    value: &str,
+    available_at: Option<i64>,
+) -> NewCollection {
+    NewCollection {
+        collection_id: id.to_owned(),
+        member_id: member.clone(),
+        currency,
+        amount: amount(value),
+        available_at: available_at.map(fund_account_tests::fixtures::at),
+    }
+}
+
+async fn collections_credit_pending_once_and_settle_at_their_time(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    let first = collection::collect(&t.app, new_collection("col-1", &m, Currency::Usd, "1500", Some(0)))
+        .await
+        .unwrap();
+    assert!(first.created);
+    let repeat = collection::collect(&t.app, new_collection("col-1", &m, Currency::Usd, "1500.00", Some(0)))
+        .await
+        .unwrap();
+    assert!(!repeat.created, "the same values (amounts as values) are a repeat");
+    assert_eq!(repeat.record, first.record);
+    assert_eq!(
+        collection::collect(&t.app, new_collection("col-1", &m, Currency::Usd, "1501", Some(0))).await,
+        Err(ApiError::CollectionConflict)
+    );
+    assert_eq!(
+        collection::collect(&t.app, new_collection("col-1", &m, Currency::Cny, "1500", Some(0))).await,
+        Err(ApiError::CollectionConflict)
+    );
+    let ghost = MemberId::parse("ghost").unwrap();
+    assert_eq!(
+        collection::collect(&t.app, new_collection("col-2", &ghost, Currency::Usd, "1", None)).await,
+        Err(ApiError::MemberNotFound)
+    );
+    collection::collect(&t.app, new_collection("col-3", &m, Currency::Usd, "10", Some(-1)))
+        .await
+        .unwrap();
+    collection::collect(&t.app, new_collection("col-4", &m, Currency::Usd, "5", Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(t.balances(&m).await.usd.pending, amount("1515"));
+
+    // Due at now and a second before settle; a second after waits.
+    let settled = collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    assert_eq!((settled.count, settled.usd), (2, amount("1510")));
+    let usd = t.balances(&m).await.usd;
+    assert_eq!((usd.available, usd.pending), (amount("1510"), amount("5")));
+    assert_eq!(
+        collection::settle_due(&t.app, t.app.now()).await.unwrap().count,
+        0,
+        "reruns settle nothing twice"
+    );
+    t.clock.advance_seconds(1);
+    assert_eq!(collection::settle_due(&t.app, t.app.now()).await.unwrap().count, 1);
+    t.assert_books_balance(&m).await;
+}
+
+async fn refunds_come_from_pending_then_available_and_never_exceed_the_collection(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    collection::collect(&t.app, new_collection("col-1", &m, Currency::Cny, "100", Some(0)))
+        .await
+        .unwrap();
+    let refund = |id: &str, value: &str| NewRefund {
+        refund_id: id.to_owned(),
+        collection_id: "col-1".to_owned(),
+        amount: amount(value),
+    };
+
+    let r1 = collection::refund(&t.app, refund("ref-1", "30")).await.unwrap();
+    assert!(r1.created);
+    assert_eq!(r1.record.taken_from, Bucket::Pending);
+    assert!(
+        !collection::refund(&t.app, refund("ref-1", "30.00"))
+            .await
+            .unwrap()
+            .created
+    );
+    assert_eq!(
+        collection::refund(&t.app, refund("ref-1", "31")).await,
+        Err(ApiError::RefundConflict)
+    );
+    assert_eq!(
+        collection::refund(&t.app, refund("ref-2", "70.01")).await,
+        Err(ApiError::RefundExceedsCollection {
+            refundable: amount("70")
+        })
+    );
+    assert_eq!(
+        collection::refund(
+            &t.app,
+            NewRefund {
+                collection_id: "col-x".to_owned(),
+                ..refund("ref-3", "1")
+            }
+        )
+        .await,
+        Err(ApiError::CollectionNotFound)
+    );
+
+    collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    let cny = t.balances(&m).await.cny;
+    assert_eq!(
+        (cny.available, cny.pending),
+        (amount("70"), amount("0")),
+        "settlement moves what refunds left"
+    );
+    let r4 = collection::refund(&t.app, refund("ref-4", "20")).await.unwrap();
+    assert_eq!(r4.record.taken_from, Bucket::Available);
+
+    // Spend most of `available`: a refund larger than what is left there is refused.
+    withdraw(&t, &m, "k-1", Currency::Cny, "45").await.unwrap();
+    assert_eq!(
+        collection::refund(&t.app, refund("ref-5", "10")).await,
+        Err(ApiError::InsufficientFunds { available: amount("5") })
+    );
+    // A full-refund repeat still answers as a repeat, not as "exceeds".
+    assert!(!collection::refund(&t.app, refund("ref-4", "20")).await.unwrap().created);
+    t.assert_books_balance(&m).await;
+}
+
+async fn withdrawals_take_any_amount_up_to_available_with_the_fee_inside(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Usd, "1000").await;
+    assert_eq!(
+        withdraw(&t, &m, "k-0", Currency::Usd, "15").await,
+        Err(ApiError::AmountBelowFee { fee: amount("15") })
+    );
+    assert_eq!(
+        withdraw(&t, &m, "k-0", Currency::Usd, "1000.01").await,
+        Err(ApiError::InsufficientFunds {
+            available: amount("1000")
+        })
+    );
+    let part = withdraw(&t, &m, "k-1", Currency::Usd, "250").await.unwrap();
+    let view: serde_json::Value = serde_json::from_str(&part.body).unwrap();
+    assert_eq!(
+        (
+            view["amount"].as_str(),
+            view["fee"].as_str(),
+            view["net_amount"].as_str()
+        ),
+        (Some("250.00"), Some("15.00"), Some("235.00"))
+    );
+    assert_eq!(view["status"], "processing");
+    assert_eq!(view["bank_account"]["account_last4"], "2233");
+    assert!(
+        !part.body.contains("6222020200112233"),
+        "responses show the last four digits only"
+    );
+    // The rest, to the cent: no per-transaction limit.
+    withdraw(&t, &m, "k-2", Currency::Usd, "750").await.unwrap();
+    let usd = t.balances(&m).await.usd;
+    assert_eq!((usd.available, usd.in_transit), (amount("0"), amount("1000")));
+    assert_eq!(
+        withdraw(&t, &m, "k-3", Currency::Usd, "16").await,
+        Err(ApiError::InsufficientFunds { available: amount("0") })
+    );
+    // Many small ones: no count limit either (CNY has no fee by default).
+    t.fund(&m, Currency::Cny, "1").await;
+    for i in 0..10 {
+        withdraw(&t, &m, &format!("c-{i}"), Currency::Cny, "0.1").await.unwrap();
+    }
+    assert_eq!(t.balances(&m).await.cny.available, amount("0"));
+    t.assert_books_balance(&m).await;
+}
+
+async fn an_inactive_account_cannot_withdraw(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.member("seller-1", "login-Pass-2026", None).await;
+    t.fund(&m, Currency::Usd, "100").await;
+    assert_eq!(
+        withdraw(&t, &m, "k", Currency::Usd, "50").await,
+        Err(ApiError::AccountNotActive)
+    );
+    let ghost = MemberId::parse("ghost").unwrap();
+    assert_eq!(
+        withdraw(&t, &ghost, "k", Currency::Usd, "50").await,
+        Err(ApiError::MemberNotFound)
+    );
+}
+
+async fn five_wrong_passwords_lock_withdrawals_for_three_hours(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Usd, "100").await;
+    let wrong = |key: &str| withdrawal::withdraw(&t.app, &m, request(key, Currency::Usd, "50", "Wrong-Pass-1"));
+    assert_eq!(
+        wrong("a").await,
+        Err(ApiError::PaymentPasswordIncorrect { attempts_left: 4 })
+    );
+    assert_eq!(
+        wrong("a").await,
+        Err(ApiError::PaymentPasswordIncorrect { attempts_left: 3 })
+    );
+    // A right password resets the count.
+    withdraw(&t, &m, "ok-1", Currency::Usd, "20").await.unwrap();
+    for left in (0..5).rev() {
+        assert_eq!(
+            wrong("b").await,
+            Err(ApiError::PaymentPasswordIncorrect { attempts_left: left })
+        );
+    }
+    let locked_until = fund_account_tests::fixtures::at(3 * 3600);
+    assert_eq!(
+        withdraw(&t, &m, "ok-2", Currency::Usd, "20").await,
+        Err(ApiError::PaymentPasswordLocked { locked_until })
+    );
+    t.clock.advance_seconds(3 * 3600 - 1);
+    assert_eq!(
+        withdraw(&t, &m, "ok-2", Currency::Usd, "20").await,
+        Err(ApiError::PaymentPasswordLocked { locked_until })
+    );
+    t.clock.advance_seconds(1);
+    withdraw(&t, &m, "ok-2", Currency::Usd, "20").await.unwrap();
+    assert_eq!(t.balances(&m).await.usd.available, amount("60"));
+    t.assert_books_balance(&m).await;
+}
+
+async fn an_idempotency_key_moves_money_once_and_replays_the_first_answer(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Usd, "500").await;
+    let first = withdraw(&t, &m, "key-1", Currency::Usd, "100").await.unwrap();
+    assert!(!first.replayed);
+    t.clock.advance_seconds(5);
+    let again = withdraw(&t, &m, "key-1", Currency::Usd, "100.00").await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.body, first.body, "the first response, byte for byte");
+    // The password is not part of the comparison (a replay needs no second check).
+    let other_password = withdrawal::withdraw(&t.app, &m, request("key-1", Currency::Usd, "100", "Wrong-Pass-1")).await;
+    assert!(other_password.unwrap().replayed);
+    assert_eq!(
+        withdraw(&t, &m, "key-1", Currency::Usd, "101").await,
+        Err(ApiError::IdempotencyKeyReused)
+    );
+    assert_eq!(t.balances(&m).await.usd.available, amount("400"));
+
+    // A refused request leaves its key free: fix the cause and retry with the same key.
+    assert!(matches!(
+        withdraw(&t, &m, "key-2", Currency::Usd, "900").await,
+        Err(ApiError::InsufficientFunds { .. })
+    ));
+    withdraw(&t, &m, "key-2", Currency::Usd, "300").await.unwrap();
+    // Keys are kept 24 hours; after that the same key is a new request.
+    t.clock.advance_seconds(24 * 3600);
+    let renewed = withdraw(&t, &m, "key-1", Currency::Usd, "100").await.unwrap();
+    assert!(!renewed.replayed);
+    assert_ne!(renewed.withdrawal_id, first.withdrawal_id);
+    assert_eq!(t.balances(&m).await.usd.available, amount("0"));
+    t.assert_books_balance(&m).await;
+}
+
+async fn payouts_complete_in_two_phases(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Usd, "1000").await;
+    let a = withdraw(&t, &m, "a", Currency::Usd, "300").await.unwrap().withdrawal_id;
+    let b = withdraw(&t, &m, "b", Currency::Usd, "200").await.unwrap().withdrawal_id;
+
+    let paid = withdrawal::report_payout(&t.app, &a, Payout::Paid).await.unwrap();
+    assert_eq!(paid.status, WithdrawalStatus::Paid);
+    assert_eq!(
+        withdrawal::report_payout(&t.app, &a, Payout::Paid).await.unwrap(),
+        paid,
+        "a repeat is a no-op"
+    );
+    assert_eq!(
+        withdrawal::report_payout(&t.app, &a, Payout::Returned { reason: "x".to_owned() }).await,
+        Err(ApiError::WithdrawalAlreadySettled)
+    );
+    let returned = withdrawal::report_payout(
+        &t.app,
+        &b,
+        Payout::Returned {
+            reason: "account closed".to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(returned.return_reason.as_deref(), Some("account closed"));
+    assert_eq!(
+        withdrawal::report_payout(&t.app, &b, Payout::Paid).await,
+        Err(ApiError::WithdrawalAlreadySettled)
+    );
+    assert_eq!(
+        withdrawal::report_payout(&t.app, "wd_nope", Payout::Paid).await,
+        Err(ApiError::WithdrawalNotFound)
+    );
+
+    let usd = t.balances(&m).await.usd;
+    // 1000 - 300 paid out; 200 returned whole, fee included.
+    assert_eq!((usd.available, usd.in_transit), (amount("700"), amount("0")));
+    let other = t.active_member("seller-2").await;
+    assert_eq!(
+        withdrawal::member_withdrawal(&t.app, &other, &a).await,
+        Err(ApiError::WithdrawalNotFound)
+    );
+    assert_eq!(
+        withdrawal::member_withdrawal(&t.app, &m, &a).await.unwrap().status,
+        WithdrawalStatus::Paid
+    );
+    t.assert_books_balance(&m).await;
+}
+
+async fn fifty_concurrent_withdrawals_never_overdraw(adapter: Adapter) {
+    let t = Arc::new(test_app(adapter).await);
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Cny, "1000").await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (t, m) = (Arc::clone(&t), m.clone());
+        tasks.push(tokio::spawn(async move {
+            withdraw(&t, &m, &format!("race-{i}"), Currency::Cny, "30").await
+        }));
+    }
+    let (mut ok, mut short) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(created) => {
+                assert!(!created.replayed);
+                ok += 1;
+            }
+            Err(ApiError::InsufficientFunds { .. }) => short += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, short), (33, 17), "1000 / 30 = 33 fit");
+    let cny = t.balances(&m).await.cny;
+    assert_eq!((cny.available, cny.in_transit), (amount("10"), amount("990")));
+    t.assert_books_balance(&m).await;
+}
+
+async fn racing_requests_with_one_key_move_money_once(adapter: Adapter) {
+    let t = Arc::new(test_app(adapter).await);
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Usd, "1000").await;
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (t, m) = (Arc::clone(&t), m.clone());
+        tasks.push(tokio::spawn(async move {
+            withdraw(&t, &m, "same-key", Currency::Usd, "100").await
+        }));
+    }
+    let mut bodies = Vec::new();
+    let mut fresh = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(created) => {
+                fresh += usize::from(!created.replayed);
+                bodies.push(created.body);
+            }
+            Err(ApiError::RequestInProgress) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one request created the withdrawal");
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every answer is the first one");
+    assert_eq!(t.balances(&m).await.usd.available, amount("900"));
+    t.assert_books_balance(&m).await;
+}
+
+async fn racing_refunds_of_one_collection_never_exceed_it(adapter: Adapter) {
+    let t = Arc::new(test_app(adapter).await);
+    let m = t.active_member("seller-1").await;
+    collection::collect(&t.app, new_collection("col-1", &m, Currency::Usd, "100", Some(3600)))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let t = Arc::clone(&t);
+        tasks.push(tokio::spawn(async move {
+            collection::refund(
+                &t.app,
+                NewRefund {
+                    refund_id: format!("ref-{i}"),
+                    collection_id: "col-1".to_owned(),
+                    amount: amount("15"),
+                },
+            )
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(ApiError::RefundExceedsCollection { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok, 6, "100 / 15 = 6 fit");
+    let stored = t.app.store.collection("col-1").await.unwrap().unwrap();
+    assert_eq!(stored.refunded, amount("90"));
+    assert_eq!(t.balances(&m).await.usd.pending, amount("10"));
+    t.assert_books_balance(&m).await;
+}
+
+async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adapter) {
+    let t = Arc::new(test_app(adapter).await);
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Usd, "500").await;
+    for i in 0..10 {
+        collection::collect(
+            &t.app,
+            new_collection(&format!("col-{i}"), &m, Currency::Usd, "50", Some(0)),
+        )
+        .await
+        .unwrap();
+    }
+    let mut tasks = Vec::new();
+    {
+        let t = Arc::clone(&t);
+        tasks.push(tokio::spawn(async move {
+            collection::settle_due(&t.app, t.app.now()).await.map(|_| ())
+        }));
+    }
+    for i in 0..10 {
+        let (tw, m) = (Arc::clone(&t), m.clone());
+        tasks.push(tokio::spawn(async move {
+            withdraw(&tw, &m, &format!("w-{i}"), Currency::Usd, "40")
+                .await
+                .map(|_| ())
+        }));
+        let tr = Arc::clone(&t);
+        tasks.push(tokio::spawn(async move {
+            collection::refund(
+                &tr.app,
+                NewRefund {
+                    refund_id: format!("r-{i}"),
+                    collection_id: format!("col-{i}"),
+                    amount: amount("20"),
+                },
+            )
+            .await
+            .map(|_| ())
+        }));
+    }
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) | Err(ApiError::InsufficientFunds { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    assert!(t.app.store.due_collections(t.app.now(), 10).await.unwrap().is_empty());
+    t.assert_books_balance(&m).await;
+    // 500 + 10 × 50 collected, 10 × 20 refunded: 800 in available + in transit.
+    let usd = t.balances(&m).await.usd;
+    assert_eq!(usd.available.checked_add(usd.in_transit), Some(amount("800")));
+}
+
+for_each_adapter!(
+    collections_credit_pending_once_and_settle_at_their_time,
+    refunds_come_from_pending_then_available_and_never_exceed_the_collection,
+    withdrawals_take_any_amount_up_to_available_with_the_fee_inside,
+    an_inactive_account_cannot_withdraw,
+    five_wrong_passwords_lock_withdrawals_for_three_hours,
+    an_idempotency_key_moves_money_once_and_replays_the_first_answer,
+    payouts_complete_in_two_phases,
+    fifty_concurrent_withdrawals_never_overdraw,
+    racing_requests_with_one_key_move_money_once,
+    racing_refunds_of_one_collection_never_exceed_it,
+    settlement_racing_withdrawals_and_refunds_keeps_the_books,
+);
