@@ -496,3 +496,138 @@ impl TestApp {
         }
     }
 }
+
+/// Where an injected fault strikes a store call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The call fails before reaching the store: nothing happens.
+    Before,
+    /// The call reaches the store and takes effect, then the caller sees a failure (a
+    /// crash or a lost response right after the write).
+    After,
+}
+
+/// A store wrapper that fails the n-th call from when it is armed: the fault-injection
+/// adapter of the crash-safety tests.
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    armed: std::sync::Mutex<Option<(usize, Fault)>>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn Store>) -> FaultyStore {
+        FaultyStore {
+            inner,
+            armed: std::sync::Mutex::new(None),
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Fails the `call`-th store call from now (0 = the next one).
+    pub fn arm(&self, call: usize, fault: Fault) {
+        self.calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        *self.armed.lock().expect("lock") = Some((call, fault));
+    }
+
+    pub fn disarm(&self) {
+        *self.armed.lock().expect("lock") = None;
+    }
+
+    /// Whether the armed fault has struck.
+    pub fn struck(&self) -> bool {
+        let armed = *self.armed.lock().expect("lock");
+        armed.is_some_and(|(call, _)| self.calls.load(std::sync::atomic::Ordering::SeqCst) > call)
+    }
+
+    async fn around<T: Send>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, fund_account::store::StoreError>> + Send,
+    ) -> Result<T, fund_account::store::StoreError> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let armed = *self.armed.lock().expect("lock");
+        let injected = || fund_account::store::StoreError::Unavailable("injected fault".to_owned());
+        match armed {
+            Some((call, Fault::Before)) if call == n => Err(injected()),
+            Some((call, Fault::After)) if call == n => {
+                let _ = op.await;
+                Err(injected())
+            }
+            _ => op.await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FaultyStore {
+    async fn member_state(
+        &self,
+        member_id: &fund_account::member::MemberId,
+    ) -> Result<Option<fund_account::store::MemberState>, fund_account::store::StoreError> {
+        self.around(self.inner.member_state(member_id)).await
+    }
+    async fn withdrawal_context(
+        &self,
+        member_id: &fund_account::member::MemberId,
+        currency: fund_account::money::Currency,
+        key: &str,
+    ) -> Result<fund_account::store::WithdrawalContext, fund_account::store::StoreError> {
+        self.around(self.inner.withdrawal_context(member_id, currency, key))
+            .await
+    }
+    async fn idempotency_record(
+        &self,
+        member_id: &fund_account::member::MemberId,
+        key: &str,
+    ) -> Result<Option<fund_account::records::IdempotencyRecord>, fund_account::store::StoreError> {
+        self.around(self.inner.idempotency_record(member_id, key)).await
+    }
+    async fn withdrawal(
+        &self,
+        id: &str,
+    ) -> Result<Option<fund_account::records::Withdrawal>, fund_account::store::StoreError> {
+        self.around(self.inner.withdrawal(id)).await
+    }
+    async fn withdrawals(
+        &self,
+        member_id: &fund_account::member::MemberId,
+        page: &fund_account::store::PageRequest,
+    ) -> Result<fund_account::store::Page<fund_account::records::Withdrawal>, fund_account::store::StoreError> {
+        self.around(self.inner.withdrawals(member_id, page)).await
+    }
+    async fn ledger(
+        &self,
+        member_id: &fund_account::member::MemberId,
+        currency: Option<fund_account::money::Currency>,
+        page: &fund_account::store::PageRequest,
+    ) -> Result<fund_account::store::Page<fund_account::ledger::LedgerEntry>, fund_account::store::StoreError> {
+        self.around(self.inner.ledger(member_id, currency, page)).await
+    }
+    async fn collection(
+        &self,
+        id: &str,
+    ) -> Result<Option<fund_account::records::Collection>, fund_account::store::StoreError> {
+        self.around(self.inner.collection(id)).await
+    }
+    async fn refund(&self, id: &str) -> Result<Option<fund_account::records::Refund>, fund_account::store::StoreError> {
+        self.around(self.inner.refund(id)).await
+    }
+    async fn due_collections(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<fund_account::records::Collection>, fund_account::store::StoreError> {
+        self.around(self.inner.due_collections(now, limit)).await
+    }
+    async fn commit(&self, writes: Vec<fund_account::store::Write>) -> Result<(), fund_account::store::StoreError> {
+        self.around(self.inner.commit(writes)).await
+    }
+}
+
+/// A test app whose store can be made to fail at a chosen call.
+pub async fn faulty_app(adapter: Adapter) -> (TestApp, Arc<FaultyStore>) {
+    let faulty = Arc::new(FaultyStore::new(store_of(adapter).await));
+    let outbox = sqlite_store().outbox();
+    let (app, clock) = app_with(Arc::clone(&faulty) as Arc<dyn Store>, Arc::new(outbox.clone()));
+    (TestApp { app, clock, outbox }, faulty)
+}
