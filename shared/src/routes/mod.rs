@@ -25,9 +25,22 @@ pub enum Caller {
     Internal,
 }
 
-/// Every route of the contract; each is its own Lambda function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
+/// Declares `Route` and `Route::ALL` from one list, so the two cannot drift apart.
+macro_rules! routes {
+    ($($variant:ident),* $(,)?) => {
+        /// Every route of the contract; each is its own Lambda function.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Route {
+            $($variant),*
+        }
+
+        impl Route {
+            pub const ALL: &'static [Route] = &[$(Route::$variant),*];
+        }
+    };
+}
+
+routes!(
     GetAccount,
     Activate,
     SendCode,
@@ -41,17 +54,9 @@ pub enum Route {
     CreateRefund,
     WithdrawalPaid,
     WithdrawalReturned,
-}
+);
 
 impl Route {
-    pub const ALL: &'static [Route] = &[
-        Route::GetAccount,
-        Route::Activate,
-        Route::SendCode,
-        Route::ConfirmCode,
-        Route::MemberSync,
-    ];
-
     /// `(method, path template, function crate, caller)`.
     fn spec(self) -> (Method, &'static str, &'static str, Caller) {
         match self {
