@@ -298,10 +298,15 @@ pub async fn sync_member(
                         updated_at: now,
                         version: 1,
                     };
-                    let writes = vec![Write::PutMember {
-                        member: member.clone(),
-                        expect: Expect::Absent,
-                    }];
+                    let writes = vec![
+                        Write::PutMember {
+                            member: member.clone(),
+                            expect: Expect::Absent,
+                        },
+                        Write::IndexMember {
+                            member_id: member_id.clone(),
+                        },
+                    ];
                     (member, writes)
                 }
                 Some(state) => {

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alerts::{AlertSink, LogAlerts};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ApiError;
 use crate::money::{Amount, Currency};
@@ -43,6 +44,7 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub code_hasher: CodeHasher,
     pub fees: Fees,
+    pub alerts: Arc<dyn AlertSink>,
 }
 
 impl std::fmt::Debug for App {
@@ -117,7 +119,14 @@ impl App {
             clock,
             code_hasher: CodeHasher::new(settings.code_hasher_key),
             fees: settings.fees,
+            alerts: Arc::new(LogAlerts),
         }
+    }
+
+    /// The same app, alerting through `alerts`.
+    pub fn with_alerts(mut self, alerts: Arc<dyn AlertSink>) -> App {
+        self.alerts = alerts;
+        self
     }
 
     /// The Lambda wiring: DynamoDB (`TABLE_NAME`) and SNS from one SDK config, the

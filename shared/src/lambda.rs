@@ -31,3 +31,51 @@ pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
     }))
     .await
 }
+
+/// What a scheduled event asks for: `{"mode": "settle"}` settles only; anything else
+/// (the plain EventBridge event, `{"mode": "full"}`) settles and verifies. Optional
+/// `segment` / `segments` split a run across invocations.
+pub fn reconciliation_options(event: &serde_json::Value) -> crate::reconciliation::RunOptions {
+    use crate::reconciliation::RunOptions;
+    let mut options = match event.get("mode").and_then(|m| m.as_str()) {
+        Some("settle") => RunOptions::settle_only(),
+        _ => RunOptions::full(),
+    };
+    let number = |name: &str| {
+        event
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    if let (Some(segment), Some(segments)) = (number("segment"), number("segments")) {
+        if segments > 0 && segment < segments {
+            options.segment = segment;
+            options.segments = segments;
+        }
+    }
+    // In AWS the by-member index lags writes by a moment: look twice before alerting.
+    options.recheck_after = std::time::Duration::from_secs(2);
+    options
+}
+
+/// Runs the scheduled reconciliation as a Lambda function (EventBridge events in, the
+/// report out).
+#[cfg(feature = "aws")]
+pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
+    use lambda_http::lambda_runtime::{self, LambdaEvent};
+    init_json_logs();
+    let app = Arc::new(crate::app::App::from_aws_env().await?);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<serde_json::Value>| {
+            let app = Arc::clone(&app);
+            async move {
+                let options = reconciliation_options(&event.payload);
+                let report = crate::reconciliation::run(&app, options)
+                    .await
+                    .map_err(|e| lambda_http::Error::from(format!("reconciliation failed: {e}")))?;
+                Ok::<_, lambda_http::Error>(report.to_json())
+            }
+        },
+    ))
+    .await
+}

@@ -10,18 +10,20 @@
 
 pub mod activation;
 pub mod adapters;
+pub mod alerts;
 pub mod app;
 pub mod clock;
 pub mod collection;
 pub mod error;
 pub mod http;
-mod ids;
+pub mod ids;
 pub mod lambda;
 pub mod ledger;
 pub mod member;
 pub mod money;
 pub mod password;
 pub mod phone;
+pub mod reconciliation;
 pub mod records;
 pub mod routes;
 pub mod sms;

@@ -57,6 +57,17 @@ impl fmt::Debug for MemberId {
     }
 }
 
+/// Members are spread over this many shards for the reconciliation's walk, so a run can
+/// be split into segments that each take some shards.
+pub const MEMBER_SHARDS: u32 = 16;
+
+impl MemberId {
+    /// The member's shard, `0..MEMBER_SHARDS`.
+    pub fn shard(&self) -> u32 {
+        crate::ids::stable_hash(&self.0) % MEMBER_SHARDS
+    }
+}
+
 /// An argon2 PHC string. Debug is redacted so hashes never reach a log.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -132,3 +132,14 @@ pub struct IdempotencyRecord {
     /// Kept at least this long (DynamoDB TTL; also checked on read).
     pub expires_at: Timestamp,
 }
+
+/// A reconciliation run's record, kept for audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// The report as JSON, exactly as logged and returned.
+    pub report: String,
+    pub discrepancies: u64,
+}

@@ -10,7 +10,7 @@ use crate::clock::Timestamp;
 use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::Currency;
-use crate::records::{Collection, IdempotencyRecord, Refund, Withdrawal};
+use crate::records::{Collection, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 
 /// Most writes one commit may carry (DynamoDB's `TransactWriteItems` limit).
 pub const MAX_WRITES_PER_COMMIT: usize = 100;
@@ -36,6 +36,11 @@ pub enum Write {
     PutCode {
         code: VerificationCode,
         expect: Expect,
+    },
+    /// Lists the member in its shard of the member index (the reconciliation's walk). Kept
+    /// apart from the profile so that the walk never reads password hashes.
+    IndexMember {
+        member_id: MemberId,
     },
     /// Writes nothing; fails unless the member exists (and, with `version`, is at it).
     CheckMember {
@@ -65,6 +70,8 @@ pub enum Write {
     },
     /// Adds a refund; fails if its id exists.
     PutRefund(Refund),
+    /// Stores a reconciliation run's record; fails if its id exists.
+    PutRun(RunRecord),
     /// Claims an idempotency key; fails if the key is held and not expired at `now`.
     PutIdempotency {
         record: IdempotencyRecord,
@@ -165,6 +172,23 @@ pub trait Store: Send + Sync {
     /// Unsettled collections whose `available_at` is at or before `now`, oldest first.
     async fn due_collections(&self, now: Timestamp, limit: usize) -> Result<Vec<Collection>, StoreError>;
 
+    /// Member ids of one shard (`0..MEMBER_SHARDS`) in id order, after `after`.
+    async fn member_ids(
+        &self,
+        shard: u32,
+        after: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<Page<MemberId>, StoreError>;
+
+    /// A member's collections, newest id first (the same paging as `withdrawals`).
+    async fn member_collections(
+        &self,
+        member_id: &MemberId,
+        page: &PageRequest,
+    ) -> Result<Page<Collection>, StoreError>;
+
+    async fn run_record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+
     /// Applies every write or none.
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 }
@@ -177,6 +201,7 @@ impl Write {
             Write::PutMember { member, .. } => format!("member/{}", member.member_id),
             Write::PutCode { code, .. } => format!("code/{}", code.member_id),
             Write::CheckMember { member_id, .. } => format!("member/{member_id}"),
+            Write::IndexMember { member_id } => format!("member-index/{member_id}"),
             Write::DeleteCode { member_id } => format!("code/{member_id}"),
             Write::AdjustBalance {
                 member_id, currency, ..
@@ -185,6 +210,7 @@ impl Write {
                 format!("ledger/{}/{}/{}", entry.member_id, entry.currency, entry.id)
             }
             Write::PutWithdrawal { withdrawal, .. } => format!("withdrawal/{}", withdrawal.id),
+            Write::PutRun(run) => format!("run/{}", run.run_id),
             Write::PutCollection { collection, .. } => {
                 format!("collection/{}", collection.collection_id)
             }

@@ -619,6 +619,27 @@ impl Store for FaultyStore {
     ) -> Result<Vec<fund_account::records::Collection>, fund_account::store::StoreError> {
         self.around(self.inner.due_collections(now, limit)).await
     }
+    async fn member_ids(
+        &self,
+        shard: u32,
+        after: Option<&fund_account::member::MemberId>,
+        limit: usize,
+    ) -> Result<fund_account::store::Page<fund_account::member::MemberId>, fund_account::store::StoreError> {
+        self.around(self.inner.member_ids(shard, after, limit)).await
+    }
+    async fn member_collections(
+        &self,
+        member_id: &fund_account::member::MemberId,
+        page: &fund_account::store::PageRequest,
+    ) -> Result<fund_account::store::Page<fund_account::records::Collection>, fund_account::store::StoreError> {
+        self.around(self.inner.member_collections(member_id, page)).await
+    }
+    async fn run_record(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<fund_account::records::RunRecord>, fund_account::store::StoreError> {
+        self.around(self.inner.run_record(run_id)).await
+    }
     async fn commit(&self, writes: Vec<fund_account::store::Write>) -> Result<(), fund_account::store::StoreError> {
         self.around(self.inner.commit(writes)).await
     }

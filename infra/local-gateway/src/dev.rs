@@ -53,7 +53,8 @@ pub(crate) async fn handle(gateway: &Gateway, parts: &Parts, body: &[u8]) -> Htt
         (&Method::POST, "/dev/members") => create_member(gateway, body).await,
         (&Method::POST, "/dev/login") => login(gateway, body).await,
         (&Method::GET, "/dev/sms") => sms(gateway, parts).await,
-        (_, "/dev/members" | "/dev/login" | "/dev/sms") => Err(ApiError::MethodNotAllowed),
+        (&Method::POST, "/dev/reconcile") => reconcile(gateway).await,
+        (_, "/dev/members" | "/dev/login" | "/dev/sms" | "/dev/reconcile") => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::RouteNotFound),
     };
     into_hyper(fund_account::http::respond(&ulid::Ulid::new().to_string(), outcome))
@@ -129,6 +130,13 @@ async fn sms(gateway: &Gateway, parts: &Parts) -> Result<Reply, ApiError> {
         .map(|m| json!({ "phone": m.phone, "message": m.message, "sent_at": m.sent_at.to_rfc3339() }))
         .collect();
     Ok(Reply::ok(json!({ "items": items })))
+}
+
+/// `POST /dev/reconcile`: the scheduled function, once, now; answers its report.
+async fn reconcile(gateway: &Gateway) -> Result<Reply, ApiError> {
+    let report =
+        fund_account::reconciliation::run(&gateway.app, fund_account::reconciliation::RunOptions::full()).await?;
+    Ok(Reply::ok(report.to_json()))
 }
 
 /// A file of the web client, if one matches (`/` is `index.html`).

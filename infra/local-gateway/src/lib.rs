@@ -75,8 +75,9 @@ impl Gateway {
             (SmsBackend::Sns, Some(aws)) => (Arc::new(SnsSmsSender::new(aws_sdk_sns::Client::new(aws))), None),
             _ => (Arc::new(outbox.clone()), Some(outbox)),
         };
+        let alerts = Arc::new(embedded.alerts());
         let embedded = matches!(config.store, StoreBackend::Embedded).then_some(embedded);
-        let app = Arc::new(App::new(store, sms, clock, settings));
+        let app = Arc::new(App::new(store, sms, clock, settings).with_alerts(alerts));
         Ok(Gateway {
             app,
             config,

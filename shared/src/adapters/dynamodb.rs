@@ -3,11 +3,13 @@
 //! | item | PK | SK | notes |
 //! |---|---|---|---|
 //! | member | `MEMBER#<id>` | `PROFILE` | optimistic `version` |
+//! | member index | `MEMBERS#<shard>` | `<id>` | keys only: the reconciliation's walk |
 //! | SMS code | `MEMBER#<id>` | `CODE` | TTL attribute `expires_at_ttl` |
 //! | balance | `MEMBER#<id>` | `BALANCE#<CUR>` | numbers; `>= 0` conditions |
 //! | ledger entry | `LEDGER#<id>#<CUR>` | `<entry id>` | append-only |
 //! | withdrawal | `WITHDRAWAL#<wid>` | `WITHDRAWAL` | GSI1: `MEMBER#<id>#WITHDRAWALS` / `<wid>` |
-//! | collection | `COLLECTION#<cid>` | `COLLECTION` | GSI2 while unsettled: `DUE#<shard>` / `<due ms>#<cid>` |
+//! | collection | `COLLECTION#<cid>` | `COLLECTION` | GSI1: `MEMBER#<id>#COLLECTIONS` / `<cid>`; GSI2 while unsettled: `DUE#<shard>` / `<due ms>#<cid>` |
+//! | reconciliation run | `RECONCILIATION` | `<run id>` | |
 //! | refund | `REFUND#<rid>` | `REFUND` | |
 //! | idempotency key | `IDEMPOTENCY#<id>` | `<key>` | TTL attribute `expires_at_ttl` |
 //!
@@ -33,7 +35,7 @@ use crate::clock::Timestamp;
 use crate::ledger::{Balance, Balances, Bucket, LedgerEntry};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
-use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, Withdrawal};
+use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::store::{
     validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
 };
@@ -42,7 +44,8 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The TTL attribute (epoch seconds) on codes and idempotency keys.
 pub const TTL_ATTRIBUTE: &str = "expires_at_ttl";
-pub const GSI_WITHDRAWALS_BY_MEMBER: &str = "GSI1";
+/// The overloaded "by member" index: a member's withdrawals and its collections.
+pub const GSI_BY_MEMBER: &str = "GSI1";
 pub const GSI_DUE_COLLECTIONS: &str = "GSI2";
 /// Unsettled collections spread over this many GSI2 partitions, so no single key is hot.
 pub const DUE_SHARDS: u32 = 8;
@@ -195,7 +198,7 @@ impl DynamoStore {
             .attribute_definitions(string_attr("GSI2SK")?)
             .key_schema(key_element("PK", KeyType::Hash)?)
             .key_schema(key_element("SK", KeyType::Range)?)
-            .global_secondary_indexes(gsi(GSI_WITHDRAWALS_BY_MEMBER, "GSI1PK", "GSI1SK")?)
+            .global_secondary_indexes(gsi(GSI_BY_MEMBER, "GSI1PK", "GSI1SK")?)
             .global_secondary_indexes(gsi(GSI_DUE_COLLECTIONS, "GSI2PK", "GSI2SK")?)
             .send()
             .await
@@ -227,6 +230,11 @@ impl DynamoStore {
                 let mut item = record_item(code, key(member_pk(&code.member_id), "CODE"))?;
                 item.insert(TTL_ATTRIBUTE.to_owned(), n(code.expires_at.unix_seconds()));
                 conditional_put(item, table, *expect)
+            }
+            Write::IndexMember { member_id } => {
+                let mut item = key(format!("MEMBERS#{}", member_id.shard()), member_id.as_str());
+                item.insert("member_id".to_owned(), s(member_id.as_str()));
+                conditional_put(item, table, Expect::Any)
             }
             Write::CheckMember { member_id, version } => {
                 let mut check = ConditionCheck::builder()
@@ -301,6 +309,11 @@ impl DynamoStore {
             }
             Write::PutCollection { collection, expect } => {
                 let mut keys = key(format!("COLLECTION#{}", collection.collection_id), "COLLECTION");
+                keys.insert(
+                    "GSI1PK".to_owned(),
+                    s(format!("{}#COLLECTIONS", member_pk(&collection.member_id))),
+                );
+                keys.insert("GSI1SK".to_owned(), s(collection.collection_id.clone()));
                 if collection.status == CollectionStatus::Pending {
                     let shard = due_shard(&collection.collection_id);
                     keys.insert("GSI2PK".to_owned(), s(format!("DUE#{shard}")));
@@ -315,6 +328,11 @@ impl DynamoStore {
                 let item = record_item(refund, key(format!("REFUND#{}", refund.refund_id), "REFUND"))?;
                 conditional_put(item, table, Expect::Absent)
             }
+            Write::PutRun(run) => conditional_put(
+                record_item(run, key("RECONCILIATION".to_owned(), run.run_id.clone()))?,
+                table,
+                Expect::Absent,
+            ),
             Write::PutIdempotency { record, now } => {
                 let mut item = record_item(
                     record,
@@ -508,13 +526,7 @@ impl Store for DynamoStore {
             None => "GSI1PK = :pk",
         };
         let items = self
-            .query_items(
-                Some(GSI_WITHDRAWALS_BY_MEMBER),
-                condition,
-                values,
-                false,
-                page.limit + 1,
-            )
+            .query_items(Some(GSI_BY_MEMBER), condition, values, false, page.limit + 1)
             .await?;
         let withdrawals = items.into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         Ok(page_of(withdrawals, page.limit))
@@ -586,6 +598,66 @@ impl Store for DynamoStore {
         due.sort_by(|a, b| (a.available_at, &a.collection_id).cmp(&(b.available_at, &b.collection_id)));
         due.truncate(limit);
         Ok(due)
+    }
+
+    async fn member_ids(
+        &self,
+        shard: u32,
+        after: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<Page<MemberId>, StoreError> {
+        let mut values = vec![(":pk", s(format!("MEMBERS#{shard}")))];
+        let condition = match after {
+            Some(after) => {
+                values.push((":after", s(after.as_str())));
+                "PK = :pk AND SK > :after"
+            }
+            None => "PK = :pk",
+        };
+        let items = self.query_items(None, condition, values, true, limit + 1).await?;
+        let mut ids = Vec::with_capacity(items.len());
+        for item in items {
+            match item.get("SK") {
+                Some(AttributeValue::S(id)) => {
+                    ids.push(MemberId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                }
+                _ => return Err(StoreError::Corrupt("member index item without SK".to_owned())),
+            }
+        }
+        Ok(page_of(ids, limit))
+    }
+
+    async fn member_collections(
+        &self,
+        member_id: &MemberId,
+        page: &PageRequest,
+    ) -> Result<Page<Collection>, StoreError> {
+        let mut values = vec![(":pk", s(format!("{}#COLLECTIONS", member_pk(member_id))))];
+        let condition = match &page.before {
+            Some(before) => {
+                values.push((":before", s(before.clone())));
+                "GSI1PK = :pk AND GSI1SK < :before"
+            }
+            None => "GSI1PK = :pk",
+        };
+        let items = self
+            .query_items(Some(GSI_BY_MEMBER), condition, values, false, page.limit + 1)
+            .await?;
+        let collections = items.into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(collections, page.limit))
+    }
+
+    async fn run_record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("RECONCILIATION".to_owned(), run_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(from_item).transpose()
     }
 
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {

@@ -39,3 +39,36 @@ impl SmsSender for SnsSmsSender {
         Ok(())
     }
 }
+
+/// Reconciliation alerts to an SNS topic (e-mail, chat or paging subscribe to it).
+#[derive(Debug, Clone)]
+pub struct SnsTopicAlerts {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsTopicAlerts {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> SnsTopicAlerts {
+        SnsTopicAlerts {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::alerts::AlertSink for SnsTopicAlerts {
+    async fn alert(&self, subject: &str, message: &str) -> Result<(), crate::alerts::AlertError> {
+        // SNS subjects are at most 100 characters.
+        let subject: String = subject.chars().take(100).collect();
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(subject)
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| crate::alerts::AlertError(aws_sdk_sns::error::DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+}

@@ -17,7 +17,7 @@ use crate::clock::Timestamp;
 use crate::ledger::{Balance, Balances, LedgerEntry};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
-use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, Withdrawal};
+use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::sms::{OutboxMessage, SmsError, SmsSender};
 use crate::store::{
     validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
@@ -26,6 +26,8 @@ use crate::store::{
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS members (
     member_id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS member_index (
+    shard INTEGER NOT NULL, member_id TEXT NOT NULL, PRIMARY KEY (shard, member_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS codes (
     member_id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS balances (
@@ -39,13 +41,17 @@ CREATE TABLE IF NOT EXISTS withdrawals (
     id TEXT PRIMARY KEY, member_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS withdrawals_by_member ON withdrawals (member_id, id);
 CREATE TABLE IF NOT EXISTS collections (
-    collection_id TEXT PRIMARY KEY, version INTEGER NOT NULL,
+    collection_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, version INTEGER NOT NULL,
     due_at INTEGER, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS collections_by_member ON collections (member_id, collection_id);
 CREATE INDEX IF NOT EXISTS collections_due ON collections (due_at) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS refunds (refund_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS idempotency (
     member_id TEXT NOT NULL, key TEXT NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (member_id, key));
+CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, message TEXT NOT NULL, sent_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sms_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, phone TEXT NOT NULL, message TEXT NOT NULL,
     sent_at INTEGER NOT NULL);
@@ -240,6 +246,13 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             )
             .map_err(unavailable)?;
         }
+        Write::IndexMember { member_id } => {
+            conn.execute(
+                "INSERT OR IGNORE INTO member_index (shard, member_id) VALUES (?1, ?2)",
+                params![member_id.shard(), member_id.as_str()],
+            )
+            .map_err(unavailable)?;
+        }
         Write::CheckMember { member_id, version } => {
             let stored = stored_version(
                 conn,
@@ -309,8 +322,15 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             let due_at =
                 (collection.status == CollectionStatus::Pending).then(|| collection.available_at.unix_millis());
             conn.execute(
-                "INSERT OR REPLACE INTO collections (collection_id, version, due_at, body) VALUES (?1, ?2, ?3, ?4)",
-                params![key, version_param(collection.version), due_at, to_json(collection)?],
+                "INSERT OR REPLACE INTO collections (collection_id, member_id, version, due_at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    key,
+                    collection.member_id.as_str(),
+                    version_param(collection.version),
+                    due_at,
+                    to_json(collection)?
+                ],
             )
             .map_err(unavailable)?;
         }
@@ -319,6 +339,17 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
                 .execute(
                     "INSERT OR IGNORE INTO refunds (refund_id, body) VALUES (?1, ?2)",
                     params![refund.refund_id, to_json(refund)?],
+                )
+                .map_err(unavailable)?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+        }
+        Write::PutRun(run) => {
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO runs (run_id, body) VALUES (?1, ?2)",
+                    params![run.run_id, to_json(run)?],
                 )
                 .map_err(unavailable)?;
             if inserted == 0 {
@@ -570,6 +601,71 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn member_ids(
+        &self,
+        shard: u32,
+        after: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<Page<MemberId>, StoreError> {
+        let after = after.map_or_else(String::new, |m| m.as_str().to_owned());
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT member_id FROM member_index WHERE shard = ?1 AND member_id > ?2 ORDER BY member_id LIMIT ?3",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![shard, after, limit_param(limit)], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            let mut ids = Vec::new();
+            for row in rows {
+                ids.push(MemberId::parse(&row.map_err(unavailable)?).map_err(corrupt)?);
+            }
+            Ok(page_of(ids, limit))
+        })
+        .await
+    }
+
+    async fn member_collections(
+        &self,
+        member_id: &MemberId,
+        page: &PageRequest,
+    ) -> Result<Page<Collection>, StoreError> {
+        let (member_key, page) = (member_id.as_str().to_owned(), page.clone());
+        self.with_conn(move |conn| {
+            let before = page.before.clone().unwrap_or_else(|| "\u{10FFFF}".to_owned());
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM collections WHERE member_id = ?1 AND collection_id < ?2
+                     ORDER BY collection_id DESC LIMIT ?3",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![member_key, before, limit_param(page.limit)], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(unavailable)?;
+            let mut items = Vec::new();
+            for row in rows {
+                items.push(from_json(&row.map_err(unavailable)?)?);
+            }
+            Ok(page_of(items, page.limit))
+        })
+        .await
+    }
+
+    async fn run_record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let id = run_id.to_owned();
+        self.with_conn(move |conn| {
+            let body: Option<String> = conn
+                .query_row("SELECT body FROM runs WHERE run_id = ?1", params![id], |r| r.get(0))
+                .optional()
+                .map_err(unavailable)?;
+            body.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_commit(&writes)?;
         self.with_conn(move |conn| {
@@ -636,5 +732,54 @@ impl SmsSender for SqliteOutbox {
             })
             .await
             .map_err(|e| SmsError(e.to_string()))
+    }
+}
+
+/// Local alerts: logged, and kept in the embedded database for inspection.
+#[derive(Clone, Debug)]
+pub struct SqliteAlerts {
+    store: SqliteStore,
+}
+
+impl SqliteStore {
+    pub fn alerts(&self) -> SqliteAlerts {
+        SqliteAlerts { store: self.clone() }
+    }
+}
+
+impl SqliteAlerts {
+    /// `(subject, message)` of every alert, newest first.
+    pub async fn sent(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.store
+            .with_conn(|conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT subject, message FROM alerts ORDER BY id DESC")
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::alerts::AlertSink for SqliteAlerts {
+    async fn alert(&self, subject: &str, message: &str) -> Result<(), crate::alerts::AlertError> {
+        tracing::error!(subject, "ALERT (kept in the local alerts table)");
+        let (subject, message) = (subject.to_owned(), message.to_owned());
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock).unix_millis();
+        self.store
+            .with_conn(move |conn| {
+                conn.execute(
+                    "INSERT INTO alerts (subject, message, sent_at) VALUES (?1, ?2, ?3)",
+                    params![subject, message, now],
+                )
+                .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| crate::alerts::AlertError(e.to_string()))
     }
 }

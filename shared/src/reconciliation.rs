@@ -1,0 +1,337 @@
+//! The scheduled run: settles what has matured, then proves the books — for every
+//! account and currency, each bucket equals the sum of its ledger, none is negative,
+//! `in_transit` equals the member's processing withdrawals, `pending` equals what is left
+//! of the unsettled collections, and no refund total exceeds its collection. It reports
+//! (log, stored run record, alert) and never rewrites a balance.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::collection::{settle_due, Settled};
+use crate::error::ApiError;
+use crate::ledger::{Balance, Balances, Bucket};
+use crate::member::{MemberId, MEMBER_SHARDS};
+use crate::money::{Amount, Currency};
+use crate::records::{CollectionStatus, RunRecord, WithdrawalStatus};
+use crate::store::{PageRequest, Write};
+
+/// Items read per page: memory stays bounded whatever the size of an account.
+pub const AUDIT_PAGE: usize = 100;
+/// Reads of an account that keeps changing under live traffic before it is left for the
+/// next run (reported as busy, not as a discrepancy).
+pub const AUDIT_ATTEMPTS: usize = 3;
+
+/// What a run does, and which part of the members it walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    pub settle: bool,
+    pub verify: bool,
+    /// This run checks the member shards `s` with `s % segments == segment`, so that
+    /// several invocations can split one run between them.
+    pub segment: u32,
+    pub segments: u32,
+    /// Before reporting a discrepancy the account is checked once more after this
+    /// pause (DynamoDB's indexes are eventually consistent).
+    pub recheck_after: Duration,
+}
+
+impl RunOptions {
+    /// Settle and verify everything, in one invocation.
+    pub fn full() -> RunOptions {
+        RunOptions {
+            settle: true,
+            verify: true,
+            segment: 0,
+            segments: 1,
+            recheck_after: Duration::ZERO,
+        }
+    }
+
+    /// Settle matured collections only.
+    pub fn settle_only() -> RunOptions {
+        RunOptions {
+            verify: false,
+            ..RunOptions::full()
+        }
+    }
+}
+
+/// One thing found wrong with the books.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Discrepancy {
+    pub member_id: String,
+    pub currency: Option<Currency>,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// A run's report: logged, stored and (when anything is off) alerted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub run_id: String,
+    pub started_at: crate::clock::Timestamp,
+    pub finished_at: crate::clock::Timestamp,
+    pub accounts_checked: u64,
+    /// Accounts that kept changing while read; the next run checks them.
+    pub accounts_busy: u64,
+    pub settled: Settled,
+    pub discrepancies: Vec<Discrepancy>,
+    pub duration_ms: u64,
+    pub options: RunOptions,
+}
+
+impl Report {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "run_id": self.run_id,
+            "started_at": self.started_at.to_rfc3339(),
+            "finished_at": self.finished_at.to_rfc3339(),
+            "accounts_checked": self.accounts_checked,
+            "accounts_busy": self.accounts_busy,
+            "settled": {
+                "count": self.settled.count,
+                "amounts": { "USD": self.settled.usd.to_string(), "CNY": self.settled.cny.to_string() },
+            },
+            "discrepancies": self.discrepancies,
+            "duration_ms": self.duration_ms,
+            "segment": self.options.segment,
+            "segments": self.options.segments,
+        })
+    }
+}
+
+/// What the ledger, the withdrawals and the collections say one account should hold.
+#[derive(Debug, Default)]
+struct Expected {
+    ledger: Balances,
+    processing: Balances,
+    unsettled: Balances,
+    over_refunded: Vec<(String, Currency, Amount, Amount)>,
+}
+
+fn add(balances: &mut Balances, currency: Currency, bucket: Bucket, amount: Amount) -> Result<(), ApiError> {
+    let balance: &mut Balance = balances.get_mut(currency);
+    let slot = match bucket {
+        Bucket::Available => &mut balance.available,
+        Bucket::Pending => &mut balance.pending,
+        Bucket::InTransit => &mut balance.in_transit,
+    };
+    *slot = slot.checked_add(amount).ok_or(ApiError::Internal)?;
+    Ok(())
+}
+
+async fn expected(app: &App, member_id: &MemberId) -> Result<Expected, ApiError> {
+    let mut expected = Expected::default();
+    for currency in Currency::ALL {
+        let mut page = PageRequest {
+            limit: AUDIT_PAGE,
+            before: None,
+        };
+        loop {
+            let entries = app.store.ledger(member_id, Some(currency), &page).await?;
+            for entry in &entries.items {
+                add(&mut expected.ledger, currency, entry.bucket, entry.amount)?;
+            }
+            match (entries.more, entries.items.last()) {
+                (true, Some(last)) => page.before = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+    }
+    let mut page = PageRequest {
+        limit: AUDIT_PAGE,
+        before: None,
+    };
+    loop {
+        let withdrawals = app.store.withdrawals(member_id, &page).await?;
+        for w in withdrawals
+            .items
+            .iter()
+            .filter(|w| w.status == WithdrawalStatus::Processing)
+        {
+            add(&mut expected.processing, w.currency, Bucket::InTransit, w.amount)?;
+        }
+        match (withdrawals.more, withdrawals.items.last()) {
+            (true, Some(last)) => page.before = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    let mut page = PageRequest {
+        limit: AUDIT_PAGE,
+        before: None,
+    };
+    loop {
+        let collections = app.store.member_collections(member_id, &page).await?;
+        for c in &collections.items {
+            if c.refunded > c.amount || c.refunded.is_negative() {
+                expected
+                    .over_refunded
+                    .push((c.collection_id.clone(), c.currency, c.amount, c.refunded));
+            }
+            if c.status == CollectionStatus::Pending {
+                let remaining = c.amount.checked_sub(c.refunded).ok_or(ApiError::Internal)?;
+                add(&mut expected.unsettled, c.currency, Bucket::Pending, remaining)?;
+            }
+        }
+        match (collections.more, collections.items.last()) {
+            (true, Some(last)) => page.before = Some(last.collection_id.clone()),
+            _ => break,
+        }
+    }
+    Ok(expected)
+}
+
+fn compare(member_id: &MemberId, balances: &Balances, expected: &Expected) -> Vec<Discrepancy> {
+    let mut found = Vec::new();
+    let mut report = |currency: Option<Currency>, kind: &'static str, detail: String| {
+        found.push(Discrepancy {
+            member_id: member_id.as_str().to_owned(),
+            currency,
+            kind,
+            detail,
+        });
+    };
+    for currency in Currency::ALL {
+        let balance = balances.get(currency);
+        for bucket in Bucket::ALL {
+            let held = balance.get(bucket);
+            let summed = expected.ledger.get(currency).get(bucket);
+            if held != summed {
+                let detail = format!("{} is {held} but its ledger entries sum to {summed}", bucket.as_str());
+                report(Some(currency), "balance_mismatch", detail);
+            }
+            if held.is_negative() {
+                report(
+                    Some(currency),
+                    "negative_balance",
+                    format!("{} is {held}", bucket.as_str()),
+                );
+            }
+        }
+        let processing = expected.processing.get(currency).in_transit;
+        if balance.in_transit != processing {
+            let detail = format!(
+                "in_transit is {} but processing withdrawals total {processing}",
+                balance.in_transit
+            );
+            report(Some(currency), "in_transit_mismatch", detail);
+        }
+        let unsettled = expected.unsettled.get(currency).pending;
+        if balance.pending != unsettled {
+            let detail = format!(
+                "pending is {} but unsettled collections hold {unsettled}",
+                balance.pending
+            );
+            report(Some(currency), "pending_mismatch", detail);
+        }
+    }
+    for (collection_id, currency, amount, refunded) in &expected.over_refunded {
+        let detail = format!("collection {collection_id} of {amount} has {refunded} refunded");
+        report(Some(*currency), "refunds_exceed_collection", detail);
+    }
+    found
+}
+
+/// Checks one account against a stable read: the balances are read before and after the
+/// rest, and only a read during which they did not move counts (every balance change
+/// writes its ledger entries in the same transaction, so an unmoved balance means the
+/// ledger read in between is consistent with it). `None`: it kept moving.
+async fn audit_member(app: &App, member_id: &MemberId) -> Result<Option<Vec<Discrepancy>>, ApiError> {
+    for _ in 0..AUDIT_ATTEMPTS {
+        let Some(before) = app.store.member_state(member_id).await? else {
+            return Ok(Some(Vec::new()));
+        };
+        let expected = expected(app, member_id).await?;
+        let Some(after) = app.store.member_state(member_id).await? else {
+            return Ok(Some(Vec::new()));
+        };
+        if before.balances == after.balances {
+            return Ok(Some(compare(member_id, &after.balances, &expected)));
+        }
+    }
+    Ok(None)
+}
+
+/// One run: settle (segment 0 only, since the due index is global), verify the
+/// segment's members, then store, log and alert.
+pub async fn run(app: &App, options: RunOptions) -> Result<Report, ApiError> {
+    let clock_started = Instant::now();
+    let started_at = app.now();
+    let run_id = format!("run_{}", crate::ids::ulid_at(started_at));
+    let settled = if options.settle && options.segment == 0 {
+        settle_due(app, started_at).await?
+    } else {
+        Settled::default()
+    };
+
+    let (mut accounts_checked, mut accounts_busy, mut discrepancies) = (0u64, 0u64, Vec::new());
+    if options.verify {
+        let segments = options.segments.max(1);
+        for shard in (0..MEMBER_SHARDS).filter(|s| s % segments == options.segment % segments) {
+            let mut after: Option<MemberId> = None;
+            loop {
+                let page = app.store.member_ids(shard, after.as_ref(), AUDIT_PAGE).await?;
+                for member_id in &page.items {
+                    accounts_checked += 1;
+                    let mut found = audit_member(app, member_id).await?;
+                    if found.as_ref().is_some_and(|f| !f.is_empty()) && !options.recheck_after.is_zero() {
+                        tokio::time::sleep(options.recheck_after).await;
+                        found = audit_member(app, member_id).await?;
+                    }
+                    match found {
+                        Some(found) => discrepancies.extend(found),
+                        None => accounts_busy += 1,
+                    }
+                }
+                match (page.more, page.items.last()) {
+                    (true, Some(last)) => after = Some(last.clone()),
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    let report = Report {
+        run_id,
+        started_at,
+        finished_at: app.now(),
+        accounts_checked,
+        accounts_busy,
+        settled,
+        discrepancies,
+        duration_ms: u64::try_from(clock_started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        options,
+    };
+    publish(app, &report).await?;
+    Ok(report)
+}
+
+/// Stores the run record, logs the report, and alerts when anything is off.
+async fn publish(app: &App, report: &Report) -> Result<(), ApiError> {
+    let body = report.to_json().to_string();
+    let record = RunRecord {
+        run_id: report.run_id.clone(),
+        started_at: report.started_at,
+        finished_at: report.finished_at,
+        report: body.clone(),
+        discrepancies: u64::try_from(report.discrepancies.len()).unwrap_or(u64::MAX),
+    };
+    app.store.commit(vec![Write::PutRun(record)]).await?;
+    if report.discrepancies.is_empty() {
+        tracing::info!(report = %body, "reconciliation run: books balance");
+    } else {
+        tracing::error!(report = %body, "reconciliation run: discrepancies found");
+        let subject = format!(
+            "Fund account reconciliation: {} discrepancies",
+            report.discrepancies.len()
+        );
+        if let Err(error) = app.alerts.alert(&subject, &body).await {
+            // The run record and the error log still carry the report.
+            tracing::error!(error = %error, "reconciliation alert could not be published");
+        }
+    }
+    Ok(())
+}
