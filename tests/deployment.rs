@@ -114,3 +114,44 @@ async fn the_event_files_run_through_their_handlers_in_journey_order() {
     assert_eq!((status, body["status"].as_str()), (200, Some("active")), "{body}");
     let _ = Arc::clone(&t.app);
 }
+
+#[tokio::test]
+async fn the_scheduled_events_run_the_reconciliation_in_process() {
+    use fund_account::lambda::reconciliation_options;
+    let scheduled: Value = serde_json::from_str(&read("events/reconcile.json")).unwrap();
+    let settle: Value = serde_json::from_str(&read("events/reconcile-settle.json")).unwrap();
+    let full: Value = serde_json::from_str(&read("events/reconcile-full.json")).unwrap();
+    assert!(
+        reconciliation_options(&scheduled).verify,
+        "a plain scheduled event runs in full"
+    );
+    assert!(reconciliation_options(&full).verify && reconciliation_options(&full).settle);
+    let settle_only = reconciliation_options(&settle);
+    assert!(settle_only.settle && !settle_only.verify);
+    let segmented = reconciliation_options(&serde_json::json!({ "mode": "full", "segment": 2, "segments": 4 }));
+    assert_eq!((segmented.segment, segmented.segments), (2, 4));
+    let nonsense = reconciliation_options(&serde_json::json!({ "segment": 9, "segments": 4 }));
+    assert_eq!(
+        (nonsense.segment, nonsense.segments),
+        (0, 1),
+        "an impossible segment runs everything"
+    );
+
+    let t = test_app(Adapter::Sqlite).await;
+    t.member("seller-001", "login-Pass-2026", None).await;
+    let mut options = reconciliation_options(&scheduled);
+    options.recheck_after = std::time::Duration::ZERO;
+    let report = fund_account::reconciliation::run(&t.app, options).await.unwrap();
+    assert_eq!((report.accounts_checked, report.discrepancies.len()), (1, 0));
+    let json = report.to_json();
+    for field in [
+        "run_id",
+        "started_at",
+        "finished_at",
+        "accounts_checked",
+        "settled",
+        "discrepancies",
+    ] {
+        assert!(json.get(field).is_some(), "the report has {field}");
+    }
+}

@@ -226,6 +226,22 @@ async fn collect_settle_withdraw_pay_and_return_over_http() {
             .sum()
     };
     assert_eq!((sum("available"), sum("pending"), sum("in_transit")), (100_000, 0, 0));
+
+    let report: Value = api
+        .client
+        .post(api.gw.url("/dev/reconcile"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["accounts_checked"], 1);
+    assert_eq!(report["discrepancies"], json!([]));
+    assert_eq!(
+        report["settled"],
+        json!({ "count": 0, "amounts": { "USD": "0.00", "CNY": "0.00" } })
+    );
     api.gw.stop().await;
 }
 

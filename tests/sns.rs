@@ -78,3 +78,64 @@ fn rand_suffix() -> u32 {
         .subsec_nanos()
         % 10_000
 }
+
+#[tokio::test]
+async fn a_reconciliation_discrepancy_is_published_to_the_alert_topic() {
+    use fund_account::ledger::{Bucket, EntryType, Posting};
+    use fund_account::money::Currency;
+    use fund_account::reconciliation::{self, RunOptions};
+
+    let config = fund_account_tests::aws_config().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic_name = format!("fund-account-alerts-{}", rand_suffix());
+    let topic_arn = sns
+        .create_topic()
+        .name(&topic_name)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let store = Arc::new(dynamodb_store().await);
+    let (app, clock) = app_with(store, Arc::new(sns_sender().await));
+    let app = Arc::new(Arc::try_unwrap(app).ok().unwrap().with_alerts(Arc::new(
+        fund_account::adapters::sns::SnsTopicAlerts::new(sns, topic_arn.clone()),
+    )));
+    let t = fund_account_tests::TestApp {
+        app: app.clone(),
+        clock,
+        outbox: fund_account_tests::sqlite_store().outbox(),
+    };
+    let member = t.member("alerted-seller", "login-Pass-2026", None).await;
+    let sabotage = Posting::new(&member, Currency::Cny, EntryType::Collection, "sabotage")
+        .change(Bucket::Available, fund_account_tests::fixtures::amount("7"))
+        .into_writes(app.now());
+    app.store.commit(vec![sabotage[0].clone()]).await.unwrap();
+
+    let report = reconciliation::run(&app, RunOptions::full()).await.unwrap();
+    assert_eq!(report.discrepancies.len(), 1);
+
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let topic = data["sns"]["Topic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["arn"] == topic_arn.as_str())
+        .unwrap();
+    let notifications = topic["sent_notifications"].as_array().unwrap();
+    assert_eq!(notifications.len(), 1, "one alert published");
+    let (message, subject) = (
+        notifications[0][1].as_str().unwrap(),
+        notifications[0][2].as_str().unwrap(),
+    );
+    assert_eq!(subject, "Fund account reconciliation: 1 discrepancies");
+    let published: Value = serde_json::from_str(message).unwrap();
+    assert_eq!(published["run_id"], report.run_id.as_str());
+    assert_eq!(published["discrepancies"][0]["kind"], "balance_mismatch");
+    assert_eq!(published["discrepancies"][0]["member_id"], "alerted-seller");
+}
