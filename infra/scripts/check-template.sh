@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Validates template.yaml offline: cfn-lint, then `sam validate --lint`.
-# Installs the tools on first use into the git-ignored venvs .venv (cfn-lint, shared
-# with moto) and .venv-sam (aws-sam-cli, which pins its own boto3).
+# Validates template.yaml offline: cfn-lint, then `sam validate --lint`; and
+# openapi.yaml with openapi-spec-validator.
+# Installs the tools on first use into the git-ignored venvs .venv (cfn-lint and
+# openapi-spec-validator, shared with moto) and .venv-sam (aws-sam-cli, which pins its
+# own boto3).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -22,6 +24,7 @@ ensure_tool() {
 }
 
 ensure_tool .venv cfn-lint cfn-lint
+ensure_tool .venv openapi-spec-validator openapi-spec-validator
 ensure_tool .venv-sam sam aws-sam-cli
 
 echo "== cfn-lint template.yaml"
@@ -30,3 +33,6 @@ echo "cfn-lint: no findings"
 
 echo "== sam validate --lint"
 .venv-sam/bin/sam validate --lint --region us-east-1 -t template.yaml
+
+echo "== openapi-spec-validator openapi.yaml"
+.venv/bin/openapi-spec-validator openapi.yaml
