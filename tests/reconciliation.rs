@@ -18,10 +18,10 @@ use fund_account_tests::{for_each_adapter, sqlite_store, test_app, Adapter, Test
 async fn app_with_alerts(adapter: Adapter) -> (TestApp, fund_account::adapters::sqlite::SqliteAlerts) {
     let t = test_app(adapter).await;
     let alerts = sqlite_store().alerts();
-    let app = Arc::try_unwrap(t.app)
-        .ok()
-        .expect("sole owner")
-        .with_alerts(Arc::new(alerts.clone()));
+    let Ok(app) = Arc::try_unwrap(t.app) else {
+        panic!("the test app has one owner")
+    };
+    let app = app.with_alerts(Arc::new(alerts.clone()));
     (
         TestApp {
             app: Arc::new(app),
@@ -319,11 +319,9 @@ async fn a_run_walks_thousands_of_accounts_in_bounded_pages(adapter: Adapter) {
     assert_eq!(report.accounts_checked, u64::try_from(count).unwrap());
     assert_eq!(report.discrepancies, vec![]);
     // Memory: the walk holds one page of AUDIT_PAGE ids and one account's sums at a time.
-    println!(
-        "reconciliation over {count} accounts on {adapter:?}: {:.0} ms ({:.0} ms per 1000 accounts)",
-        elapsed.as_secs_f64() * 1000.0,
-        elapsed.as_secs_f64() * 1_000_000.0 / count as f64
-    );
+    let millis = elapsed.as_millis();
+    let per_thousand = millis * 1000 / u128::try_from(count).unwrap();
+    println!("reconciliation over {count} accounts on {adapter:?}: {millis} ms ({per_thousand} ms per 1000 accounts)");
 }
 
 async fn segments_split_a_run_without_overlap(adapter: Adapter) {

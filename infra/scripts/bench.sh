@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Measurements (not tests): release binary sizes, cold start through a local Lambda
+# Runtime API next to a hello-world lambda_http binary, argon2id and withdrawal latency.
+# Starts its own moto server (the first answers make real DynamoDB calls against it).
+# Results go to stdout as Markdown tables; docs/PERFORMANCE.md records the latest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+target=${CARGO_TARGET_DIR:-target}
+[[ -x .venv/bin/python ]] || { python3 -m venv .venv && .venv/bin/python -m pip install --quiet 'moto[server]>=5.1,<6'; }
+
+functions=$(for dir in functions/*/; do basename "$dir"; done)
+packages=$(for f in $functions; do printf -- '-p %s ' "$f"; done)
+# shellcheck disable=SC2086
+cargo build --release $packages -p bench
+
+echo
+echo "| function | release binary (x86_64, stripped) |"
+echo "|---|---|"
+for f in $functions hello-lambda; do
+  printf '| %s | %s KiB |\n' "$f" "$(( $(stat -c %s "$target/release/$f") / 1024 ))"
+done
+
+port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.venv/bin/python infra/scripts/moto_server.py "$port" >/dev/null 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+export MOTO_ENDPOINT="http://127.0.0.1:$port"
+
+echo
+http_functions=$(for f in $functions; do [[ -f events/$f.json && $f != reconcile ]] && echo "$f"; done)
+# shellcheck disable=SC2086
+"$target/release/coldstart" "$target/release" events $http_functions
+echo
+"$target/release/latency" "${SAMPLES:-40}"
