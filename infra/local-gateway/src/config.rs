@@ -89,7 +89,7 @@ impl GatewayConfig {
     /// `LOCAL_GATEWAY_ADDR` (127.0.0.1:3000), `LOCAL_DATA_DIR` (./.local-data),
     /// `LOCAL_INTERNAL_KEY` (else random), `LOCAL_JWT_SECRET` and `CODE_HMAC_SECRET`
     /// (else random, kept in the data directory), `LOCAL_STORE=embedded|dynamodb`
-    /// (with `TABLE_NAME`), `LOCAL_SMS=outbox|sns`, `LOCAL_WEB_DIR` (./web).
+    /// (with `TABLE_NAME`), `LOCAL_SMS=outbox|sns`, `LOCAL_WEB_DIR` (./web/app).
     pub fn from_env() -> Result<GatewayConfig, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let addr: SocketAddr = var("LOCAL_GATEWAY_ADDR")
