@@ -305,6 +305,11 @@ pub async fn settle_due(app: &App, now: Timestamp) -> Result<Settled, ApiError> 
                 settled.add(collection.currency, amount);
             }
         }
+        let all_settled = settled.count - before == due.len() as u64;
+        if all_settled && due.len() < SETTLEMENT_PAGE {
+            // A short page, all of it settled: the index has nothing more that was due.
+            return Ok(settled);
+        }
         if settled.count == before {
             // Every one lost a race; a few more passes re-read them, then give up so a
             // run can never spin. The next run picks up whatever is left.

@@ -1,0 +1,296 @@
+//! DynamoDB calls per operation, counted by an SDK interceptor on the real client, held
+//! against the floor `docs/data-model.md` states. Counts are deterministic (unlike
+//! times), so they are asserted.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use fund_account::activation;
+use fund_account::adapters::dynamodb::DynamoStore;
+use fund_account::collection::{self, NewCollection, NewRefund};
+use fund_account::money::{Amount, Currency};
+use fund_account::password::PaymentPassword;
+use fund_account::records::BankAccount;
+use fund_account::store::{PageRequest, Store};
+use fund_account::verification::SmsCode;
+use fund_account::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
+use fund_account_tests::{app_with, aws_config, sqlite_store, TestApp, PAYMENT_PASSWORD};
+
+/// Counts DynamoDB operations by name (once per operation, whatever the SDK's retries).
+#[derive(Debug, Default, Clone)]
+struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>);
+
+impl CallCounter {
+    fn take(&self) -> BTreeMap<String, usize> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map_or_else(|| operation_name(context.input()), |m| m.name())
+            .to_owned();
+        *self.0.lock().unwrap().entry(name).or_default() += 1;
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// The operation an input belongs to (the SDK's metadata is not in the bag this early).
+fn operation_name(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> &'static str {
+    use aws_sdk_dynamodb::operation as op;
+    macro_rules! named {
+        ($($module:ident :: $input:ident => $name:literal),* $(,)?) => {
+            $(if input.downcast_ref::<op::$module::$input>().is_some() { return $name; })*
+        };
+    }
+    named!(
+        query::QueryInput => "Query",
+        get_item::GetItemInput => "GetItem",
+        put_item::PutItemInput => "PutItem",
+        update_item::UpdateItemInput => "UpdateItem",
+        delete_item::DeleteItemInput => "DeleteItem",
+        scan::ScanInput => "Scan",
+        batch_get_item::BatchGetItemInput => "BatchGetItem",
+        transact_get_items::TransactGetItemsInput => "TransactGetItems",
+        transact_write_items::TransactWriteItemsInput => "TransactWriteItems",
+    );
+    "other"
+}
+
+fn calls(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(name, n)| ((*name).to_owned(), *n)).collect()
+}
+
+fn amount(text: &str) -> Amount {
+    Amount::parse_request(text).unwrap()
+}
+
+fn withdrawal_request(key: &str, value: &str, password: &str) -> WithdrawalRequest {
+    WithdrawalRequest {
+        key: IdempotencyKey::parse(key).unwrap(),
+        currency: Currency::Usd,
+        amount: amount(value),
+        password: PaymentPassword::new(password.to_owned()),
+        bank_account: BankAccount {
+            holder_name: "Li Wei".to_owned(),
+            account_number: "6222020200112233".to_owned(),
+            bank_name: "ICBC".to_owned(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn every_operation_makes_the_calls_the_data_model_states() {
+    let counter = CallCounter::default();
+    let config = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let table = format!("fund-account-calls-{}", ulid_suffix());
+    DynamoStore::create_table(&client, &table).await.unwrap();
+    let store = Arc::new(DynamoStore::new(client, table));
+    let outbox = sqlite_store().outbox();
+    let (app, clock) = app_with(store.clone(), Arc::new(outbox.clone()));
+    let t = TestApp {
+        app: app.clone(),
+        clock,
+        outbox,
+    };
+    counter.take();
+
+    // Activation, with a phone.
+    let m = t
+        .member("calls-seller", "login-Pass-2026", Some("+8613800001234"))
+        .await;
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
+        "member sync (create)"
+    );
+    activation::set_payment_password(&app, &m, PaymentPassword::new(PAYMENT_PASSWORD.to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
+        "activation"
+    );
+    activation::send_code(&app, &m).await.unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
+        "send code"
+    );
+    let code = t.last_code("+8613800001234").await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let _ = activation::confirm_code(&app, &m, &SmsCode::parse(wrong).unwrap()).await;
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
+        "confirm, wrong code"
+    );
+    activation::confirm_code(&app, &m, &SmsCode::parse(&code).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
+        "confirm, right code"
+    );
+    activation::account(&app, &m).await.unwrap();
+    assert_eq!(counter.take(), calls(&[("Query", 1)]), "get account");
+
+    // Money in.
+    let new_collection = |id: &str| NewCollection {
+        collection_id: id.to_owned(),
+        member_id: m.clone(),
+        currency: Currency::Usd,
+        amount: amount("1000"),
+        available_at: None,
+    };
+    collection::collect(&app, new_collection("col-1")).await.unwrap();
+    assert_eq!(counter.take(), calls(&[("TransactWriteItems", 1)]), "collection");
+    collection::collect(&app, new_collection("col-1")).await.unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
+        "collection repeat"
+    );
+    collection::refund(
+        &app,
+        NewRefund {
+            refund_id: "r-1".to_owned(),
+            collection_id: "col-1".to_owned(),
+            amount: amount("100"),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
+        "refund"
+    );
+    let settled = collection::settle_due(&app, app.now()).await.unwrap();
+    assert_eq!(settled.count, 1);
+    // One page of the due index (a Query per shard), one commit per collection.
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 8), ("TransactWriteItems", 1)]),
+        "settlement of one collection"
+    );
+
+    // Money out.
+    let first = withdrawal::withdraw(&app, &m, withdrawal_request("k-1", "300", PAYMENT_PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        "withdrawal"
+    );
+    withdrawal::withdraw(&app, &m, withdrawal_request("k-1", "300", PAYMENT_PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(counter.take(), calls(&[("TransactGetItems", 1)]), "withdrawal replay");
+    let _ = withdrawal::withdraw(&app, &m, withdrawal_request("k-2", "300", "Wrong-Pass-1")).await;
+    assert_eq!(
+        counter.take(),
+        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        "wrong password"
+    );
+    withdrawal::withdraw(&app, &m, withdrawal_request("k-3", "200", PAYMENT_PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        "withdrawal that resets the wrong-password count"
+    );
+    withdrawal::member_withdrawal(&app, &m, &first.withdrawal_id)
+        .await
+        .unwrap();
+    assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "get withdrawal");
+    store
+        .withdrawals(
+            &m,
+            &PageRequest {
+                limit: 20,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(counter.take(), calls(&[("Query", 1)]), "list withdrawals");
+    store
+        .ledger(
+            &m,
+            Some(Currency::Usd),
+            &PageRequest {
+                limit: 20,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(counter.take(), calls(&[("Query", 1)]), "transactions, one currency");
+    store
+        .ledger(
+            &m,
+            None,
+            &PageRequest {
+                limit: 20,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(counter.take(), calls(&[("Query", 2)]), "transactions, both currencies");
+    withdrawal::report_payout(&app, &first.withdrawal_id, Payout::Paid)
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
+        "paid"
+    );
+    withdrawal::report_payout(&app, &first.withdrawal_id, Payout::Paid)
+        .await
+        .unwrap();
+    assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "paid again (no-op)");
+}
+
+fn ulid_suffix() -> String {
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
