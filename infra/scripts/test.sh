@@ -38,7 +38,7 @@ bash infra/scripts/check-template.sh
 
 step "cargo test"
 log=$(mktemp)
-cargo test --workspace 2>&1 | tee "$log"
+FUZZ_CASES=${FUZZ_CASES:-2000} cargo test --workspace 2>&1 | tee "$log"
 # One closing line for the whole run: the sum of every test binary's results.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
