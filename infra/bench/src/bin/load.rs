@@ -1,0 +1,247 @@
+//! Load and per-route latency through the local gateway on loopback, next to a bare
+//! hyper "hello" server in the same run. Bounded: each phase runs for a fixed time with a
+//! fixed number of connections, then stops by itself.
+//!
+//! Usage: `load [seconds per phase] [connections]` (defaults 5 and 16). Build `--release`.
+
+// Floats here are timings for display; money never passes through this crate.
+#![allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fund_account::clock::SystemClock;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use local_gateway::{serve, Gateway, GatewayConfig, SmsBackend, StoreBackend};
+use serde_json::json;
+
+async fn hello_server() -> Result<String, Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"hello"))))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// Runs `request` from `connections` tasks for `seconds`; returns requests per second.
+async fn throughput<F, Fut>(seconds: u64, connections: usize, request: F) -> f64
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let done = Arc::new(AtomicU64::new(0));
+    let counter = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (request, done, counter) = (Arc::clone(&request), Arc::clone(&done), Arc::clone(&counter));
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                if request(n).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn latency<F, Fut>(name: &str, samples: usize, request: F)
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut timings = Vec::with_capacity(samples);
+    for n in 0..samples {
+        let started = Instant::now();
+        assert!(request(n as u64).await, "{name} failed");
+        timings.push(started.elapsed());
+    }
+    timings.sort();
+    let at = |p: f64| timings[((timings.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+    println!("| {name} | {:.2} ms | {:.2} ms | {samples} |", at(0.5), at(0.99));
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let connections: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(16);
+
+    let data_dir = std::env::temp_dir().join(format!("fund-account-load-{}", std::process::id()));
+    std::fs::create_dir_all(&data_dir)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = GatewayConfig {
+        addr,
+        data_dir: data_dir.clone(),
+        internal_key: "load-key".to_owned(),
+        internal_key_generated: false,
+        jwt_secret: b"load-jwt-secret-0123456789abcdef".to_vec(),
+        code_secret: b"load-code-secret-0123456789abcdef".to_vec(),
+        store: StoreBackend::Embedded,
+        sms: SmsBackend::Outbox,
+        web_dir: None,
+    };
+    let gateway = Arc::new(Gateway::build(config, Arc::new(SystemClock)).await?);
+    tokio::spawn(serve(Arc::clone(&gateway), listener, std::future::pending()));
+    let base = format!("http://{addr}");
+    let hello = hello_server().await?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+
+    // A member with money, and a token.
+    client
+        .post(format!("{base}/dev/members"))
+        .json(&json!({ "member_id": "load-seller", "login_password": "login-Pass-2026", "phone": null }))
+        .send()
+        .await?;
+    let login: serde_json::Value = client
+        .post(format!("{base}/dev/login"))
+        .json(&json!({ "member_id": "load-seller", "login_password": "login-Pass-2026" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"].as_str().ok_or("no token")?.to_owned();
+    client
+        .post(format!("{base}/v1/activation"))
+        .bearer_auth(&token)
+        .json(&json!({ "payment_password": "Vault-Key-2026!" }))
+        .send()
+        .await?;
+
+    println!("| route (through the local gateway, embedded store) | p50 | p99 | samples |");
+    println!("|---|---|---|---|");
+    let (c, b, t) = (client.clone(), base.clone(), token.clone());
+    latency("GET /v1/account", 300, |_| {
+        let (c, b, t) = (c.clone(), b.clone(), t.clone());
+        async move {
+            c.get(format!("{b}/v1/account"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    latency("POST /internal/collections", 300, |n| {
+        let (c, b) = (c.clone(), b.clone());
+        async move {
+            let body = json!({ "collection_id": format!("lat-{n}"), "member_id": "load-seller", "currency": "CNY", "amount": "100.00" });
+            c.post(format!("{b}/internal/collections")).header("x-internal-key", "load-key").json(&body).send().await.is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+    let settled = client.post(format!("{base}/dev/reconcile")).send().await?.status();
+    assert_eq!(settled, 200);
+    latency("GET /v1/account/transactions?limit=20", 300, |_| {
+        let (c, b, t) = (c.clone(), b.clone(), t.clone());
+        async move {
+            c.get(format!("{b}/v1/account/transactions?limit=20"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    latency("POST /v1/withdrawals (argon2id verify inside)", 60, |n| {
+        let (c, b, t) = (c.clone(), b.clone(), t.clone());
+        async move {
+            let body = json!({ "currency": "CNY", "amount": "1.00", "payment_password": "Vault-Key-2026!",
+                "bank_account": { "holder_name": "Load", "account_number": "6222020200112233", "bank_name": "ICBC" } });
+            c.post(format!("{b}/v1/withdrawals"))
+                .bearer_auth(t)
+                .header("idempotency-key", format!("lat-{n}"))
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+    latency("GET /v1/withdrawals?limit=20", 300, |_| {
+        let (c, b, t) = (c.clone(), b.clone(), t.clone());
+        async move {
+            c.get(format!("{b}/v1/withdrawals?limit=20"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+
+    println!();
+    println!("| load ({connections} connections, {seconds} s each) | requests/s | vs bare hyper hello |");
+    println!("|---|---|---|");
+    let c2 = client.clone();
+    let hello_rps = throughput(seconds, connections, move |_| {
+        let (c, h) = (c2.clone(), hello.clone());
+        async move { c.get(&h).send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    println!("| bare hyper \"hello\" | {hello_rps:.0} | 1.00× |");
+    let (c3, b3, t3) = (client.clone(), base.clone(), token.clone());
+    let reads = throughput(seconds, connections, move |_| {
+        let (c, b, t) = (c3.clone(), b3.clone(), t3.clone());
+        async move {
+            c.get(format!("{b}/v1/account"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    println!("| GET /v1/account | {reads:.0} | {:.3}× |", reads / hello_rps);
+    let (c4, b4) = (client.clone(), base.clone());
+    let collections = throughput(seconds, connections, move |n| {
+        let (c, b) = (c4.clone(), b4.clone());
+        async move {
+            let body = json!({ "collection_id": format!("load-{n}"), "member_id": "load-seller", "currency": "USD", "amount": "10.00" });
+            c.post(format!("{b}/internal/collections")).header("x-internal-key", "load-key").json(&body).send().await.is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+    println!(
+        "| POST /internal/collections | {collections:.0} | {:.3}× |",
+        collections / hello_rps
+    );
+
+    let report: serde_json::Value = client
+        .post(format!("{base}/dev/reconcile"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "\nreconciliation after the load: {} discrepancies, {} collections settled",
+        report["discrepancies"].as_array().map_or(0, Vec::len),
+        report["settled"]["count"]
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
