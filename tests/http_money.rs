@@ -347,6 +347,15 @@ async fn bad_money_requests_get_their_documented_errors_and_change_nothing() {
         .unwrap();
     expect_problem(response, 404, "withdrawal_not_found").await;
     assert_eq!(api.get(&other, "/v1/withdrawals").await["items"], json!([]));
+    let huge = format!("/v1/withdrawals/wd_{}", "x".repeat(5000));
+    let response = api
+        .client
+        .get(api.gw.url(&huge))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 404, "withdrawal_not_found").await;
     for query in ["limit=0", "limit=101", "limit=x", "cursor=not-a-cursor"] {
         let response = api
             .client

@@ -290,6 +290,9 @@ pub async fn report_payout(app: &App, withdrawal_id: &str, report: Payout) -> Re
         Payout::Paid => WithdrawalStatus::Paid,
         Payout::Returned { .. } => WithdrawalStatus::Returned,
     };
+    if !is_withdrawal_id(withdrawal_id) {
+        return Err(ApiError::WithdrawalNotFound);
+    }
     retrying(|| {
         let report = report.clone();
         async move {
@@ -345,8 +348,17 @@ pub async fn report_payout(app: &App, withdrawal_id: &str, report: Payout) -> Re
     .await
 }
 
+/// Whether `id` has the shape of a withdrawal id (`wd_` and a ULID). Anything else is
+/// "not found" without a store call — and never reaches DynamoDB's key-size limits.
+pub fn is_withdrawal_id(id: &str) -> bool {
+    id.len() == 29 && id.starts_with("wd_") && id[3..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// A withdrawal of `member_id`'s; another member's is "not found".
 pub async fn member_withdrawal(app: &App, member_id: &MemberId, withdrawal_id: &str) -> Result<Withdrawal, ApiError> {
+    if !is_withdrawal_id(withdrawal_id) {
+        return Err(ApiError::WithdrawalNotFound);
+    }
     match app.store.withdrawal(withdrawal_id).await? {
         Some(w) if &w.member_id == member_id => Ok(w),
         _ => Err(ApiError::WithdrawalNotFound),
