@@ -39,7 +39,12 @@ bash infra/scripts/check-template.sh
 step "cargo test"
 log=$(mktemp)
 FUZZ_CASES=${FUZZ_CASES:-2000} cargo test --workspace 2>&1 | tee "$log"
-# One closing line for the whole run: the sum of every test binary's results.
+
+step "web client end-to-end (headless Chromium)"
+bash infra/scripts/web-e2e.sh 2>&1 | tee -a "$log"
+
+# One closing line for the whole run: every cargo test binary plus the browser tests.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^web-e2e: / { p += $2; f += $4 }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"

@@ -1,0 +1,115 @@
+// Pieces of UI the views share.
+
+import { ApiError, errorMessage } from './api.js';
+import { h } from './dom.js';
+import { t } from './i18n.js';
+
+/**
+ * An error for people: the message, and the request id support needs.
+ * @param {unknown} error
+ * @param {{currency?: string}} [context]
+ */
+export function problemText(error, context) {
+  const id = error instanceof ApiError ? error.requestId : null;
+  return [
+    h('span', { class: 'error-message' }, errorMessage(error, context)),
+    id ? h('span', { class: 'request-id' }, ` ${t('app.requestId', { id })}`) : null,
+  ];
+}
+
+/**
+ * The error box of a form (focusable, so the focus can go there).
+ * @param {unknown} error
+ * @param {{currency?: string}} [context]
+ * @param {...any} extra more content (a link to where to go)
+ */
+export function formError(error, context, ...extra) {
+  if (!error) return null;
+  return h('div', { class: 'form-error', id: 'form-error', tabindex: '-1' }, problemText(error, context), ...extra);
+}
+
+
+/**
+ * Previous / next page buttons for a cursor-paged list. Disabled buttons stay focusable
+ * (aria-disabled), so the focus does not jump when the last page is reached.
+ * @param {{id: string, label: string, page: number, hasPrev: boolean, hasNext: boolean,
+ *   onPrev: () => void, onNext: () => void}} p
+ */
+export function pager(p) {
+  const button = (id, enabled, key, onclick) =>
+    h(
+      'button',
+      {
+        type: 'button',
+        id,
+        class: 'button small',
+        'aria-disabled': enabled ? null : 'true',
+        onclick: () => {
+          if (enabled) onclick();
+        },
+      },
+      t(key),
+    );
+  return h(
+    'nav',
+    { class: 'pager', 'aria-label': p.label },
+    button(`${p.id}-prev`, p.hasPrev, 'paging.prev', p.onPrev),
+    h('span', { class: 'page-number', id: `${p.id}-page`, 'aria-live': 'polite' }, t('paging.page', { n: p.page + 1 })),
+    button(`${p.id}-next`, p.hasNext, 'paging.next', p.onNext),
+  );
+}
+
+/**
+ * A cursor-paged list: the cursors of the pages seen so far, and the current page.
+ * @template T
+ */
+export class CursorPages {
+  constructor() {
+    /** @type {(string | null)[]} */
+    this.cursors = [null];
+    this.page = 0;
+    /** @type {T[]} */
+    this.items = [];
+    /** @type {string | null} */
+    this.next = null;
+    /** @type {unknown} */
+    this.error = null;
+  }
+
+  reset() {
+    this.cursors = [null];
+    this.page = 0;
+  }
+
+  get cursor() {
+    return this.cursors[this.page];
+  }
+
+  /** @param {{items: T[], next_cursor: string | null}} data */
+  loaded(data) {
+    this.items = data.items;
+    this.next = data.next_cursor;
+    this.error = null;
+  }
+
+  forward() {
+    if (!this.next) return false;
+    this.cursors[this.page + 1] = this.next;
+    this.page += 1;
+    return true;
+  }
+
+  back() {
+    if (this.page === 0) return false;
+    this.page -= 1;
+    return true;
+  }
+}
+
+/**
+ * @param {string} prefix the texts' key prefix (`status`, `wstatus`)
+ * @param {string} status
+ */
+export function badge(prefix, status) {
+  return h('span', { class: `badge badge-${status}` }, t(`${prefix}.${status}`));
+}
