@@ -11,8 +11,11 @@ target=${CARGO_TARGET_DIR:-target}
 
 functions=$(for dir in functions/*/; do basename "$dir"; done)
 packages=$(for f in $functions; do printf -- '-p %s ' "$f"; done)
+# The functions and their hello-world reference share the release profile (fat LTO);
+# the measuring tools use the `measure` profile.
 # shellcheck disable=SC2086
-cargo build --release $packages -p bench
+cargo build --release $packages -p bench --bin hello-lambda
+cargo build --profile measure -p bench --bin coldstart --bin latency --bin load
 
 echo
 echo "| function | release binary (x86_64, stripped) |"
@@ -31,6 +34,8 @@ export MOTO_ENDPOINT="http://127.0.0.1:$port"
 echo
 http_functions=$(for f in $functions; do [[ -f events/$f.json && $f != reconcile ]] && echo "$f"; done)
 # shellcheck disable=SC2086
-"$target/release/coldstart" "$target/release" events $http_functions
+"$target/measure/coldstart" "$target/release" events $http_functions
 echo
-"$target/release/latency" "${SAMPLES:-40}"
+"$target/measure/latency" "${SAMPLES:-40}"
+echo
+"$target/measure/load" "${LOAD_SECONDS:-5}" "${LOAD_CONNECTIONS:-16}"
