@@ -12,9 +12,11 @@ target=${CARGO_TARGET_DIR:-target}
 functions=$(for dir in functions/*/; do basename "$dir"; done)
 packages=$(for f in $functions; do printf -- '-p %s ' "$f"; done)
 # The functions and their hello-world reference share the release profile (fat LTO);
-# the measuring tools use the `measure` profile.
+# the measuring tools use the `measure` profile. The functions build on their own, so
+# that no other package's features (the embedded store) are unified into them.
 # shellcheck disable=SC2086
-cargo build --release $packages -p bench --bin hello-lambda
+cargo build --release $packages
+cargo build --release -p bench --bin hello-lambda
 cargo build --profile measure -p bench --bin coldstart --bin latency --bin load
 
 echo
