@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -127,28 +128,40 @@ impl SqliteStore {
     pub fn outbox(&self) -> SqliteOutbox {
         SqliteOutbox { store: self.clone() }
     }
-
-    /// Test support: overwrites a stored balance without a ledger entry, as a bug or an
-    /// operator's mistake would. Reconciliation must report it.
-    pub async fn tamper_balance(
-        &self,
-        member_id: &MemberId,
-        currency: Currency,
-        balance: Balance,
-    ) -> Result<(), StoreError> {
-        let member = member_id.as_str().to_owned();
-        self.with_conn(move |conn| {
-            write_balance(conn, &member, currency, &balance)?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Test support: adds a ledger entry without changing a balance.
-    pub async fn tamper_ledger(&self, entry: LedgerEntry) -> Result<(), StoreError> {
-        self.with_conn(move |conn| insert_ledger(conn, &entry)).await
-    }
 }
+
+/// The record stored in the `body` column of the row `sql` selects, if any.
+fn one<T: DeserializeOwned>(conn: &Connection, sql: &str, args: &[SqlValue]) -> Result<Option<T>, StoreError> {
+    let body: Option<String> = conn
+        .query_row(sql, params_from_iter(args.iter()), |r| r.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    body.as_deref().map(from_json).transpose()
+}
+
+/// The records stored in the `body` column of every row `sql` selects.
+fn all<T: DeserializeOwned>(conn: &Connection, sql: &str, args: &[SqlValue]) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))
+        .map_err(unavailable)?;
+    let mut items = Vec::new();
+    for row in rows {
+        items.push(from_json(&row.map_err(unavailable)?)?);
+    }
+    Ok(items)
+}
+
+fn text(value: &str) -> SqlValue {
+    SqlValue::Text(value.to_owned())
+}
+
+fn integer(value: usize) -> SqlValue {
+    SqlValue::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// Every id sorts below this: the upper bound of a first page.
+const NEWEST: &str = "\u{10FFFF}";
 
 fn read_balance(conn: &Connection, member_id: &str, currency: Currency) -> Result<Balance, StoreError> {
     let row = conn
@@ -399,30 +412,16 @@ impl Store for SqliteStore {
         let key = member_id.as_str().to_owned();
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
-            let member: Option<String> = tx
-                .query_row("SELECT body FROM members WHERE member_id = ?1", params![key], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(unavailable)?;
-            let Some(member) = member else {
+            let args = [text(&key)];
+            let Some(member) = one::<Member>(&tx, "SELECT body FROM members WHERE member_id = ?1", &args)? else {
                 return Ok(None);
             };
-            let code: Option<String> = tx
-                .query_row("SELECT body FROM codes WHERE member_id = ?1", params![key], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(unavailable)?;
+            let code = one::<VerificationCode>(&tx, "SELECT body FROM codes WHERE member_id = ?1", &args)?;
             let balances = Balances {
                 usd: read_balance(&tx, &key, Currency::Usd)?,
                 cny: read_balance(&tx, &key, Currency::Cny)?,
             };
-            Ok(Some(MemberState {
-                member: from_json::<Member>(&member)?,
-                code: code.as_deref().map(from_json::<VerificationCode>).transpose()?,
-                balances,
-            }))
+            Ok(Some(MemberState { member, code, balances }))
         })
         .await
     }
@@ -433,30 +432,23 @@ impl Store for SqliteStore {
         currency: Currency,
         idempotency_key: &str,
     ) -> Result<WithdrawalContext, StoreError> {
-        let member_key = member_id.as_str().to_owned();
-        let idem_key = idempotency_key.to_owned();
+        let (member_key, idempotency_key) = (member_id.as_str().to_owned(), idempotency_key.to_owned());
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
-            let member: Option<String> = tx
-                .query_row(
-                    "SELECT body FROM members WHERE member_id = ?1",
-                    params![member_key],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let idempotency: Option<String> = tx
-                .query_row(
-                    "SELECT body FROM idempotency WHERE member_id = ?1 AND key = ?2",
-                    params![member_key, idem_key],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
+            let member = one(
+                &tx,
+                "SELECT body FROM members WHERE member_id = ?1",
+                &[text(&member_key)],
+            )?;
+            let idempotency = one(
+                &tx,
+                "SELECT body FROM idempotency WHERE member_id = ?1 AND key = ?2",
+                &[text(&member_key), text(&idempotency_key)],
+            )?;
             Ok(WithdrawalContext {
-                member: member.as_deref().map(from_json::<Member>).transpose()?,
+                member,
                 balance: read_balance(&tx, &member_key, currency)?,
-                idempotency: idempotency.as_deref().map(from_json::<IdempotencyRecord>).transpose()?,
+                idempotency,
             })
         })
         .await
@@ -467,54 +459,36 @@ impl Store for SqliteStore {
         member_id: &MemberId,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let (member_key, idem_key) = (member_id.as_str().to_owned(), key.to_owned());
+        let args = vec![text(member_id.as_str()), text(key)];
         self.with_conn(move |conn| {
-            let body: Option<String> = conn
-                .query_row(
-                    "SELECT body FROM idempotency WHERE member_id = ?1 AND key = ?2",
-                    params![member_key, idem_key],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            body.as_deref().map(from_json).transpose()
+            one(
+                conn,
+                "SELECT body FROM idempotency WHERE member_id = ?1 AND key = ?2",
+                &args,
+            )
         })
         .await
     }
 
     async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError> {
-        let id = id.to_owned();
-        self.with_conn(move |conn| {
-            let body: Option<String> = conn
-                .query_row("SELECT body FROM withdrawals WHERE id = ?1", params![id], |r| r.get(0))
-                .optional()
-                .map_err(unavailable)?;
-            body.as_deref().map(from_json).transpose()
-        })
-        .await
+        let args = vec![text(id)];
+        self.with_conn(move |conn| one(conn, "SELECT body FROM withdrawals WHERE id = ?1", &args))
+            .await
     }
 
     async fn withdrawals(&self, member_id: &MemberId, page: &PageRequest) -> Result<Page<Withdrawal>, StoreError> {
-        let (member_key, page) = (member_id.as_str().to_owned(), page.clone());
-        self.with_conn(move |conn| {
-            let before = page.before.clone().unwrap_or_else(|| "\u{10FFFF}".to_owned());
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT body FROM withdrawals WHERE member_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-                )
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map(params![member_key, before, limit_param(page.limit)], |r| {
-                    r.get::<_, String>(0)
-                })
-                .map_err(unavailable)?;
-            let mut items = Vec::new();
-            for row in rows {
-                items.push(from_json(&row.map_err(unavailable)?)?);
-            }
-            Ok(page_of(items, page.limit))
-        })
-        .await
+        let before = page.before.clone().unwrap_or_else(|| NEWEST.to_owned());
+        let (limit, args) = (
+            page.limit,
+            vec![
+                text(member_id.as_str()),
+                SqlValue::Text(before),
+                integer(page.limit + 1),
+            ],
+        );
+        let sql = "SELECT body FROM withdrawals WHERE member_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3";
+        self.with_conn(move |conn| Ok(page_of(all(conn, sql, &args)?, limit)))
+            .await
     }
 
     async fn ledger(
@@ -523,82 +497,38 @@ impl Store for SqliteStore {
         currency: Option<Currency>,
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        let (member_key, page) = (member_id.as_str().to_owned(), page.clone());
-        self.with_conn(move |conn| {
-            let before = page.before.clone().unwrap_or_else(|| "\u{10FFFF}".to_owned());
-            let currency_filter = currency.map(|c| c.code().to_owned());
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT body FROM ledger WHERE member_id = ?1 AND (?2 IS NULL OR currency = ?2) AND id < ?3
-                     ORDER BY id DESC LIMIT ?4",
-                )
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map(
-                    params![member_key, currency_filter, before, limit_param(page.limit)],
-                    |r| r.get::<_, String>(0),
-                )
-                .map_err(unavailable)?;
-            let mut items = Vec::new();
-            for row in rows {
-                items.push(from_json(&row.map_err(unavailable)?)?);
-            }
-            Ok(page_of(items, page.limit))
-        })
-        .await
+        let before = page.before.clone().unwrap_or_else(|| NEWEST.to_owned());
+        let currency = currency.map_or(SqlValue::Null, |c| text(c.code()));
+        let limit = page.limit;
+        let args = vec![
+            text(member_id.as_str()),
+            currency,
+            SqlValue::Text(before),
+            integer(limit + 1),
+        ];
+        let sql = "SELECT body FROM ledger WHERE member_id = ?1 AND (?2 IS NULL OR currency = ?2) AND id < ?3
+                   ORDER BY id DESC LIMIT ?4";
+        self.with_conn(move |conn| Ok(page_of(all(conn, sql, &args)?, limit)))
+            .await
     }
 
     async fn collection(&self, collection_id: &str) -> Result<Option<Collection>, StoreError> {
-        let id = collection_id.to_owned();
-        self.with_conn(move |conn| {
-            let body: Option<String> = conn
-                .query_row(
-                    "SELECT body FROM collections WHERE collection_id = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            body.as_deref().map(from_json).transpose()
-        })
-        .await
+        let args = vec![text(collection_id)];
+        self.with_conn(move |conn| one(conn, "SELECT body FROM collections WHERE collection_id = ?1", &args))
+            .await
     }
 
     async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError> {
-        let id = refund_id.to_owned();
-        self.with_conn(move |conn| {
-            let body: Option<String> = conn
-                .query_row("SELECT body FROM refunds WHERE refund_id = ?1", params![id], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(unavailable)?;
-            body.as_deref().map(from_json).transpose()
-        })
-        .await
+        let args = vec![text(refund_id)];
+        self.with_conn(move |conn| one(conn, "SELECT body FROM refunds WHERE refund_id = ?1", &args))
+            .await
     }
 
     async fn due_collections(&self, now: Timestamp, limit: usize) -> Result<Vec<Collection>, StoreError> {
-        self.with_conn(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT body FROM collections WHERE due_at IS NOT NULL AND due_at <= ?1
-                     ORDER BY due_at, collection_id LIMIT ?2",
-                )
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map(
-                    params![now.unix_millis(), i64::try_from(limit).unwrap_or(i64::MAX)],
-                    |r| r.get::<_, String>(0),
-                )
-                .map_err(unavailable)?;
-            let mut items = Vec::new();
-            for row in rows {
-                items.push(from_json(&row.map_err(unavailable)?)?);
-            }
-            Ok(items)
-        })
-        .await
+        let args = vec![SqlValue::Integer(now.unix_millis()), integer(limit)];
+        let sql = "SELECT body FROM collections WHERE due_at IS NOT NULL AND due_at <= ?1
+                   ORDER BY due_at, collection_id LIMIT ?2";
+        self.with_conn(move |conn| all(conn, sql, &args)).await
     }
 
     async fn member_ids(
@@ -631,39 +561,25 @@ impl Store for SqliteStore {
         member_id: &MemberId,
         page: &PageRequest,
     ) -> Result<Page<Collection>, StoreError> {
-        let (member_key, page) = (member_id.as_str().to_owned(), page.clone());
-        self.with_conn(move |conn| {
-            let before = page.before.clone().unwrap_or_else(|| "\u{10FFFF}".to_owned());
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT body FROM collections WHERE member_id = ?1 AND collection_id < ?2
-                     ORDER BY collection_id DESC LIMIT ?3",
-                )
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map(params![member_key, before, limit_param(page.limit)], |r| {
-                    r.get::<_, String>(0)
-                })
-                .map_err(unavailable)?;
-            let mut items = Vec::new();
-            for row in rows {
-                items.push(from_json(&row.map_err(unavailable)?)?);
-            }
-            Ok(page_of(items, page.limit))
-        })
-        .await
+        let before = page.before.clone().unwrap_or_else(|| NEWEST.to_owned());
+        let (limit, args) = (
+            page.limit,
+            vec![
+                text(member_id.as_str()),
+                SqlValue::Text(before),
+                integer(page.limit + 1),
+            ],
+        );
+        let sql = "SELECT body FROM collections WHERE member_id = ?1 AND collection_id < ?2
+                   ORDER BY collection_id DESC LIMIT ?3";
+        self.with_conn(move |conn| Ok(page_of(all(conn, sql, &args)?, limit)))
+            .await
     }
 
     async fn run_record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let id = run_id.to_owned();
-        self.with_conn(move |conn| {
-            let body: Option<String> = conn
-                .query_row("SELECT body FROM runs WHERE run_id = ?1", params![id], |r| r.get(0))
-                .optional()
-                .map_err(unavailable)?;
-            body.as_deref().map(from_json).transpose()
-        })
-        .await
+        let args = vec![text(run_id)];
+        self.with_conn(move |conn| one(conn, "SELECT body FROM runs WHERE run_id = ?1", &args))
+            .await
     }
 
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
