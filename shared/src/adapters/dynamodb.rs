@@ -391,22 +391,63 @@ impl DynamoStore {
         }
     }
 
+    /// One record by its key, read consistently.
+    async fn get_record<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(from_item).transpose()
+    }
+
+    /// A page of one partition's records, newest (highest sort key) first, strictly
+    /// below `page.before`: the table's own keys, or GSI1's.
+    async fn newest_first<T: DeserializeOwned>(
+        &self,
+        index: Option<&str>,
+        partition: String,
+        page: &PageRequest,
+    ) -> Result<Page<T>, StoreError> {
+        let (pk, sk) = if index.is_some() {
+            ("GSI1PK", "GSI1SK")
+        } else {
+            ("PK", "SK")
+        };
+        let mut values = vec![(":pk", s(partition))];
+        let condition = match &page.before {
+            Some(before) => {
+                values.push((":before", s(before.clone())));
+                format!("{pk} = :pk AND {sk} < :before")
+            }
+            None => format!("{pk} = :pk"),
+        };
+        let items = self
+            .query_items(index, &condition, values, false, page.limit + 1)
+            .await?;
+        let records = items.into_iter().map(from_item).collect::<Result<Vec<T>, _>>()?;
+        Ok(page_of(records, page.limit))
+    }
+
     async fn ledger_partition(
         &self,
         member_id: &MemberId,
         currency: Currency,
         page: &PageRequest,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
-        let mut values = vec![(":pk", s(ledger_pk(member_id, currency)))];
-        let condition = match &page.before {
-            Some(before) => {
-                values.push((":before", s(before.clone())));
-                "PK = :pk AND SK < :before"
-            }
-            None => "PK = :pk",
+        // limit + 1 items each, so the merged page still knows whether more exist.
+        let wider = PageRequest {
+            limit: page.limit + 1,
+            before: page.before.clone(),
         };
-        let items = self.query_items(None, condition, values, false, page.limit + 1).await?;
-        items.into_iter().map(from_item).collect()
+        Ok(self
+            .newest_first(None, ledger_pk(member_id, currency), &wider)
+            .await?
+            .items)
     }
 }
 
@@ -491,45 +532,16 @@ impl Store for DynamoStore {
         member_id: &MemberId,
         key_text: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("IDEMPOTENCY#{member_id}"), key_text)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output.item.map(from_item).transpose()
+        self.get_record(format!("IDEMPOTENCY#{member_id}"), key_text).await
     }
 
     async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("WITHDRAWAL#{id}"), "WITHDRAWAL")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output.item.map(from_item).transpose()
+        self.get_record(format!("WITHDRAWAL#{id}"), "WITHDRAWAL").await
     }
 
     async fn withdrawals(&self, member_id: &MemberId, page: &PageRequest) -> Result<Page<Withdrawal>, StoreError> {
-        let mut values = vec![(":pk", s(format!("{}#WITHDRAWALS", member_pk(member_id))))];
-        let condition = match &page.before {
-            Some(before) => {
-                values.push((":before", s(before.clone())));
-                "GSI1PK = :pk AND GSI1SK < :before"
-            }
-            None => "GSI1PK = :pk",
-        };
-        let items = self
-            .query_items(Some(GSI_BY_MEMBER), condition, values, false, page.limit + 1)
-            .await?;
-        let withdrawals = items.into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
-        Ok(page_of(withdrawals, page.limit))
+        let partition = format!("{}#WITHDRAWALS", member_pk(member_id));
+        self.newest_first(Some(GSI_BY_MEMBER), partition, page).await
     }
 
     async fn ledger(
@@ -552,29 +564,12 @@ impl Store for DynamoStore {
     }
 
     async fn collection(&self, collection_id: &str) -> Result<Option<Collection>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("COLLECTION#{collection_id}"), "COLLECTION")))
-            .consistent_read(true)
-            .send()
+        self.get_record(format!("COLLECTION#{collection_id}"), "COLLECTION")
             .await
-            .map_err(unavailable)?;
-        output.item.map(from_item).transpose()
     }
 
     async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("REFUND#{refund_id}"), "REFUND")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output.item.map(from_item).transpose()
+        self.get_record(format!("REFUND#{refund_id}"), "REFUND").await
     }
 
     async fn due_collections(&self, now: Timestamp, limit: usize) -> Result<Vec<Collection>, StoreError> {
@@ -632,32 +627,12 @@ impl Store for DynamoStore {
         member_id: &MemberId,
         page: &PageRequest,
     ) -> Result<Page<Collection>, StoreError> {
-        let mut values = vec![(":pk", s(format!("{}#COLLECTIONS", member_pk(member_id))))];
-        let condition = match &page.before {
-            Some(before) => {
-                values.push((":before", s(before.clone())));
-                "GSI1PK = :pk AND GSI1SK < :before"
-            }
-            None => "GSI1PK = :pk",
-        };
-        let items = self
-            .query_items(Some(GSI_BY_MEMBER), condition, values, false, page.limit + 1)
-            .await?;
-        let collections = items.into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
-        Ok(page_of(collections, page.limit))
+        let partition = format!("{}#COLLECTIONS", member_pk(member_id));
+        self.newest_first(Some(GSI_BY_MEMBER), partition, page).await
     }
 
     async fn run_record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key("RECONCILIATION".to_owned(), run_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output.item.map(from_item).transpose()
+        self.get_record("RECONCILIATION".to_owned(), run_id).await
     }
 
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
