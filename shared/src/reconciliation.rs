@@ -16,7 +16,7 @@ use crate::ledger::{Balance, Balances, Bucket};
 use crate::member::{MemberId, MEMBER_SHARDS};
 use crate::money::{Amount, Currency};
 use crate::records::{CollectionStatus, RunRecord, WithdrawalStatus};
-use crate::store::{PageRequest, Write};
+use crate::store::{Page, PageRequest, StoreError, Write};
 
 /// Items read per page: memory stays bounded whatever the size of an account.
 pub const AUDIT_PAGE: usize = 100;
@@ -123,49 +123,54 @@ fn add(balances: &mut Balances, currency: Currency, bucket: Bucket, amount: Amou
     Ok(())
 }
 
+/// Visits every item of a newest-first listing, a page of [`AUDIT_PAGE`] at a time.
+async fn each_item<T, Fut>(
+    fetch: impl Fn(PageRequest) -> Fut,
+    id: impl Fn(&T) -> &str,
+    mut visit: impl FnMut(&T) -> Result<(), ApiError>,
+) -> Result<(), ApiError>
+where
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
+    let mut page = PageRequest {
+        limit: AUDIT_PAGE,
+        before: None,
+    };
+    loop {
+        let items = fetch(page.clone()).await?;
+        for item in &items.items {
+            visit(item)?;
+        }
+        match (items.more, items.items.last()) {
+            (true, Some(last)) => page.before = Some(id(last).to_owned()),
+            _ => return Ok(()),
+        }
+    }
+}
+
 async fn expected(app: &App, member_id: &MemberId) -> Result<Expected, ApiError> {
     let mut expected = Expected::default();
     for currency in Currency::ALL {
-        let mut page = PageRequest {
-            limit: AUDIT_PAGE,
-            before: None,
-        };
-        loop {
-            let entries = app.store.ledger(member_id, Some(currency), &page).await?;
-            for entry in &entries.items {
-                add(&mut expected.ledger, currency, entry.bucket, entry.amount)?;
-            }
-            match (entries.more, entries.items.last()) {
-                (true, Some(last)) => page.before = Some(last.id.clone()),
-                _ => break,
-            }
-        }
+        each_item(
+            |page| async move { app.store.ledger(member_id, Some(currency), &page).await },
+            |entry| entry.id.as_str(),
+            |entry| add(&mut expected.ledger, currency, entry.bucket, entry.amount),
+        )
+        .await?;
     }
-    let mut page = PageRequest {
-        limit: AUDIT_PAGE,
-        before: None,
-    };
-    loop {
-        let withdrawals = app.store.withdrawals(member_id, &page).await?;
-        for w in withdrawals
-            .items
-            .iter()
-            .filter(|w| w.status == WithdrawalStatus::Processing)
-        {
-            add(&mut expected.processing, w.currency, Bucket::InTransit, w.amount)?;
-        }
-        match (withdrawals.more, withdrawals.items.last()) {
-            (true, Some(last)) => page.before = Some(last.id.clone()),
-            _ => break,
-        }
-    }
-    let mut page = PageRequest {
-        limit: AUDIT_PAGE,
-        before: None,
-    };
-    loop {
-        let collections = app.store.member_collections(member_id, &page).await?;
-        for c in &collections.items {
+    each_item(
+        |page| async move { app.store.withdrawals(member_id, &page).await },
+        |w| w.id.as_str(),
+        |w| match w.status {
+            WithdrawalStatus::Processing => add(&mut expected.processing, w.currency, Bucket::InTransit, w.amount),
+            _ => Ok(()),
+        },
+    )
+    .await?;
+    each_item(
+        |page| async move { app.store.member_collections(member_id, &page).await },
+        |c| c.collection_id.as_str(),
+        |c| {
             if c.refunded > c.amount || c.refunded.is_negative() {
                 expected
                     .over_refunded
@@ -175,12 +180,10 @@ async fn expected(app: &App, member_id: &MemberId) -> Result<Expected, ApiError>
                 let remaining = c.amount.checked_sub(c.refunded).ok_or(ApiError::Internal)?;
                 add(&mut expected.unsettled, c.currency, Bucket::Pending, remaining)?;
             }
-        }
-        match (collections.more, collections.items.last()) {
-            (true, Some(last)) => page.before = Some(last.collection_id.clone()),
-            _ => break,
-        }
-    }
+            Ok(())
+        },
+    )
+    .await?;
     Ok(expected)
 }
 
