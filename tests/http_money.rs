@@ -64,25 +64,14 @@ impl Api {
         response.json().await.unwrap()
     }
 
-    /// An active member (no phone) with a token.
     async fn active_member(&self, id: &str) -> String {
-        let token = self.gw.member_token(&self.client, id, None).await;
-        let response = self
-            .client
-            .post(self.gw.url("/v1/activation"))
-            .bearer_auth(&token)
-            .json(&json!({ "payment_password": "Vault-Key-2026!" }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        token
+        self.gw.active_member_token(&self.client, id).await
     }
 
+    /// Settles through `/dev/reconcile`, as a developer would.
     async fn settle(&self) {
-        fund_account::collection::settle_due(&self.gw.gateway.app, self.gw.gateway.app.now())
-            .await
-            .unwrap();
+        let response = self.client.post(self.gw.url("/dev/reconcile")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }
 

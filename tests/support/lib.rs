@@ -381,6 +381,20 @@ impl RunningGateway {
         format!("{}{path}", self.base)
     }
 
+    /// A member without a phone, activated over HTTP with [`PAYMENT_PASSWORD`]: its token.
+    pub async fn active_member_token(&self, client: &reqwest::Client, id: &str) -> String {
+        let token = self.member_token(client, id, None).await;
+        let response = client
+            .post(self.url("/v1/activation"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "payment_password": PAYMENT_PASSWORD }))
+            .send()
+            .await
+            .expect("activate");
+        assert_eq!(response.status(), 200, "activation of {id}");
+        token
+    }
+
     /// Creates a member through `/dev/members` and logs in: returns the bearer token.
     pub async fn member_token(&self, client: &reqwest::Client, id: &str, phone: Option<&str>) -> String {
         let created = client
