@@ -26,6 +26,20 @@ for f in $functions hello-lambda; do
   printf '| %s | %s KiB |\n' "$f" "$(( $(stat -c %s "$target/release/$f") / 1024 ))"
 done
 
+if [[ ${ARM64:-0} == 1 ]]; then
+  # What `sam build` ships: cargo-lambda's arm64 `bootstrap` per function (installed into
+  # its own venv; needs `rustup target add aarch64-unknown-linux-gnu`).
+  [[ -x .venv-lambda/bin/cargo-lambda ]] || { python3 -m venv .venv-lambda && .venv-lambda/bin/python -m pip install --quiet cargo-lambda; }
+  # shellcheck disable=SC2086
+  PATH="$PWD/.venv-lambda/bin:$PATH" cargo lambda build --release --arm64 ${packages//-p/--package}
+  echo
+  echo "| function | bootstrap (arm64, stripped) |"
+  echo "|---|---|"
+  for f in $functions; do
+    printf '| %s | %s KiB |\n' "$f" "$(( $(stat -c %s "$target/lambda/$f/bootstrap") / 1024 ))"
+  done
+fi
+
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .venv/bin/python infra/scripts/moto_server.py "$port" >/dev/null 2>&1 &
 moto_pid=$!
