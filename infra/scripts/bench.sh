@@ -31,7 +31,8 @@ if [[ ${ARM64:-0} == 1 ]]; then
   # its own venv; needs `rustup target add aarch64-unknown-linux-gnu`).
   [[ -x .venv-lambda/bin/cargo-lambda ]] || { python3 -m venv .venv-lambda && .venv-lambda/bin/python -m pip install --quiet cargo-lambda; }
   # shellcheck disable=SC2086
-  PATH="$PWD/.venv-lambda/bin:$PATH" cargo lambda build --release --arm64 ${packages//-p/--package}
+  PATH="$PWD/.venv-lambda/bin:$PATH" cargo lambda build --release --arm64 \
+    $(for f in $functions; do printf -- '--package %s ' "$f"; done)
   echo
   echo "| function | bootstrap (arm64, stripped) |"
   echo "|---|---|"
