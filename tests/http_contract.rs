@@ -406,15 +406,7 @@ async fn member_sync_validates_and_never_returns_the_hash() {
 async fn state_survives_a_restart() {
     let gw = gateway().await;
     let client = Client::new();
-    let token = gw.member_token(&client, "seller-6", None).await;
-    let response = client
-        .post(gw.url("/v1/activation"))
-        .bearer_auth(&token)
-        .json(&json!({ "payment_password": "Vault-Key-2026!" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    gw.active_member_token(&client, "seller-6").await;
     let data_dir = gw.stop().await;
 
     let restarted = RunningGateway::start(Some(data_dir), Arc::new(SystemClock)).await;
