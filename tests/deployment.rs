@@ -56,6 +56,15 @@ fn every_route_is_deployed_documented_and_has_an_event() {
         !template.contains("/dev/"),
         "local-only routes never reach template.yaml"
     );
+    let reconcile = function_block(&template, "reconcile");
+    for expected in [
+        "Type: Schedule",
+        r#"Input: '{"mode":"settle"}'"#,
+        r#"Input: '{"mode":"full"}'"#,
+        "ALERT_TOPIC_ARN",
+    ] {
+        assert!(reconcile.contains(expected), "the reconcile function has {expected}");
+    }
 }
 
 async fn invoke(app: &fund_account::app::App, function: &str) -> (u16, Value) {
