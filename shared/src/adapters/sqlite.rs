@@ -199,18 +199,10 @@ fn write_balance(conn: &Connection, member_id: &str, currency: Currency, b: &Bal
     Ok(())
 }
 
-fn insert_ledger(conn: &Connection, entry: &LedgerEntry) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO ledger (member_id, currency, id, body) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            entry.member_id.as_str(),
-            entry.currency.code(),
-            entry.id,
-            to_json(entry)?
-        ],
-    )
-    .map_err(unavailable)?;
-    Ok(())
+/// Inserts a row unless its key exists: `false` when it did (the write's condition failed).
+fn insert_new(conn: &Connection, sql: &str, args: &[SqlValue]) -> Result<bool, StoreError> {
+    let inserted = conn.execute(sql, params_from_iter(args.iter())).map_err(unavailable)?;
+    Ok(inserted == 1)
 }
 
 fn stored_version(conn: &Connection, sql: &str, key: &str) -> Result<Option<u64>, StoreError> {
@@ -296,18 +288,17 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             write_balance(conn, member_id.as_str(), *currency, &next)?;
         }
         Write::AppendLedger(entry) => {
-            let exists: Option<i64> = conn
-                .query_row(
-                    "SELECT 1 FROM ledger WHERE member_id = ?1 AND currency = ?2 AND id = ?3",
-                    params![entry.member_id.as_str(), entry.currency.code(), entry.id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            if exists.is_some() {
-                return Ok(false);
-            }
-            insert_ledger(conn, entry)?;
+            let args = [
+                text(entry.member_id.as_str()),
+                text(entry.currency.code()),
+                text(&entry.id),
+                SqlValue::Text(to_json(entry)?),
+            ];
+            return insert_new(
+                conn,
+                "INSERT OR IGNORE INTO ledger (member_id, currency, id, body) VALUES (?1, ?2, ?3, ?4)",
+                &args,
+            );
         }
         Write::PutWithdrawal { withdrawal, expect } => {
             let stored = stored_version(conn, "SELECT version FROM withdrawals WHERE id = ?1", &withdrawal.id)?;
@@ -348,26 +339,16 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             .map_err(unavailable)?;
         }
         Write::PutRefund(refund) => {
-            let inserted = conn
-                .execute(
-                    "INSERT OR IGNORE INTO refunds (refund_id, body) VALUES (?1, ?2)",
-                    params![refund.refund_id, to_json(refund)?],
-                )
-                .map_err(unavailable)?;
-            if inserted == 0 {
-                return Ok(false);
-            }
+            let args = [text(&refund.refund_id), SqlValue::Text(to_json(refund)?)];
+            return insert_new(
+                conn,
+                "INSERT OR IGNORE INTO refunds (refund_id, body) VALUES (?1, ?2)",
+                &args,
+            );
         }
         Write::PutRun(run) => {
-            let inserted = conn
-                .execute(
-                    "INSERT OR IGNORE INTO runs (run_id, body) VALUES (?1, ?2)",
-                    params![run.run_id, to_json(run)?],
-                )
-                .map_err(unavailable)?;
-            if inserted == 0 {
-                return Ok(false);
-            }
+            let args = [text(&run.run_id), SqlValue::Text(to_json(run)?)];
+            return insert_new(conn, "INSERT OR IGNORE INTO runs (run_id, body) VALUES (?1, ?2)", &args);
         }
         Write::PutIdempotency { record, now } => {
             let held: Option<i64> = conn
