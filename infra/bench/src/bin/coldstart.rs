@@ -155,18 +155,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // A table with the events' member, so the first answer is a real 200 from DynamoDB.
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "bench", "bench", None, None, "bench",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = format!("bench-{}", std::process::id());
-    fund_account::adapters::dynamodb::DynamoStore::create_table(&client, &table).await?;
-    let store = fund_account::adapters::dynamodb::DynamoStore::new(client, &table);
+    let store = bench::emulator_store(&endpoint, "bench").await?;
+    let table = store.table().to_owned();
     let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$pQ2IHaVxZuL34y5Ob0WHXRCzJ4CSLBNtsWw9xmF1ifQ";
     let member = fund_account::member::MemberId::parse("seller-001")?;
     let settings = fund_account::app::Settings::new(b"bench-code-secret-0123456789abcdef".to_vec(), None, None)?;

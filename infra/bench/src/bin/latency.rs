@@ -113,18 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "bench", "bench", None, None, "bench",
-            ))
-            .load()
-            .await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
-        let table = format!("bench-latency-{}", std::process::id());
-        fund_account::adapters::dynamodb::DynamoStore::create_table(&client, &table).await?;
-        let store = Arc::new(fund_account::adapters::dynamodb::DynamoStore::new(client, table));
+        let store = Arc::new(bench::emulator_store(&endpoint, "bench-latency").await?);
         let p50 = report(
             "withdrawal, DynamoDB (moto on loopback)",
             withdrawals(store, samples).await?,

@@ -1,0 +1,20 @@
+//! What the measuring binaries share: a DynamoDB store on the emulator at `MOTO_ENDPOINT`.
+
+use fund_account::adapters::dynamodb::DynamoStore;
+
+/// A store on a fresh table named `<prefix>-<pid>` at `endpoint`, with static test
+/// credentials.
+pub async fn emulator_store(endpoint: &str, prefix: &str) -> Result<DynamoStore, Box<dyn std::error::Error>> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = format!("{prefix}-{}", std::process::id());
+    DynamoStore::create_table(&client, &table).await?;
+    Ok(DynamoStore::new(client, table))
+}
