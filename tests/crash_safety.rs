@@ -7,10 +7,8 @@ use fund_account::collection::{self, NewCollection, NewRefund};
 use fund_account::error::ApiError;
 use fund_account::member::MemberId;
 use fund_account::money::Currency;
-use fund_account::password::PaymentPassword;
-use fund_account::records::BankAccount;
-use fund_account::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
-use fund_account_tests::fixtures::amount;
+use fund_account::withdrawal::{self, Payout};
+use fund_account_tests::fixtures::{amount, withdrawal_request};
 use fund_account_tests::{faulty_app, for_each_adapter, Adapter, Fault, FaultyStore, TestApp, PAYMENT_PASSWORD};
 
 /// Most store calls any one operation makes on its way (with retries far fewer).
@@ -53,17 +51,7 @@ async fn run(t: &TestApp, member: &MemberId, op: Operation) -> Result<(), ApiErr
         Operation::Withdraw => withdrawal::withdraw(
             &t.app,
             member,
-            WithdrawalRequest {
-                key: IdempotencyKey::parse("crash-key").unwrap(),
-                currency: Currency::Usd,
-                amount: amount("100"),
-                password: PaymentPassword::new(PAYMENT_PASSWORD.to_owned()),
-                bank_account: BankAccount {
-                    holder_name: "Li Wei".to_owned(),
-                    account_number: "6222020200112233".to_owned(),
-                    bank_name: "ICBC".to_owned(),
-                },
-            },
+            withdrawal_request("crash-key", Currency::Usd, "100", PAYMENT_PASSWORD),
         )
         .await
         .map(|_| ()),
@@ -96,17 +84,7 @@ async fn arrange(t: &TestApp) -> MemberId {
     withdrawal::withdraw(
         &t.app,
         &m,
-        WithdrawalRequest {
-            key: IdempotencyKey::parse("setup").unwrap(),
-            currency: Currency::Usd,
-            amount: amount("200"),
-            password: PaymentPassword::new(PAYMENT_PASSWORD.to_owned()),
-            bank_account: BankAccount {
-                holder_name: "Li Wei".to_owned(),
-                account_number: "6222020200112233".to_owned(),
-                bank_name: "ICBC".to_owned(),
-            },
-        },
+        withdrawal_request("setup", Currency::Usd, "200", PAYMENT_PASSWORD),
     )
     .await
     .unwrap();

@@ -8,29 +8,14 @@ use fund_account::collection::{self, NewCollection, NewRefund};
 use fund_account::error::ApiError;
 use fund_account::ledger::Bucket;
 use fund_account::member::MemberId;
-use fund_account::money::{Amount, Currency};
-use fund_account::password::PaymentPassword;
-use fund_account::records::{BankAccount, WithdrawalStatus};
-use fund_account::withdrawal::{self, IdempotencyKey, Payout, WithdrawalCreated, WithdrawalRequest};
+use fund_account::money::Currency;
+use fund_account::records::WithdrawalStatus;
+use fund_account::withdrawal::{self, Payout, WithdrawalCreated, WithdrawalRequest};
 use fund_account_tests::fixtures::amount;
 use fund_account_tests::{for_each_adapter, test_app, Adapter, TestApp, PAYMENT_PASSWORD};
 
-fn bank() -> BankAccount {
-    BankAccount {
-        holder_name: "Li Wei".to_owned(),
-        account_number: "6222020200112233".to_owned(),
-        bank_name: "ICBC".to_owned(),
-    }
-}
-
 fn request(key: &str, currency: Currency, value: &str, password: &str) -> WithdrawalRequest {
-    WithdrawalRequest {
-        key: IdempotencyKey::parse(key).unwrap(),
-        currency,
-        amount: Amount::parse_positive(value).unwrap(),
-        password: PaymentPassword::new(password.to_owned()),
-        bank_account: bank(),
-    }
+    fund_account_tests::fixtures::withdrawal_request(key, currency, value, password)
 }
 
 async fn withdraw(

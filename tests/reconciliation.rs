@@ -11,7 +11,7 @@ use fund_account::member::MemberId;
 use fund_account::money::Currency;
 use fund_account::reconciliation::{self, Report, RunOptions};
 use fund_account::store::{Expect, Write};
-use fund_account_tests::fixtures::{amount, at, member};
+use fund_account_tests::fixtures::{amount, at, member, withdrawal_request};
 use fund_account_tests::{for_each_adapter, sqlite_store, test_app, Adapter, TestApp};
 
 /// A test app whose alerts land in a (real, in-memory) alerts table.
@@ -63,17 +63,7 @@ async fn busy_member(t: &TestApp, id: &str) -> MemberId {
     )
     .await
     .unwrap();
-    let request = |key: &str| fund_account::withdrawal::WithdrawalRequest {
-        key: fund_account::withdrawal::IdempotencyKey::parse(key).unwrap(),
-        currency: Currency::Usd,
-        amount: amount("100"),
-        password: fund_account::password::PaymentPassword::new(fund_account_tests::PAYMENT_PASSWORD.to_owned()),
-        bank_account: fund_account::records::BankAccount {
-            holder_name: "Li Wei".to_owned(),
-            account_number: "6222020200112233".to_owned(),
-            bank_name: "ICBC".to_owned(),
-        },
-    };
+    let request = |key: &str| withdrawal_request(key, Currency::Usd, "100", fund_account_tests::PAYMENT_PASSWORD);
     fund_account::withdrawal::withdraw(&t.app, &m, request("a"))
         .await
         .unwrap();

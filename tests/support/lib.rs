@@ -254,6 +254,26 @@ pub mod fixtures {
         }
     }
 
+    /// A withdrawal request to the usual test bank account.
+    pub fn withdrawal_request(
+        key: &str,
+        currency: Currency,
+        value: &str,
+        password: &str,
+    ) -> fund_account::withdrawal::WithdrawalRequest {
+        fund_account::withdrawal::WithdrawalRequest {
+            key: fund_account::withdrawal::IdempotencyKey::parse(key).expect("test key"),
+            currency,
+            amount: amount(value),
+            password: fund_account::password::PaymentPassword::new(password.to_owned()),
+            bank_account: BankAccount {
+                holder_name: "Li Wei".to_owned(),
+                account_number: "6222020200112233".to_owned(),
+                bank_name: "ICBC".to_owned(),
+            },
+        }
+    }
+
     pub fn idempotency(member: &str, key: &str, expires_at: Timestamp) -> IdempotencyRecord {
         IdempotencyRecord {
             member_id: member_id(member),
