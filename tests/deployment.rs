@@ -2,8 +2,6 @@
 //! `template.yaml`, its path in `openapi.yaml` and an event in `events/`, and each event
 //! runs through its handler in-process (what `sam local invoke` would do).
 
-use std::sync::Arc;
-
 use fund_account::member::MemberId;
 use fund_account::routes::{self, Route};
 use fund_account::store::{Expect, Write};
@@ -121,7 +119,6 @@ async fn the_event_files_run_through_their_handlers_in_journey_order() {
 
     let (status, body) = invoke(&t.app, "confirm-code").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("active")), "{body}");
-    let _ = Arc::clone(&t.app);
 }
 
 #[tokio::test]
