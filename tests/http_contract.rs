@@ -343,6 +343,42 @@ async fn missing_forged_and_expired_credentials_are_refused() {
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn a_wrong_method_answers_405_with_the_allow_header() {
+    let gw = gateway().await;
+    let client = Client::new();
+    let patch = reqwest::Method::from_bytes(b"PATCH").unwrap();
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/v1/account", "GET"),
+        (reqwest::Method::POST, "/v1/account/transactions", "GET"),
+        (reqwest::Method::PUT, "/v1/withdrawals", "GET, POST"),
+        (
+            reqwest::Method::DELETE,
+            "/v1/withdrawals/wd_01KJM8MHJVQ3R7ZP4X2C9N6T8B",
+            "GET",
+        ),
+        (patch, "/v1/activation", "POST"),
+        (reqwest::Method::GET, "/v1/activation/code", "POST"),
+        (reqwest::Method::GET, "/internal/members/seller-1", "PUT"),
+        (reqwest::Method::GET, "/internal/collections", "POST"),
+        (reqwest::Method::PUT, "/internal/withdrawals/wd_1/paid", "POST"),
+        (reqwest::Method::GET, "/internal/withdrawals/wd_1/returned", "POST"),
+    ] {
+        let response = client.request(method.clone(), gw.url(path)).send().await.unwrap();
+        assert_eq!(
+            response.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        expect_problem(response, 405, "method_not_allowed").await;
+    }
+    // An unknown path is a 404, with nothing to allow.
+    let response = client.delete(gw.url("/v1/nothing")).send().await.unwrap();
+    assert!(response.headers().get("allow").is_none());
+    expect_problem(response, 404, "route_not_found").await;
+    gw.stop().await;
+}
+
 fn now_seconds() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()

@@ -185,6 +185,24 @@ pub fn respond(request_id: &str, outcome: Result<Reply, ApiError>) -> Response<B
     response
 }
 
+/// `405 method_not_allowed` with the `Allow` header RFC 9110 asks for: the methods the
+/// path serves, e.g. `GET, POST`.
+pub fn method_not_allowed(request_id: &str, allowed: &[http::Method]) -> Response<Body> {
+    let mut response = respond(request_id, Err(ApiError::MethodNotAllowed));
+    if let Ok(value) = HeaderValue::from_str(&allow_header(allowed)) {
+        response.headers_mut().insert(http::header::ALLOW, value);
+    }
+    response
+}
+
+/// The value of an `Allow` header: the methods sorted by name, without repeats.
+pub fn allow_header(allowed: &[http::Method]) -> String {
+    let mut names: Vec<&str> = allowed.iter().map(http::Method::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(", ")
+}
+
 /// A money field as requests carry it: the contract wants a string; a JSON number is an
 /// `invalid_amount` (422), any other type a malformed request (400).
 #[derive(Debug, Clone, serde::Deserialize)]

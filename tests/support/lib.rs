@@ -370,6 +370,7 @@ impl RunningGateway {
             store: local_gateway::StoreBackend::Embedded,
             sms: local_gateway::SmsBackend::Outbox,
             web_dir: None,
+            dev_routes: true,
         };
         let gateway = Arc::new(local_gateway::Gateway::build(config, clock).await.expect("gateway"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -35,6 +35,10 @@ pub struct GatewayConfig {
     pub sms: SmsBackend,
     /// Static files served at `/` (the web client), if present.
     pub web_dir: Option<PathBuf>,
+    /// Whether the local-only `/dev` routes exist. On by default with the embedded
+    /// store; with DynamoDB only when `LOCAL_DEV_ROUTES=1`. Off, they answer 404 like
+    /// any unknown route.
+    pub dev_routes: bool,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("data_dir", &self.data_dir)
             .field("store", &self.store)
             .field("sms", &self.sms)
+            .field("dev_routes", &self.dev_routes)
             .finish_non_exhaustive()
     }
 }
@@ -89,9 +94,15 @@ impl GatewayConfig {
     /// `LOCAL_GATEWAY_ADDR` (127.0.0.1:3000), `LOCAL_DATA_DIR` (./.local-data),
     /// `LOCAL_INTERNAL_KEY` (else random), `LOCAL_JWT_SECRET` and `CODE_HMAC_SECRET`
     /// (else random, kept in the data directory), `LOCAL_STORE=embedded|dynamodb`
-    /// (with `TABLE_NAME`), `LOCAL_SMS=outbox|sns`, `LOCAL_WEB_DIR` (./web/app).
+    /// (with `TABLE_NAME`), `LOCAL_SMS=outbox|sns`, `LOCAL_WEB_DIR` (./web/app),
+    /// `LOCAL_DEV_ROUTES=0|1` (default: 1 with the embedded store, 0 with DynamoDB).
     pub fn from_env() -> Result<GatewayConfig, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        GatewayConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`GatewayConfig::from_env`] over any source of variables (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<GatewayConfig, String> {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
         let addr: SocketAddr = var("LOCAL_GATEWAY_ADDR")
             .unwrap_or_else(|| "127.0.0.1:3000".to_owned())
             .parse()
@@ -126,6 +137,14 @@ impl GatewayConfig {
             var("LOCAL_WEB_DIR").unwrap_or_else(|| "./web/app".to_owned()),
         ))
         .filter(|dir| dir.is_dir());
+        // The /dev routes create members and mint tokens: next to a real table they
+        // must be asked for.
+        let dev_routes = match var("LOCAL_DEV_ROUTES").as_deref() {
+            None => store == StoreBackend::Embedded,
+            Some("1") => true,
+            Some("0") => false,
+            Some(other) => return Err(format!("LOCAL_DEV_ROUTES must be 0 or 1, not {other}")),
+        };
         Ok(GatewayConfig {
             addr,
             data_dir,
@@ -136,6 +155,7 @@ impl GatewayConfig {
             store,
             sms,
             web_dir,
+            dev_routes,
         })
     }
 }

@@ -1,5 +1,11 @@
 //! Local-only routes for development and black-box tests (`/dev/...`), and static files
 //! for the web client. None of this exists in `template.yaml`.
+//!
+//! The `/dev` routes create members and mint tokens, so they answer only a local client
+//! (see [`guard_caller`] and [`guard_body`]): a web page elsewhere must not reach them
+//! through the developer's browser, neither by a cross-site "simple" request (a form
+//! or `text/plain` POST needs no CORS preflight) nor by DNS rebinding (a foreign name
+//! that resolves to 127.0.0.1).
 
 use fund_account::activation;
 use fund_account::error::ApiError;
@@ -7,15 +13,155 @@ use fund_account::http::Reply;
 use fund_account::member::{MemberId, PhcHash};
 use fund_account::password::{self, PaymentPassword};
 use fund_account::phone::PhoneNumber;
+use http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use http::request::Parts;
-use http::{Method, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{into_hyper, issue_token, Gateway, HttpResponse, TOKEN_TTL_SECONDS};
+use crate::{into_hyper, issue_token, problem, Gateway, HttpResponse, TOKEN_TTL_SECONDS};
+
+/// The local-only routes and the one method each serves.
+const DEV_ROUTES: &[(&str, Method)] = &[
+    ("/dev/members", Method::POST),
+    ("/dev/login", Method::POST),
+    ("/dev/sms", Method::GET),
+    ("/dev/reconcile", Method::POST),
+];
+
+/// Whether `path` is in the local-only space (`/dev` and everything under it).
+pub(crate) fn is_dev_path(path: &str) -> bool {
+    path == "/dev" || path.starts_with("/dev/")
+}
+
+/// Whether a `Host` value names this machine's loopback interface: `localhost`, an
+/// IPv4 loopback address (`127.0.0.1`) or `[::1]`, with or without a port.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let (name, port) = if host.starts_with('[') {
+        let Some(end) = host.find(']') else { return false };
+        let rest = &host[end + 1..];
+        let port = if rest.is_empty() {
+            None
+        } else {
+            match rest.strip_prefix(':') {
+                Some(port) => Some(port),
+                None => return false,
+            }
+        };
+        (&host[..=end], port)
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
+    let name_ok = if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
+    } else {
+        name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    };
+    port_ok && name_ok
+}
+
+/// The one value of a header, or `Err` when it is repeated or not visible ASCII.
+fn single_header<'a>(parts: &'a Parts, name: &http::header::HeaderName) -> Result<Option<&'a str>, ()> {
+    let mut values = parts.headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(());
+    }
+    first.map(|v| v.to_str().map_err(|_| ())).transpose()
+}
+
+/// The first half of the `/dev` guard, before the body is read: the `Host` must be a
+/// loopback name or address (DNS rebinding), and an `Origin`, when sent, must be this
+/// very origin (`http://` + the `Host`; `null` is foreign). Else the
+/// `403 forbidden` to answer.
+pub(crate) fn guard_caller(parts: &Parts) -> Option<HttpResponse> {
+    let forbidden = |why: &str| {
+        tracing::info!(path = parts.uri.path(), why, "/dev request refused");
+        Some(problem(ApiError::Forbidden))
+    };
+    let host = match single_header(parts, &HOST) {
+        Ok(Some(host)) => host.to_owned(),
+        Ok(None) => match parts.uri.authority() {
+            Some(authority) => authority.as_str().to_owned(),
+            None => return forbidden("no Host"),
+        },
+        Err(()) => return forbidden("malformed Host"),
+    };
+    if !is_loopback_host(&host) {
+        return forbidden("Host is not a loopback name or address");
+    }
+    let same_origin = |origin: &str| {
+        origin
+            .strip_prefix("http://")
+            .is_some_and(|o| o.eq_ignore_ascii_case(&host))
+    };
+    match single_header(parts, &ORIGIN) {
+        Ok(None) => None,
+        Ok(Some(origin)) if same_origin(origin) => None,
+        _ => forbidden("Origin is not this gateway"),
+    }
+}
+
+/// Whether a `Content-Type` is JSON: `application/json`, at most with
+/// `charset=utf-8`.
+pub(crate) fn is_json_content_type(value: &str) -> bool {
+    let mut pieces = value.split(';');
+    let essence = pieces.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        && pieces.all(|parameter| {
+            let parameter = parameter.trim();
+            parameter.is_empty()
+                || parameter.split_once('=').is_some_and(|(name, value)| {
+                    name.trim().eq_ignore_ascii_case("charset")
+                        && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+                })
+        })
+}
+
+/// The second half of the `/dev` guard: a non-empty body must be declared JSON, else
+/// `415 unsupported_media_type` (a `text/plain` or form POST is what a foreign page can
+/// send without a CORS preflight). A request without a body passes.
+pub(crate) fn guard_body(parts: &Parts, body_is_empty: bool) -> Option<HttpResponse> {
+    if body_is_empty {
+        return None;
+    }
+    match single_header(parts, &CONTENT_TYPE) {
+        Ok(Some(value)) if is_json_content_type(value) => None,
+        _ => {
+            tracing::info!(path = parts.uri.path(), "/dev request refused: body is not JSON");
+            Some(unsupported_media_type())
+        }
+    }
+}
+
+/// `415 unsupported_media_type` as a problem document, shaped as the handlers shape
+/// theirs (the error type has no such refusal: only the local gateway makes it).
+fn unsupported_media_type() -> HttpResponse {
+    let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let body = json!({
+        "type": "urn:fund-account:problem:unsupported_media_type",
+        "title": status.canonical_reason().unwrap_or("Unsupported Media Type"),
+        "status": status.as_u16(),
+        "detail": "the body must be JSON, sent with content-type: application/json",
+        "code": "unsupported_media_type",
+    });
+    let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    if let Ok(id) = HeaderValue::from_str(&ulid::Ulid::new().to_string()) {
+        headers.insert("x-request-id", id);
+    }
+    response
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,16 +194,28 @@ fn query_value(parts: &Parts, name: &str) -> Option<String> {
     })
 }
 
+/// Serves a `/dev` request that passed the guard.
 pub(crate) async fn handle(gateway: &Gateway, parts: &Parts, body: &[u8]) -> HttpResponse {
+    let request_id = ulid::Ulid::new().to_string();
     let outcome = match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/dev/members") => create_member(gateway, body).await,
         (&Method::POST, "/dev/login") => login(gateway, body).await,
         (&Method::GET, "/dev/sms") => sms(gateway, parts).await,
         (&Method::POST, "/dev/reconcile") => reconcile(gateway).await,
-        (_, "/dev/members" | "/dev/login" | "/dev/sms" | "/dev/reconcile") => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::RouteNotFound),
+        (_, path) => {
+            let allowed: Vec<Method> = DEV_ROUTES
+                .iter()
+                .filter(|(route, _)| *route == path)
+                .map(|(_, method)| method.clone())
+                .collect();
+            return into_hyper(if allowed.is_empty() {
+                fund_account::http::respond(&request_id, Err(ApiError::RouteNotFound))
+            } else {
+                fund_account::http::method_not_allowed(&request_id, &allowed)
+            });
+        }
     };
-    into_hyper(fund_account::http::respond(&ulid::Ulid::new().to_string(), outcome))
+    into_hyper(fund_account::http::respond(&request_id, outcome))
 }
 
 /// `POST /dev/members`: what the marketplace's member sync would send, with the login

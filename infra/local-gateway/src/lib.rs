@@ -20,7 +20,7 @@ use fund_account::adapters::sqlite::{SqliteOutbox, SqliteStore};
 use fund_account::app::{App, Settings};
 use fund_account::clock::Clock;
 use fund_account::error::ApiError;
-use fund_account::http::{respond, MAX_BODY_BYTES};
+use fund_account::http::{method_not_allowed, respond, MAX_BODY_BYTES};
 use fund_account::routes::{self, Caller, Route};
 use fund_account::sms::SmsSender;
 use fund_account::store::Store;
@@ -47,20 +47,31 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Opens the configured store and SMS sender.
+    /// Opens the configured store and SMS sender (AWS ones with the SDK's default
+    /// configuration from the environment).
     pub async fn build(config: GatewayConfig, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
-        let settings = Settings::new(config.code_secret.clone(), None, None).map_err(|e| e.to_string())?;
-        let settings = Settings {
-            fees: fees_from_env(settings.fees)?,
-            ..settings
-        };
-        let embedded = SqliteStore::open(&config.data_dir.join("fund-account.sqlite3")).map_err(|e| e.to_string())?;
         let needs_aws = matches!(config.store, StoreBackend::DynamoDb { .. }) || config.sms == SmsBackend::Sns;
         let aws = if needs_aws {
             Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
         } else {
             None
         };
+        Gateway::build_with_aws(config, clock, aws).await
+    }
+
+    /// [`Gateway::build`] with the AWS SDK configuration given (tests point it at an
+    /// emulator); `None` falls back to the embedded store and the outbox.
+    pub async fn build_with_aws(
+        config: GatewayConfig,
+        clock: Arc<dyn Clock>,
+        aws: Option<aws_config::SdkConfig>,
+    ) -> Result<Gateway, String> {
+        let settings = Settings::new(config.code_secret.clone(), None, None).map_err(|e| e.to_string())?;
+        let settings = Settings {
+            fees: fees_from_env(settings.fees)?,
+            ..settings
+        };
+        let embedded = SqliteStore::open(&config.data_dir.join("fund-account.sqlite3")).map_err(|e| e.to_string())?;
 
         let store: Arc<dyn Store> = match (&config.store, &aws) {
             (StoreBackend::DynamoDb { table }, Some(aws)) => {
@@ -68,7 +79,10 @@ impl Gateway {
                 ensure_table(&client, table).await?;
                 Arc::new(DynamoStore::new(client, table.clone()))
             }
-            _ => Arc::new(embedded.clone()),
+            (StoreBackend::DynamoDb { .. }, None) => {
+                return Err("LOCAL_STORE=dynamodb needs an AWS configuration".to_owned())
+            }
+            (StoreBackend::Embedded, _) => Arc::new(embedded.clone()),
         };
         let outbox = embedded.outbox();
         let (sms, outbox): (Arc<dyn SmsSender>, Option<SqliteOutbox>) = match (&config.sms, &aws) {
@@ -157,16 +171,34 @@ fn problem(error: ApiError) -> HttpResponse {
 
 async fn handle(gateway: &Gateway, req: http::Request<Incoming>) -> HttpResponse {
     let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let dev_path = dev::is_dev_path(&path);
+    if dev_path {
+        if !gateway.config.dev_routes {
+            return problem(ApiError::RouteNotFound);
+        }
+        // The guard answers before anything else on these routes.
+        if let Some(refused) = dev::guard_caller(&parts) {
+            return refused;
+        }
+    }
     // Read at most one byte past the limit: enough to know the body is too large.
     let body = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return problem(ApiError::PayloadTooLarge),
+        Ok(collected) => Some(collected.to_bytes()),
+        Err(_) => None,
     };
-    if body.len() > MAX_BODY_BYTES {
-        return problem(ApiError::PayloadTooLarge);
+    let too_large = body.as_ref().is_none_or(|b| b.len() > MAX_BODY_BYTES);
+    if dev_path {
+        let empty = body.as_ref().is_some_and(Bytes::is_empty);
+        if let Some(refused) = dev::guard_body(&parts, empty) {
+            return refused;
+        }
     }
-    let path = parts.uri.path().to_owned();
-    if path.starts_with("/dev/") {
+    let body = match body {
+        Some(body) if !too_large => body,
+        _ => return problem(ApiError::PayloadTooLarge),
+    };
+    if dev_path {
         return dev::handle(gateway, &parts, &body).await;
     }
     if !path.starts_with("/v1/") && !path.starts_with("/internal/") && parts.method == http::Method::GET {
@@ -176,6 +208,10 @@ async fn handle(gateway: &Gateway, req: http::Request<Incoming>) -> HttpResponse
     }
     let (route, path_params) = match Route::resolve(&parts.method, &path) {
         Ok(found) => found,
+        Err(ApiError::MethodNotAllowed) => {
+            let allowed = Route::allowed_methods(&path);
+            return into_hyper(method_not_allowed(&ulid::Ulid::new().to_string(), &allowed));
+        }
         Err(error) => return problem(error),
     };
     let authorizer = match route.caller() {

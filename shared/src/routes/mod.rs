@@ -141,8 +141,19 @@ impl Route {
         }
     }
 
+    /// The methods some route serves on this concrete path (empty when no route's path
+    /// matches): what a `405`'s `Allow` header lists.
+    pub fn allowed_methods(path: &str) -> Vec<Method> {
+        Route::ALL
+            .iter()
+            .filter(|route| route.match_path(path).is_some())
+            .map(|route| route.method())
+            .collect()
+    }
+
     /// The route for a method and path: `Err(MethodNotAllowed)` when only the method
-    /// is wrong, `Err(RouteNotFound)` when no path matches.
+    /// is wrong (the methods it serves are [`Route::allowed_methods`]),
+    /// `Err(RouteNotFound)` when no path matches.
     pub fn resolve(method: &Method, path: &str) -> Result<(Route, Vec<(String, String)>), ApiError> {
         let mut path_matched = false;
         for route in Route::ALL {

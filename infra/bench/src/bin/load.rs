@@ -104,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         store: StoreBackend::Embedded,
         sms: SmsBackend::Outbox,
         web_dir: None,
+        dev_routes: true,
     };
     let gateway = Arc::new(Gateway::build(config, Arc::new(SystemClock)).await?);
     tokio::spawn(serve(Arc::clone(&gateway), listener, std::future::pending()));
