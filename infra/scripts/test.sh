@@ -40,11 +40,15 @@ step "cargo test"
 log=$(mktemp)
 FUZZ_CASES=${FUZZ_CASES:-2000} cargo test --workspace 2>&1 | tee "$log"
 
+step "schemathesis (openapi.yaml against the local gateway)"
+bash infra/scripts/schemathesis.sh 2>&1 | tee -a "$log"
+
 step "web client end-to-end (headless Chromium)"
 bash infra/scripts/web-e2e.sh 2>&1 | tee -a "$log"
 
-# One closing line for the whole run: every cargo test binary plus the browser tests.
+# One closing line for the whole run: every cargo test binary, the schemathesis cases
+# and the browser tests.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^web-e2e: / { p += $2; f += $4 }
+     /^(web-e2e|schemathesis): / { p += $2; f += $4 }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
