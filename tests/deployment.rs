@@ -105,7 +105,11 @@ async fn the_event_files_run_through_their_handlers_in_journey_order() {
     // The event carries code 123456: make it the live code, as if it had been sent.
     let member = MemberId::parse("seller-001").unwrap();
     let mut code = t.app.store.member_state(&member).await.unwrap().unwrap().code.unwrap();
-    code.code_hash = t.app.code_hasher.hash(&member, &SmsCode::parse("123456").unwrap());
+    code.code_hash = t
+        .app
+        .code_hasher()
+        .unwrap()
+        .hash(&member, &SmsCode::parse("123456").unwrap());
     let version = code.version;
     code.version += 1;
     t.app

@@ -6,35 +6,8 @@ use std::sync::Arc;
 use fund_account::activation;
 use fund_account::password::PaymentPassword;
 use fund_account::verification::SmsCode;
-use fund_account_tests::{app_with, dynamodb_store, moto_endpoint, sns_sender};
+use fund_account_tests::{app_with, dynamodb_store, sent_sms, sns_sender};
 use serde_json::Value;
-
-async fn sent_sms() -> Vec<(String, String)> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_endpoint()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut sent = Vec::new();
-    // moto keeps sent SMS per account and region under sns.sms (older versions: SMS).
-    fn walk(value: &Value, out: &mut Vec<(String, String)>) {
-        match value {
-            Value::Object(map) => {
-                if let (Some(Value::String(phone)), Some(Value::String(message))) =
-                    (map.get("phone_number"), map.get("message"))
-                {
-                    out.push((phone.clone(), message.clone()));
-                }
-                map.values().for_each(|v| walk(v, out));
-            }
-            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    walk(&data["sns"], &mut sent);
-    sent
-}
 
 #[tokio::test]
 async fn a_verification_code_goes_out_through_sns_and_confirms() {
@@ -115,12 +88,7 @@ async fn a_reconciliation_discrepancy_is_published_to_the_alert_topic() {
     let report = reconciliation::run(&app, RunOptions::full()).await.unwrap();
     assert_eq!(report.discrepancies.len(), 1);
 
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_endpoint()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data = fund_account_tests::emulator_state().await;
     let topic = data["sns"]["Topic"]
         .as_array()
         .unwrap()

@@ -238,10 +238,25 @@ async fn codes_are_replaced_by_version_and_deleted(adapter: Adapter) {
         Err(StoreError::ConditionFailed { write_index: 0 })
     );
     let state = store.member_state(&member_id("s")).await.unwrap().unwrap();
-    assert_eq!(state.code, Some(spent));
+    assert_eq!(state.code, Some(spent.clone()));
+    // A delete on the version read fails once a try has landed since.
+    assert_eq!(
+        store
+            .commit(vec![Write::DeleteCode {
+                member_id: member_id("s"),
+                expect: Expect::Version(1),
+            }])
+            .await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    assert_eq!(
+        store.member_state(&member_id("s")).await.unwrap().unwrap().code,
+        Some(spent)
+    );
     store
         .commit(vec![Write::DeleteCode {
             member_id: member_id("s"),
+            expect: Expect::Version(2),
         }])
         .await
         .unwrap();
@@ -250,6 +265,7 @@ async fn codes_are_replaced_by_version_and_deleted(adapter: Adapter) {
     store
         .commit(vec![Write::DeleteCode {
             member_id: member_id("s"),
+            expect: Expect::Any,
         }])
         .await
         .unwrap();

@@ -59,22 +59,81 @@ fn password_fault(error: password::PasswordError) -> ApiError {
     ApiError::Internal
 }
 
+/// Payment passwords a member may try in [`ACTIVATION_WINDOW_SECONDS`].
+pub const MAX_ACTIVATION_ATTEMPTS: usize = 10;
+/// The rolling window of the activation limit.
+pub const ACTIVATION_WINDOW_SECONDS: i64 = 60 * 60;
+
+/// The times in `times` within the window that ends at `now`, oldest first.
+fn within_window(times: &[Timestamp], window_seconds: i64, now: Timestamp) -> Vec<Timestamp> {
+    let window_start = now.plus_seconds(-window_seconds);
+    times.iter().copied().filter(|at| *at > window_start).collect()
+}
+
+/// Records one try of a payment password before any argon2id work is done, under the
+/// member's version: however many requests arrive at once, at most
+/// [`MAX_ACTIVATION_ATTEMPTS`] an hour get as far as hashing. Returns the state as
+/// written.
+async fn reserve_activation_attempt(
+    app: &App,
+    member_id: &MemberId,
+    password: &PaymentPassword,
+) -> Result<MemberState, ApiError> {
+    retrying(|| async move {
+        let state = load(app, member_id).await?;
+        let member = &state.member;
+        if member.status == MemberStatus::Active {
+            return Err(ApiError::AlreadyActive);
+        }
+        // A weak password costs nothing to refuse: it spends no try.
+        password::check_policy(password).map_err(policy_error)?;
+        let now = app.now();
+        let mut attempts = within_window(&member.activation_attempts, ACTIVATION_WINDOW_SECONDS, now);
+        if attempts.len() >= MAX_ACTIVATION_ATTEMPTS {
+            let frees_at = attempts[attempts.len() - MAX_ACTIVATION_ATTEMPTS].plus_seconds(ACTIVATION_WINDOW_SECONDS);
+            return Err(ApiError::ActivationAttemptLimit {
+                retry_after_seconds: now.seconds_until(frees_at),
+            });
+        }
+        attempts.push(now);
+        let mut next = member.next_version(now);
+        next.activation_attempts = attempts;
+        let writes = vec![Write::PutMember {
+            member: next.clone(),
+            expect: Expect::Version(member.version),
+        }];
+        let written = MemberState {
+            member: next,
+            ..state.clone()
+        };
+        settle_commit(app.store.commit(writes).await, || written, |_| Ok(Attempt::Retry))
+    })
+    .await
+}
+
 /// `POST /v1/activation`: checks the policy, then stores the argon2id hash — in force
 /// at once without a phone, pending an SMS code with one. Calling it again while pending
-/// replaces the pending password and voids any code sent.
+/// replaces the pending password and voids any code sent. At most
+/// [`MAX_ACTIVATION_ATTEMPTS`] tries an hour per member.
 pub async fn set_payment_password(
     app: &App,
     member_id: &MemberId,
     password: PaymentPassword,
 ) -> Result<Activation, ApiError> {
+    // The state the reservation wrote is the first attempt's read: no second query.
+    let mut reserved = Some(reserve_activation_attempt(app, member_id, &password).await?);
     // Hashing is the slow part: do it at most once, even if the commit is retried.
     let new_hash: Mutex<Option<PhcHash>> = Mutex::new(None);
     let checked_against_login: Mutex<Option<PhcHash>> = Mutex::new(None);
     retrying(|| {
         let password = password.clone();
         let (new_hash, checked_against_login) = (&new_hash, &checked_against_login);
+        let reserved = reserved.take();
         async move {
-            let state = load(app, member_id).await?;
+            let state = match reserved {
+                Some(state) => state,
+                None => load(app, member_id).await?,
+            };
             let member = &state.member;
             if member.status == MemberStatus::Active {
                 return Err(ApiError::AlreadyActive);
@@ -124,8 +183,10 @@ pub async fn set_payment_password(
                 expect: Expect::Version(member.version),
             }];
             if state.code.is_some() {
+                // The member's version guards this: a code sent meanwhile bumps it.
                 writes.push(Write::DeleteCode {
                     member_id: member_id.clone(),
+                    expect: Expect::Any,
                 });
             }
             settle_commit(app.store.commit(writes).await, || outcome, |_| Ok(Attempt::Retry))
@@ -134,22 +195,11 @@ pub async fn set_payment_password(
     .await
 }
 
-/// The sends of the last hour, oldest first.
-fn sends_in_window(member: &Member, now: Timestamp) -> Vec<Timestamp> {
-    let window_start = now.plus_seconds(-SEND_WINDOW_SECONDS);
-    member
-        .code_sends
-        .iter()
-        .copied()
-        .filter(|at| *at > window_start)
-        .collect()
-}
-
 /// `POST /v1/activation/code`: sends a fresh code (voiding the last), within the
 /// cooldown and the hourly limit.
 pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiError> {
     let code = SmsCode::generate();
-    let code_hash = app.code_hasher.hash(member_id, &code);
+    let code_hash = app.code_hasher()?.hash(member_id, &code);
     let sent = retrying(|| {
         let code_hash = code_hash.clone();
         async move {
@@ -160,7 +210,7 @@ pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiE
                 _ => return Err(ApiError::NoPendingActivation),
             };
             let now = app.now();
-            let mut sends = sends_in_window(member, now);
+            let mut sends = within_window(&member.code_sends, SEND_WINDOW_SECONDS, now);
             if let Some(last) = sends.last() {
                 let allowed_at = last.plus_seconds(RESEND_COOLDOWN_SECONDS);
                 if now < allowed_at {
@@ -220,6 +270,7 @@ pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiE
 /// `POST /v1/activation/confirm`: a right, live code puts the pending password in force;
 /// a wrong one spends one of five tries.
 pub async fn confirm_code(app: &App, member_id: &MemberId, typed: &SmsCode) -> Result<(), ApiError> {
+    let code_hasher = app.code_hasher()?;
     retrying(|| async move {
         let state = load(app, member_id).await?;
         let member = &state.member;
@@ -236,7 +287,7 @@ pub async fn confirm_code(app: &App, member_id: &MemberId, typed: &SmsCode) -> R
         if code.failed_attempts >= MAX_ATTEMPTS_PER_CODE {
             return Err(ApiError::CodeAttemptsExhausted);
         }
-        if app.code_hasher.matches(member_id, typed, &code.code_hash) {
+        if code_hasher.matches(member_id, typed, &code.code_hash) {
             let mut next = member.next_version(now);
             next.status = MemberStatus::Active;
             next.payment_password_hash = member.pending_password_hash.clone();
@@ -246,9 +297,13 @@ pub async fn confirm_code(app: &App, member_id: &MemberId, typed: &SmsCode) -> R
                     member: next,
                     expect: Expect::Version(member.version),
                 },
-                // Single use: the code goes with the activation, atomically.
+                // Single use: the code goes with the activation, atomically — and only
+                // the code exactly as read. Wrong tries change the code, not the member,
+                // so without this a right code read before the fifth wrong try landed
+                // would still activate after it: more than five guesses per code.
                 Write::DeleteCode {
                     member_id: member_id.clone(),
+                    expect: Expect::Version(code.version),
                 },
             ];
             return settle_commit(app.store.commit(writes).await, || (), |_| Ok(Attempt::Retry));
@@ -292,6 +347,7 @@ pub async fn sync_member(
                         payment_password_hash: None,
                         pending_password_hash: None,
                         code_sends: Vec::new(),
+                        activation_attempts: Vec::new(),
                         failed_password_attempts: 0,
                         withdrawals_locked_until: None,
                         created_at: now,
@@ -325,6 +381,7 @@ pub async fn sync_member(
                     if phone_changed && state.code.is_some() {
                         writes.push(Write::DeleteCode {
                             member_id: member_id.clone(),
+                            expect: Expect::Any,
                         });
                     }
                     (next, writes)

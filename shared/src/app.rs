@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::alerts::{AlertSink, LogAlerts};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::money::{Amount, Currency};
 use crate::sms::SmsSender;
@@ -42,7 +42,9 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub sms: Arc<dyn SmsSender>,
     pub clock: Arc<dyn Clock>,
-    pub code_hasher: CodeHasher,
+    /// Only in the processes that hash SMS codes: in AWS the key is a secret that only
+    /// the send-code and confirm-code functions may read.
+    pub code_hasher: Option<CodeHasher>,
     pub fees: Fees,
     pub alerts: Arc<dyn AlertSink>,
 }
@@ -61,7 +63,8 @@ pub struct ConfigError(pub String);
 /// Least length of the code-hashing secret, in bytes.
 pub const MIN_CODE_SECRET_BYTES: usize = 32;
 
-/// Settings read from the environment, shared by the Lambdas and the local gateway.
+/// Settings of a process that serves every route (the local gateway, tests, benches).
+/// The Lambdas build theirs per function (`function_config`).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub code_hasher_key: Vec<u8>,
@@ -69,18 +72,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads `CODE_HMAC_SECRET` (at least 32 bytes) and the optional
-    /// `WITHDRAWAL_FEE_USD` / `WITHDRAWAL_FEE_CNY` (defaults 15.00 and 0.00).
-    pub fn from_env() -> Result<Settings, ConfigError> {
-        let secret = std::env::var("CODE_HMAC_SECRET")
-            .map_err(|_| ConfigError("set CODE_HMAC_SECRET to a random string of at least 32 bytes".to_owned()))?;
-        Settings::new(
-            secret.into_bytes(),
-            fee_from_env("WITHDRAWAL_FEE_USD")?,
-            fee_from_env("WITHDRAWAL_FEE_CNY")?,
-        )
-    }
-
     pub fn new(
         code_hasher_key: Vec<u8>,
         usd_fee: Option<Amount>,
@@ -88,7 +79,7 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         if code_hasher_key.len() < MIN_CODE_SECRET_BYTES {
             return Err(ConfigError(format!(
-                "CODE_HMAC_SECRET must be at least {MIN_CODE_SECRET_BYTES} bytes"
+                "the SMS code secret must be at least {MIN_CODE_SECRET_BYTES} bytes"
             )));
         }
         let defaults = Fees::default();
@@ -102,22 +93,13 @@ impl Settings {
     }
 }
 
-fn fee_from_env(name: &str) -> Result<Option<Amount>, ConfigError> {
-    match std::env::var(name) {
-        Err(_) => Ok(None),
-        Ok(text) => Amount::parse_request(&text)
-            .map(Some)
-            .map_err(|_| ConfigError(format!("{name} must be a decimal amount such as 15.00"))),
-    }
-}
-
 impl App {
     pub fn new(store: Arc<dyn Store>, sms: Arc<dyn SmsSender>, clock: Arc<dyn Clock>, settings: Settings) -> App {
         App {
             store,
             sms,
             clock,
-            code_hasher: CodeHasher::new(settings.code_hasher_key),
+            code_hasher: Some(CodeHasher::new(settings.code_hasher_key)),
             fees: settings.fees,
             alerts: Arc::new(LogAlerts),
         }
@@ -129,23 +111,13 @@ impl App {
         self
     }
 
-    /// The Lambda wiring: DynamoDB (`TABLE_NAME`) and SNS from one SDK config, the
-    /// system clock. Nothing here calls AWS: credentials and connections are made lazily
-    /// on the first request, keeping cold start short.
-    #[cfg(feature = "aws")]
-    pub async fn from_aws_env() -> Result<App, ConfigError> {
-        let settings = Settings::from_env()?;
-        let table = std::env::var("TABLE_NAME")
-            .map_err(|_| ConfigError("set TABLE_NAME to the DynamoDB table's name".to_owned()))?;
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let store = crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
-        let sms = crate::adapters::sns::SnsSmsSender::new(aws_sdk_sns::Client::new(&config));
-        Ok(App::new(
-            Arc::new(store),
-            Arc::new(sms),
-            Arc::new(SystemClock),
-            settings,
-        ))
+    /// The SMS code hasher; a function deployed without the code secret cannot hash codes
+    /// (the deployment tests make sure the ones that do have it).
+    pub fn code_hasher(&self) -> Result<&CodeHasher, ApiError> {
+        self.code_hasher.as_ref().ok_or_else(|| {
+            tracing::error!("this function has no SMS code secret: check CODE_SECRET_ARN in template.yaml");
+            ApiError::Internal
+        })
     }
 
     pub fn now(&self) -> crate::clock::Timestamp {
@@ -171,9 +143,12 @@ where
     Fut: Future<Output = Result<Attempt<T>, ApiError>>,
 {
     for n in 0..MAX_ATTEMPTS {
-        match attempt().await? {
-            Attempt::Done(value) => return Ok(value),
-            Attempt::Retry => {
+        // A read cancelled by a transaction in flight (`TransactGetItems`) comes back as
+        // `Contention` through `?`: it is retried like a lost write.
+        match attempt().await {
+            Ok(Attempt::Done(value)) => return Ok(value),
+            Err(error) if error != ApiError::Contention => return Err(error),
+            Ok(Attempt::Retry) | Err(_) => {
                 let cap_ms = 2u64.saturating_pow(n.min(7)).min(100);
                 let jitter_ms = rand::random::<u64>() % (cap_ms + 1);
                 tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
@@ -181,7 +156,7 @@ where
         }
     }
     tracing::error!("operation gave up after {MAX_ATTEMPTS} conflicting attempts");
-    Err(ApiError::ServiceUnavailable)
+    Err(ApiError::Contention)
 }
 
 /// Maps a commit outcome for [`retrying`]: contention retries; a failed condition is

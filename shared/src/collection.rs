@@ -48,6 +48,10 @@ fn same_collection(stored: &Collection, request: &NewCollection) -> bool {
 /// collection, the member's existence, `pending` and its ledger entry); a repeat costs one
 /// more read to compare.
 pub async fn collect(app: &App, request: NewCollection) -> Result<Created<Collection>, ApiError> {
+    retrying(|| attempt_collect(app, &request)).await
+}
+
+async fn attempt_collect(app: &App, request: &NewCollection) -> Result<Attempt<Created<Collection>>, ApiError> {
     let now = app.now();
     let collection = Collection {
         collection_id: request.collection_id.clone(),
@@ -83,28 +87,27 @@ pub async fn collect(app: &App, request: NewCollection) -> Result<Created<Collec
         .into_writes(now),
     );
     match app.store.commit(writes).await {
-        Ok(()) => Ok(Created {
+        Ok(()) => Ok(Attempt::Done(Created {
             record: collection,
             created: true,
-        }),
+        })),
+        // The id is taken: a repeat (answered with what is stored) or a conflict.
         Err(StoreError::ConditionFailed { write_index: 0 }) => {
-            let stored = app
-                .store
-                .collection(&request.collection_id)
-                .await?
-                .ok_or(ApiError::ServiceUnavailable)?;
-            if same_collection(&stored, &request) {
-                Ok(Created {
+            let Some(stored) = app.store.collection(&request.collection_id).await? else {
+                return Ok(Attempt::Retry);
+            };
+            if same_collection(&stored, request) {
+                Ok(Attempt::Done(Created {
                     record: stored,
                     created: false,
-                })
+                }))
             } else {
                 Err(ApiError::CollectionConflict)
             }
         }
         Err(StoreError::ConditionFailed { write_index: 1 }) => Err(ApiError::MemberNotFound),
-        // A pending credit has no balance condition; contention is DynamoDB's to retry.
-        Err(StoreError::Contention) => Err(ApiError::ServiceUnavailable),
+        // Another transaction held the balance: the same commit goes again.
+        Err(StoreError::Contention) => Ok(Attempt::Retry),
         Err(other) => Err(other.into()),
     }
 }

@@ -64,6 +64,8 @@ pub enum ApiError {
     CodeResendTooSoon { retry_after_seconds: i64 },
     #[error("at most 5 codes may be sent in an hour")]
     CodeSendLimit { retry_after_seconds: i64 },
+    #[error("at most 10 payment passwords may be tried in an hour")]
+    ActivationAttemptLimit { retry_after_seconds: i64 },
     #[error("the account is not active; activate it first")]
     AccountNotActive,
     #[error("the payment password is wrong")]
@@ -90,6 +92,11 @@ pub enum ApiError {
     SmsUnavailable,
     #[error("a dependency is unavailable; try again shortly")]
     ServiceUnavailable,
+    /// Another transaction touched the same items at the same moment (DynamoDB's
+    /// `TransactionConflict`). `app::retrying` retries it; a client sees it (as 503
+    /// `service_unavailable`) only when it outlasts every attempt.
+    #[error("the store was busy with the same items; try again shortly")]
+    Contention,
     #[error("internal error")]
     Internal,
 }
@@ -126,8 +133,10 @@ impl ApiError {
             | WithdrawalAlreadySettled => StatusCode::CONFLICT,
             CodeExpired => StatusCode::GONE,
             PaymentPasswordLocked { .. } => StatusCode::LOCKED,
-            CodeAttemptsExhausted | CodeResendTooSoon { .. } | CodeSendLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
-            SmsUnavailable | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            CodeAttemptsExhausted | CodeResendTooSoon { .. } | CodeSendLimit { .. } | ActivationAttemptLimit { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            SmsUnavailable | ServiceUnavailable | Contention => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -163,6 +172,7 @@ impl ApiError {
             CodeAttemptsExhausted => "code_attempts_exhausted",
             CodeResendTooSoon { .. } => "code_resend_too_soon",
             CodeSendLimit { .. } => "code_send_limit",
+            ActivationAttemptLimit { .. } => "activation_attempt_limit",
             AccountNotActive => "account_not_active",
             PaymentPasswordIncorrect { .. } => "payment_password_incorrect",
             PaymentPasswordLocked { .. } => "payment_password_locked",
@@ -175,7 +185,7 @@ impl ApiError {
             RefundExceedsCollection { .. } => "refund_exceeds_collection",
             WithdrawalAlreadySettled => "withdrawal_already_settled",
             SmsUnavailable => "sms_unavailable",
-            ServiceUnavailable => "service_unavailable",
+            ServiceUnavailable | Contention => "service_unavailable",
             Internal => "internal_error",
         }
     }
@@ -183,10 +193,10 @@ impl ApiError {
     /// Seconds for a `Retry-After` header, where the contract gives one.
     pub fn retry_after_seconds(&self) -> Option<i64> {
         match self {
-            ApiError::CodeResendTooSoon { retry_after_seconds } | ApiError::CodeSendLimit { retry_after_seconds } => {
-                Some((*retry_after_seconds).max(1))
-            }
-            ApiError::SmsUnavailable | ApiError::ServiceUnavailable => Some(1),
+            ApiError::CodeResendTooSoon { retry_after_seconds }
+            | ApiError::CodeSendLimit { retry_after_seconds }
+            | ApiError::ActivationAttemptLimit { retry_after_seconds } => Some((*retry_after_seconds).max(1)),
+            ApiError::SmsUnavailable | ApiError::ServiceUnavailable | ApiError::Contention => Some(1),
             _ => None,
         }
     }
@@ -219,7 +229,9 @@ impl ApiError {
             ApiError::RefundExceedsCollection { refundable } => {
                 body.insert("refundable".to_owned(), json!(refundable.to_string()));
             }
-            ApiError::CodeResendTooSoon { retry_after_seconds } | ApiError::CodeSendLimit { retry_after_seconds } => {
+            ApiError::CodeResendTooSoon { retry_after_seconds }
+            | ApiError::CodeSendLimit { retry_after_seconds }
+            | ApiError::ActivationAttemptLimit { retry_after_seconds } => {
                 body.insert("retry_after".to_owned(), json!(retry_after_seconds.max(&1)));
             }
             _ => {}
@@ -231,7 +243,8 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
-            StoreError::Unavailable(_) | StoreError::Contention => {
+            StoreError::Contention => ApiError::Contention,
+            StoreError::Unavailable(_) => {
                 tracing::error!(error = %error, "store unavailable");
                 ApiError::ServiceUnavailable
             }

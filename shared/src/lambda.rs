@@ -3,12 +3,17 @@
 
 use std::sync::Arc;
 
+use crate::function_config::{vars, Env};
+#[cfg(feature = "aws")]
+use crate::function_config::{Function, ProcessEnv};
 use crate::routes::Route;
 
 /// JSON logs to stdout for CloudWatch, filtered by `RUST_LOG` (default `info`).
-pub fn init_json_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+pub fn init_json_logs(env: &dyn Env) {
+    let filter = env
+        .var(vars::RUST_LOG)
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -19,12 +24,30 @@ pub fn init_json_logs() {
         .try_init();
 }
 
-/// Runs `route` as a Lambda function. Configuration errors fail the cold start with a
-/// message that names the missing setting.
+/// Builds a function's app as its Lambda does at cold start: logs first, then the app
+/// from `env` (the process environment in Lambda) and `aws` (in Lambda the default
+/// configuration: credentials and region from the environment). A configuration error
+/// fails the cold start, naming the missing setting.
+#[cfg(feature = "aws")]
+pub async fn start(
+    function: Function,
+    env: &dyn Env,
+    aws: &aws_config::SdkConfig,
+) -> Result<crate::app::App, crate::app::ConfigError> {
+    init_json_logs(env);
+    crate::function_config::build_app(function, env, aws).await
+}
+
+#[cfg(feature = "aws")]
+async fn start_in_lambda(function: Function) -> Result<crate::app::App, crate::app::ConfigError> {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    start(function, &ProcessEnv, &aws).await
+}
+
+/// Runs `route` as a Lambda function.
 #[cfg(feature = "aws")]
 pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
-    init_json_logs();
-    let app = Arc::new(crate::app::App::from_aws_env().await?);
+    let app = Arc::new(start_in_lambda(Function::Http(route)).await?);
     lambda_http::run(lambda_http::service_fn(move |req| {
         let app = Arc::clone(&app);
         async move { Ok::<_, std::convert::Infallible>(crate::routes::handle(route, &app, req).await) }
@@ -63,8 +86,7 @@ pub fn reconciliation_options(event: &serde_json::Value) -> crate::reconciliatio
 #[cfg(feature = "aws")]
 pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
-    init_json_logs();
-    let app = Arc::new(crate::app::App::from_aws_env().await?);
+    let app = Arc::new(start_in_lambda(Function::Reconcile).await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<serde_json::Value>| {
             let app = Arc::clone(&app);

@@ -15,6 +15,7 @@ pub mod app;
 pub mod clock;
 pub mod collection;
 pub mod error;
+pub mod function_config;
 pub mod http;
 pub mod ids;
 pub mod lambda;

@@ -125,6 +125,10 @@ pub struct Member {
     pub pending_password_hash: Option<PhcHash>,
     /// When codes were sent within the last hour, oldest first: the rolling send limit.
     pub code_sends: Vec<Timestamp>,
+    /// When payment passwords were tried within the last hour, oldest first: each try
+    /// costs two argon2id runs, so they are limited per member.
+    #[serde(default)]
+    pub activation_attempts: Vec<Timestamp>,
     /// Wrong payment passwords in a row since the last right one.
     pub failed_password_attempts: u32,
     /// Withdrawals refuse every password until then.

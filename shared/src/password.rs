@@ -16,6 +16,14 @@ pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 pub const ARGON2_ITERATIONS: u32 = 2;
 pub const ARGON2_PARALLELISM: u32 = 1;
 
+/// The most a stored hash may cost to verify. Login hashes come from the marketplace
+/// and are verified with the parameters they carry, on every activation: without caps
+/// one synced hash (m = 4 GiB, say) could take a function down or run up its bill.
+/// 64 MiB fits the functions' memory with room; t and p cap the time.
+pub const MAX_VERIFY_MEMORY_KIB: u32 = 64 * 1024;
+pub const MAX_VERIFY_ITERATIONS: u32 = 10;
+pub const MAX_VERIFY_PARALLELISM: u32 = 4;
+
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_CHARS: usize = 64;
 
@@ -109,6 +117,9 @@ pub async fn verify_password(password: PaymentPassword, phc: String) -> Result<b
 /// The blocking form of [`verify_password`].
 pub fn verify_blocking(password: &PaymentPassword, phc: &str) -> Result<bool, PasswordError> {
     let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::StoredHashInvalid)?;
+    if !within_cost_caps(&parsed) {
+        return Err(PasswordError::StoredHashInvalid);
+    }
     Ok(Argon2::default()
         .verify_password(password.expose().as_bytes(), &parsed)
         .is_ok())
@@ -121,10 +132,19 @@ pub fn is_argon2id_phc(phc: &str) -> bool {
             parsed.algorithm.as_str() == "argon2id"
                 && parsed.hash.is_some()
                 && parsed.salt.is_some()
-                && Params::try_from(&parsed).is_ok()
+                && within_cost_caps(&parsed)
         }
         Err(_) => false,
     }
+}
+
+/// Whether a hash's parameters are valid and within the verification cost caps.
+fn within_cost_caps(parsed: &PasswordHash<'_>) -> bool {
+    Params::try_from(parsed).is_ok_and(|params| {
+        params.m_cost() <= MAX_VERIFY_MEMORY_KIB
+            && params.t_cost() <= MAX_VERIFY_ITERATIONS
+            && params.p_cost() <= MAX_VERIFY_PARALLELISM
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +189,28 @@ mod tests {
         assert!(!is_argon2id_phc(
             "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
         ));
+    }
+
+    /// A synced login hash is verified on every activation with the parameters it
+    /// carries: above these caps one activation could cost gigabytes or minutes.
+    #[test]
+    fn login_hashes_over_the_cost_caps_are_refused() {
+        let salt_and_hash = "c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        let phc = |params: &str| format!("$argon2id$v=19${params}${salt_and_hash}");
+        assert!(is_argon2id_phc(&phc("m=65536,t=10,p=4")), "at the caps");
+        for over in [
+            "m=65537,t=2,p=1",
+            "m=4194304,t=2,p=1",
+            "m=19456,t=11,p=1",
+            "m=19456,t=2,p=5",
+        ] {
+            assert!(!is_argon2id_phc(&phc(over)), "{over}");
+            assert_eq!(
+                verify_blocking(&PaymentPassword::new("x".to_owned()), &phc(over)),
+                Err(PasswordError::StoredHashInvalid),
+                "a stored hash over the caps is never run: {over}"
+            );
+        }
     }
 
     #[test]

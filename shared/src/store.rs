@@ -47,9 +47,11 @@ pub enum Write {
         member_id: MemberId,
         version: Option<u64>,
     },
-    /// Removes the member's code, if any.
+    /// Removes the member's code: whatever is there with `Expect::Any`, or only the code
+    /// exactly as it was read with `Expect::Version` (so that tries spent meanwhile count).
     DeleteCode {
         member_id: MemberId,
+        expect: Expect,
     },
     /// Adds signed deltas to one balance (creating it at zero); fails if any bucket
     /// would end below zero. Always paired with ledger entries (see `ledger::Posting`).
@@ -138,6 +140,10 @@ pub trait Store: Send + Sync {
     /// Profile, code and balances of a member, consistently.
     async fn member_state(&self, member_id: &MemberId) -> Result<Option<MemberState>, StoreError>;
 
+    /// A member's balances only (zero where none is stored), consistently: for readers
+    /// that must never see the profile's password hashes (the reconciliation).
+    async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError>;
+
     /// Profile, one balance and one idempotency record, consistently.
     async fn withdrawal_context(
         &self,
@@ -202,7 +208,7 @@ impl Write {
             Write::PutCode { code, .. } => format!("code/{}", code.member_id),
             Write::CheckMember { member_id, .. } => format!("member/{member_id}"),
             Write::IndexMember { member_id } => format!("member-index/{member_id}"),
-            Write::DeleteCode { member_id } => format!("code/{member_id}"),
+            Write::DeleteCode { member_id, .. } => format!("code/{member_id}"),
             Write::AdjustBalance {
                 member_id, currency, ..
             } => format!("balance/{member_id}/{currency}"),

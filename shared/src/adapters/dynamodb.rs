@@ -21,11 +21,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, Get, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
-    TransactGetItem, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, Get,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, Select,
+    TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -250,12 +251,19 @@ impl DynamoStore {
                 let check = check.build().map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
                 Ok(TransactWriteItem::builder().condition_check(check).build())
             }
-            Write::DeleteCode { member_id } => {
-                let delete = Delete::builder()
+            Write::DeleteCode { member_id, expect } => {
+                let mut delete = Delete::builder()
                     .table_name(table)
-                    .set_key(Some(key(member_pk(member_id), "CODE")))
-                    .build()
-                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                    .set_key(Some(key(member_pk(member_id), "CODE")));
+                if let Some((condition, value)) = version_condition(*expect) {
+                    delete = delete.condition_expression(condition);
+                    if let Some(value) = value {
+                        delete = delete
+                            .expression_attribute_names("#version", "version")
+                            .expression_attribute_values(":expected_version", value);
+                    }
+                }
+                let delete = delete.build().map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
                 Ok(TransactWriteItem::builder().delete(delete).build())
             }
             Write::AdjustBalance {
@@ -451,6 +459,24 @@ impl DynamoStore {
     }
 }
 
+/// The attributes a balance read projects (as `#name` placeholders): exactly the
+/// `dynamodb:Attributes` the reconcile function's role may read.
+pub const BALANCE_PROJECTION: [&str; 5] = ["#PK", "#SK", "#available", "#pending", "#in_transit"];
+
+/// What a cancelled `TransactWriteItems` or `TransactGetItems` means, from its
+/// per-item reasons: a failed condition (which write), a conflict with another
+/// transaction (retry the same call), or anything else (throttling, capacity).
+fn cancellation(reasons: &[CancellationReason]) -> StoreError {
+    if let Some(write_index) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+        StoreError::ConditionFailed { write_index }
+    } else if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+        StoreError::Contention
+    } else {
+        let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+        StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))
+    }
+}
+
 fn page_of<T>(mut items: Vec<T>, limit: usize) -> Page<T> {
     let more = items.len() > limit;
     items.truncate(limit);
@@ -486,6 +512,35 @@ impl Store for DynamoStore {
         Ok(member.map(|member| MemberState { member, code, balances }))
     }
 
+    async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError> {
+        // Only the balance items, and of them only the keys and amounts: the reconcile
+        // function's role allows exactly these attributes (`dynamodb:Attributes`), so
+        // it can never read a profile's password hashes.
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :balance)")
+            .expression_attribute_values(":pk", s(member_pk(member_id)))
+            .expression_attribute_values(":balance", s("BALANCE#"))
+            .select(Select::SpecificAttributes)
+            .projection_expression(BALANCE_PROJECTION.join(", "));
+        for name in BALANCE_PROJECTION {
+            query = query.expression_attribute_names(name, &name[1..]);
+        }
+        let output = query.send().await.map_err(unavailable)?;
+        let mut balances = Balances::default();
+        for item in output.items.unwrap_or_default() {
+            match item.get("SK") {
+                Some(AttributeValue::S(sk)) if sk == "BALANCE#USD" => balances.usd = balance_from_item(&item)?,
+                Some(AttributeValue::S(sk)) if sk == "BALANCE#CNY" => balances.cny = balance_from_item(&item)?,
+                other => return Err(StoreError::Corrupt(format!("unexpected balance item {other:?}"))),
+            }
+        }
+        Ok(balances)
+    }
+
     async fn withdrawal_context(
         &self,
         member_id: &MemberId,
@@ -508,7 +563,13 @@ impl Store for DynamoStore {
             .transact_items(get(format!("IDEMPOTENCY#{member_id}"), idempotency_key.to_owned())?)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(|err| match err.into_service_error() {
+                // Cancelled because a transaction was writing one of the three items.
+                TransactGetItemsError::TransactionCanceledException(cancelled) => {
+                    cancellation(cancelled.cancellation_reasons())
+                }
+                other => StoreError::Unavailable(DisplayErrorContext(&other).to_string()),
+            })?;
         let mut responses = output.responses.unwrap_or_default().into_iter().map(|r| r.item);
         let member = responses.next().flatten().map(from_item::<Member>).transpose()?;
         let balance = match responses.next().flatten() {
@@ -651,19 +712,41 @@ impl Store for DynamoStore {
             Ok(_) => Ok(()),
             Err(err) => match err.into_service_error() {
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    let reasons = cancelled.cancellation_reasons();
-                    if let Some(write_index) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
-                        Err(StoreError::ConditionFailed { write_index })
-                    } else if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-                        Err(StoreError::Contention)
-                    } else {
-                        let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
-                        Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
-                    }
+                    Err(cancellation(cancelled.cancellation_reasons()))
                 }
                 TransactWriteItemsError::TransactionInProgressException(_) => Err(StoreError::Contention),
                 other => Err(StoreError::Unavailable(DisplayErrorContext(&other).to_string())),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes
+            .iter()
+            .map(|code| CancellationReason::builder().code(*code).build())
+            .collect()
+    }
+
+    /// DynamoDB's reasons, one per item: "None" for the items that were fine.
+    #[test]
+    fn cancellations_are_read_item_by_item() {
+        assert_eq!(
+            cancellation(&reasons(&["None", "ConditionalCheckFailed", "None"])),
+            StoreError::ConditionFailed { write_index: 1 }
+        );
+        assert_eq!(
+            cancellation(&reasons(&["None", "TransactionConflict", "None"])),
+            StoreError::Contention,
+            "a read or write that overlapped another transaction is retried"
+        );
+        assert!(matches!(
+            cancellation(&reasons(&["ThrottlingError", "None"])),
+            StoreError::Unavailable(_)
+        ));
     }
 }

@@ -272,8 +272,13 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
                 return Ok(false);
             }
         }
-        Write::DeleteCode { member_id } => {
-            conn.execute("DELETE FROM codes WHERE member_id = ?1", params![member_id.as_str()])
+        Write::DeleteCode { member_id, expect } => {
+            let key = member_id.as_str();
+            let stored = stored_version(conn, "SELECT version FROM codes WHERE member_id = ?1", key)?;
+            if !expectation_holds(*expect, stored) {
+                return Ok(false);
+            }
+            conn.execute("DELETE FROM codes WHERE member_id = ?1", params![key])
                 .map_err(unavailable)?;
         }
         Write::AdjustBalance {
@@ -403,6 +408,18 @@ impl Store for SqliteStore {
                 cny: read_balance(&tx, &key, Currency::Cny)?,
             };
             Ok(Some(MemberState { member, code, balances }))
+        })
+        .await
+    }
+
+    async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError> {
+        let key = member_id.as_str().to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            Ok(Balances {
+                usd: read_balance(&tx, &key, Currency::Usd)?,
+                cny: read_balance(&tx, &key, Currency::Cny)?,
+            })
         })
         .await
     }

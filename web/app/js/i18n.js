@@ -17,6 +17,8 @@ const errorsEn = {
   no_pending_activation: 'No activation is waiting for an SMS code. Set your payment password first.',
   code_resend_too_soon: 'A code was sent less than a minute ago. You can ask again in {retry_after} s.',
   code_send_limit: 'You have asked for 5 codes in the last hour. Try again in {minutes} min.',
+  activation_attempt_limit:
+    'You have tried 10 payment passwords in the last hour. Try again in {minutes} min.',
   sms_unavailable: 'The SMS could not be sent just now. Please try again shortly.',
   code_incorrect: 'The code is wrong. Attempts left: {attempts_left}.',
   code_incorrect_last: 'The code is wrong and no attempts are left. Send a new code.',
@@ -73,6 +75,7 @@ const errorsZh = {
   no_pending_activation: '当前没有等待短信验证的激活，请先设置支付密码。',
   code_resend_too_soon: '验证码刚刚发送过，请 {retry_after} 秒后再试。',
   code_send_limit: '您在过去 1 小时内已获取 5 次验证码，请 {minutes} 分钟后再试。',
+  activation_attempt_limit: '您在过去 1 小时内已尝试设置 10 次支付密码，请 {minutes} 分钟后再试。',
   sms_unavailable: '短信暂时无法发送，请稍后重试。',
   code_incorrect: '验证码错误，还可尝试 {attempts_left} 次。',
   code_incorrect_last: '验证码错误，已无剩余尝试次数，请重新获取验证码。',

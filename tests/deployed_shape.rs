@@ -1,0 +1,304 @@
+//! The functions as deployed: each is built the way its Lambda builds it, from exactly
+//! the environment `template.yaml` gives it, against the emulator. A setting the template
+//! declares and the code ignores, or one the code needs and the template leaves out,
+//! fails here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use fund_account::app::App;
+use fund_account::function_config::{vars, Env, Function};
+use fund_account::ledger::{Bucket, EntryType, Posting};
+use fund_account::member::{MemberId, MemberStatus};
+use fund_account::money::Currency;
+use fund_account::password::PaymentPassword;
+use fund_account::reconciliation::{self, RunOptions};
+use fund_account::verification::SmsCode;
+use fund_account_tests::project_root;
+use serde_yaml::Value as Yaml;
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(project_root().join("template.yaml")).expect("template.yaml");
+    serde_yaml::from_str(&text).expect("template.yaml parses")
+}
+
+/// The function resource that builds `binary`.
+fn function_resource<'a>(template: &'a Yaml, binary: &str) -> &'a Yaml {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .find(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+        .unwrap_or_else(|| panic!("template.yaml builds no {binary}"))
+}
+
+/// The environment the template gives `binary`, unresolved: Globals, then its own.
+fn declared_environment(template: &Yaml, binary: &str) -> BTreeMap<String, Yaml> {
+    let mut env = BTreeMap::new();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let own = &function_resource(template, binary)["Properties"]["Environment"]["Variables"];
+    for variables in [globals, own] {
+        for (name, value) in variables.as_mapping().into_iter().flatten() {
+            env.insert(name.as_str().expect("a variable name").to_owned(), value.clone());
+        }
+    }
+    env
+}
+
+/// What the emulator stands in for each resource a `!Ref` may name.
+struct Emulated {
+    template: Yaml,
+    aws: aws_config::SdkConfig,
+    table: String,
+    topic_arn: String,
+    secret_arn: String,
+}
+
+impl Emulated {
+    async fn create() -> Emulated {
+        let aws = fund_account_tests::aws_config().await;
+        let unique = ulid::Ulid::new().to_string().to_lowercase();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+        let table = format!("deployed-{unique}");
+        fund_account::adapters::dynamodb::DynamoStore::create_table(&dynamodb, &table)
+            .await
+            .expect("table");
+        let topic_arn = aws_sdk_sns::Client::new(&aws)
+            .create_topic()
+            .name(format!("alerts-{unique}"))
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn
+            .expect("topic arn");
+        // What `GenerateSecretString` would make: 64 random letters and digits.
+        let secret: String = ulid::Ulid::new().to_string().repeat(3).chars().take(64).collect();
+        let secret_arn = aws_sdk_secretsmanager::Client::new(&aws)
+            .create_secret()
+            .name(format!("code-hmac-{unique}"))
+            .secret_string(secret)
+            .send()
+            .await
+            .expect("secret")
+            .arn
+            .expect("secret arn");
+        Emulated {
+            template: template(),
+            aws,
+            table,
+            topic_arn,
+            secret_arn,
+        }
+    }
+
+    /// The environment `template.yaml` gives `function`, resolved.
+    fn environment(&self, function: Function) -> BTreeMap<String, String> {
+        declared_environment(&self.template, function.binary())
+            .into_iter()
+            .map(|(name, value)| {
+                let resolved = self.resolve(&value);
+                (name, resolved)
+            })
+            .collect()
+    }
+
+    /// Starts `function` as its Lambda does, from `env`.
+    async fn start(&self, function: Function, env: &RecordingEnv) -> Result<App, fund_account::app::ConfigError> {
+        fund_account::lambda::start(function, env, &self.aws).await
+    }
+
+    /// `function` started from its template environment.
+    async fn started(&self, function: Function) -> App {
+        let env = RecordingEnv::new(self.environment(function));
+        self.start(function, &env)
+            .await
+            .unwrap_or_else(|e| panic!("{} starts: {e}", function.binary()))
+    }
+
+    /// A variable's value as CloudFormation would resolve it, with the emulator's names.
+    fn resolve(&self, value: &Yaml) -> String {
+        let template = &self.template;
+        // Tagged first: serde_yaml's `as_str` would see through the tag.
+        let Yaml::Tagged(tagged) = value else {
+            return match value {
+                Yaml::String(text) => text.clone(),
+                other => panic!("unsupported value {other:?}"),
+            };
+        };
+        assert_eq!(tagged.tag, "!Ref", "only !Ref is resolved here");
+        let name = tagged.value.as_str().expect("!Ref names something");
+        if let Some(parameter) = template["Parameters"].get(name) {
+            return match &parameter["Default"] {
+                Yaml::String(text) => text.clone(),
+                // One the operator must give (a secret, say): any long enough value.
+                Yaml::Null => "operator-supplied-value-0123456789abcdef".to_owned(),
+                other => panic!("parameter {name} has a default of an unexpected kind: {other:?}"),
+            };
+        }
+        match template["Resources"][name]["Type"].as_str() {
+            Some("AWS::DynamoDB::Table") => self.table.clone(),
+            Some("AWS::SNS::Topic") => self.topic_arn.clone(),
+            Some("AWS::SecretsManager::Secret") => self.secret_arn.clone(),
+            other => panic!("no emulated stand-in for {name} ({other:?})"),
+        }
+    }
+}
+
+/// An environment that remembers every name asked of it.
+struct RecordingEnv {
+    vars: BTreeMap<String, String>,
+    read: Mutex<BTreeSet<String>>,
+}
+
+impl RecordingEnv {
+    fn new(vars: BTreeMap<String, String>) -> RecordingEnv {
+        RecordingEnv {
+            vars,
+            read: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    fn read(&self) -> BTreeSet<String> {
+        self.read.lock().unwrap().clone()
+    }
+}
+
+impl Env for RecordingEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.read.lock().unwrap().insert(name.to_owned());
+        self.vars.get(name).cloned()
+    }
+}
+
+/// Every function starts from exactly what the template declares for it: each variable
+/// declared is read, none is read that is not declared, and each one but the log filter
+/// is required — without it the cold start fails, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_reads_exactly_the_environment_the_template_declares() {
+    let emulated = Emulated::create().await;
+    for function in Function::all() {
+        let declared = emulated.environment(function);
+        let env = RecordingEnv::new(declared.clone());
+        let app = emulated.start(function, &env).await.unwrap_or_else(|e| {
+            panic!(
+                "{} does not start from its template environment: {e}",
+                function.binary()
+            )
+        });
+        let declared_names: BTreeSet<String> = declared.keys().cloned().collect();
+        assert_eq!(
+            env.read(),
+            declared_names,
+            "{}: variables read (left) and declared in template.yaml (right) differ",
+            function.binary()
+        );
+        assert_eq!(
+            app.code_hasher.is_some(),
+            function.hashes_codes(),
+            "{}",
+            function.binary()
+        );
+
+        for missing in declared.keys().filter(|name| *name != vars::RUST_LOG) {
+            let mut without = declared.clone();
+            without.remove(missing);
+            match emulated.start(function, &RecordingEnv::new(without)).await {
+                Err(error) => assert!(error.0.contains(missing.as_str()), "{}: {error}", function.binary()),
+                Ok(_) => panic!("{} starts without {missing}", function.binary()),
+            }
+        }
+    }
+}
+
+fn function(route: fund_account::routes::Route) -> Function {
+    Function::Http(route)
+}
+
+async fn sent_notifications(topic_arn: &str) -> Vec<serde_json::Value> {
+    let data = fund_account_tests::emulator_state().await;
+    data["sns"]["Topic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["arn"] == topic_arn)
+        .expect("the topic")["sent_notifications"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The reconcile function, built from its template environment, publishes a
+/// discrepancy to the template's alert topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcile_function_alerts_through_its_topic() {
+    let emulated = Emulated::create().await;
+    let member_sync = emulated
+        .started(function(fund_account::routes::Route::MemberSync))
+        .await;
+    let member = MemberId::parse("tampered-seller").unwrap();
+    let login = fund_account::member::PhcHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".to_owned());
+    fund_account::activation::sync_member(&member_sync, &member, login, None)
+        .await
+        .unwrap();
+    let sabotage = Posting::new(&member, Currency::Usd, EntryType::Collection, "sabotage")
+        .change(Bucket::Available, fund_account_tests::fixtures::amount("7"))
+        .into_writes(member_sync.now());
+    member_sync.store.commit(vec![sabotage[0].clone()]).await.unwrap();
+
+    let reconcile = emulated.started(Function::Reconcile).await;
+    let report = reconciliation::run(&reconcile, RunOptions::full()).await.unwrap();
+    assert_eq!(report.discrepancies.len(), 1);
+
+    let notifications = sent_notifications(&emulated.topic_arn).await;
+    assert_eq!(notifications.len(), 1, "one alert published to the template's topic");
+    let published: serde_json::Value = serde_json::from_str(notifications[0][1].as_str().unwrap()).unwrap();
+    assert_eq!(published["run_id"], report.run_id.as_str());
+    assert_eq!(published["discrepancies"][0]["member_id"], "tampered-seller");
+}
+
+/// send-code and confirm-code each fetch the code secret from Secrets Manager at cold
+/// start: a code one hashes, the other verifies; SMS goes out through SNS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_code_and_confirm_code_share_the_secret_from_secrets_manager() {
+    use fund_account::routes::Route;
+    let emulated = Emulated::create().await;
+    let member = MemberId::parse(&format!("secret-seller-{}", ulid::Ulid::new())).unwrap();
+    let phone_digits = ulid::Ulid::new().random() % 10_000;
+    let phone = format!("+1202556{phone_digits:04}");
+    let login = fund_account::password::hash_blocking(&PaymentPassword::new("login-Pass-2026".to_owned())).unwrap();
+    fund_account::activation::sync_member(
+        &emulated.started(function(Route::MemberSync)).await,
+        &member,
+        fund_account::member::PhcHash::new(login),
+        Some(fund_account::phone::PhoneNumber::parse(&phone).unwrap()),
+    )
+    .await
+    .unwrap();
+    fund_account::activation::set_payment_password(
+        &emulated.started(function(Route::Activate)).await,
+        &member,
+        PaymentPassword::new("Vault-Key-2026!".to_owned()),
+    )
+    .await
+    .unwrap();
+    fund_account::activation::send_code(&emulated.started(function(Route::SendCode)).await, &member)
+        .await
+        .unwrap();
+
+    let sent = fund_account_tests::sent_sms().await;
+    let (_, message) = sent
+        .iter()
+        .find(|(to, _)| *to == phone)
+        .expect("an SMS to the member's phone");
+    let code: String = message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .expect("a 6-digit code")
+        .to_owned();
+    let confirm = emulated.started(function(Route::ConfirmCode)).await;
+    fund_account::activation::confirm_code(&confirm, &member, &SmsCode::parse(&code).unwrap())
+        .await
+        .unwrap();
+    let state = confirm.store.member_state(&member).await.unwrap().unwrap();
+    assert_eq!(state.member.status, MemberStatus::Active);
+}
