@@ -302,3 +302,164 @@ async fn send_code_and_confirm_code_share_the_secret_from_secrets_manager() {
     let state = confirm.store.member_state(&member).await.unwrap().unwrap();
     assert_eq!(state.member.status, MemberStatus::Active);
 }
+
+/// The policy statements of `binary`'s role.
+fn statements<'a>(template: &'a Yaml, binary: &str) -> Vec<&'a Yaml> {
+    function_resource(template, binary)["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|policy| policy["Statement"].as_sequence().into_iter().flatten())
+        .collect()
+}
+
+/// Whether `binary`'s role may read the SMS code secret.
+fn reads_code_secret(template: &Yaml, binary: &str) -> bool {
+    let policies = function_resource(template, binary)["Properties"]["Policies"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    let by_template = policies
+        .iter()
+        .any(|policy| policy.get("AWSSecretsManagerGetSecretValuePolicy").is_some());
+    let by_statement = statements(template, binary).iter().any(|statement| {
+        let actions = format!("{:?}", statement["Action"]);
+        actions.contains("secretsmanager:")
+    });
+    by_template || by_statement
+}
+
+/// Only the functions that hash codes may read the code secret.
+#[test]
+fn only_the_code_hashing_functions_may_read_the_code_secret() {
+    let template = template();
+    for function in Function::all() {
+        assert_eq!(
+            reads_code_secret(&template, function.binary()),
+            function.hashes_codes(),
+            "{}: may read the code secret",
+            function.binary()
+        );
+    }
+}
+
+/// The statements of the reconcile role that reach `MEMBER#` partitions, by action.
+fn reconcile_member_statements(template: &Yaml) -> BTreeMap<String, &Yaml> {
+    let mut by_action = BTreeMap::new();
+    for statement in statements(template, "reconcile") {
+        let leading = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        let reaches_members = leading
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|key| key.as_str() == Some("MEMBER#*"));
+        if reaches_members {
+            for action in statement["Action"].as_sequence().into_iter().flatten() {
+                let action = action.as_str().expect("an action").to_owned();
+                assert!(
+                    by_action.insert(action, statement).is_none(),
+                    "one statement per action"
+                );
+            }
+        }
+    }
+    by_action
+}
+
+fn allowed_attributes(statement: &Yaml) -> BTreeSet<String> {
+    statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+        .as_sequence()
+        .expect("an attribute list")
+        .iter()
+        .map(|a| a.as_str().expect("a name").to_owned())
+        .collect()
+}
+
+/// A member partition holds the profile with its password hashes. The reconcile role
+/// reaches it with a `Query` limited to the projection the code sends
+/// (`BALANCE_PROJECTION`) and an `UpdateItem` limited to what a balance item holds (as
+/// the adapter writes it, read back from the emulator) that returns nothing.
+#[tokio::test]
+async fn the_reconcile_role_reaches_member_partitions_only_for_balances() {
+    let template = template();
+    let member_statements = reconcile_member_statements(&template);
+    assert_eq!(
+        member_statements.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["dynamodb:Query", "dynamodb:UpdateItem"]
+    );
+
+    let query = member_statements["dynamodb:Query"];
+    let projected: BTreeSet<String> = fund_account::adapters::dynamodb::BALANCE_PROJECTION
+        .iter()
+        .map(|placeholder| placeholder[1..].to_owned())
+        .collect();
+    assert_eq!(allowed_attributes(query), projected);
+    assert_eq!(
+        query["Condition"]["StringEquals"]["dynamodb:Select"].as_str(),
+        Some("SPECIFIC_ATTRIBUTES")
+    );
+
+    let update = member_statements["dynamodb:UpdateItem"];
+    assert_eq!(
+        update["Condition"]["StringEqualsIfExists"]["dynamodb:ReturnValues"].as_str(),
+        Some("NONE")
+    );
+    let store = fund_account_tests::dynamodb_store().await;
+    let member = MemberId::parse("balance-shape").unwrap();
+    let posting = Posting::new(&member, Currency::Usd, EntryType::Collection, "col-1")
+        .change(Bucket::Pending, fund_account_tests::fixtures::amount("5"))
+        .into_writes(fund_account_tests::fixtures::at(0));
+    use fund_account::store::Store;
+    store.commit(posting).await.unwrap();
+    let item = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "PK",
+            aws_sdk_dynamodb::types::AttributeValue::S("MEMBER#balance-shape".to_owned()),
+        )
+        .key(
+            "SK",
+            aws_sdk_dynamodb::types::AttributeValue::S("BALANCE#USD".to_owned()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the balance item");
+    let written: BTreeSet<String> = item.keys().cloned().collect();
+    assert_eq!(allowed_attributes(update), written);
+}
+
+/// API Gateway throttles every route, and the argon2id routes tighter than the rest.
+#[test]
+fn every_route_is_throttled_and_the_argon2_routes_tighter() {
+    use fund_account::routes::Route;
+    let template = template();
+    let api = &template["Resources"]["HttpApi"]["Properties"];
+    let limits = |settings: &Yaml| {
+        (
+            settings["ThrottlingRateLimit"].as_u64().expect("a rate limit"),
+            settings["ThrottlingBurstLimit"].as_u64().expect("a burst limit"),
+        )
+    };
+    let (default_rate, default_burst) = limits(&api["DefaultRouteSettings"]);
+    let routes = api["RouteSettings"].as_mapping().expect("route settings");
+    for (key, settings) in routes {
+        let key = key.as_str().expect("a route key");
+        assert!(
+            Route::ALL.iter().any(|r| format!("{} {}", r.method(), r.path()) == key),
+            "{key} is a route"
+        );
+        let (rate, burst) = limits(settings);
+        assert!(
+            rate < default_rate && burst < default_burst,
+            "{key} is tighter than the default"
+        );
+    }
+    for argon2_route in [Route::Activate, Route::CreateWithdrawal] {
+        let key = format!("{} {}", argon2_route.method(), argon2_route.path());
+        assert!(routes.contains_key(key.as_str()), "{key} has its own, tighter limit");
+    }
+}

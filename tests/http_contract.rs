@@ -389,6 +389,31 @@ fn now_seconds() -> i64 {
     .unwrap()
 }
 
+/// Each try of a payment password runs argon2id twice: the eleventh in an hour is
+/// refused with `429` and `Retry-After` before any hashing.
+#[tokio::test]
+async fn the_eleventh_payment_password_in_an_hour_is_refused_with_retry_after() {
+    let gw = gateway().await;
+    let client = Client::new();
+    let token = gw.member_token(&client, "seller-tries", Some(PHONE)).await;
+    let activate = |n: usize| {
+        client
+            .post(gw.url("/v1/activation"))
+            .bearer_auth(&token)
+            .json(&json!({ "payment_password": format!("Vault-Key-2026-{n}") }))
+            .send()
+    };
+    for n in 0..10 {
+        assert_eq!(activate(n).await.unwrap().status(), StatusCode::ACCEPTED, "try {n}");
+    }
+    let refused = activate(10).await.unwrap();
+    let retry_after: i64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry_after), "{retry_after}");
+    let body = expect_problem(refused, 429, "activation_attempt_limit").await;
+    assert_eq!(body["retry_after"], retry_after);
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn member_sync_validates_and_never_returns_the_hash() {
     let gw = gateway().await;
@@ -426,6 +451,19 @@ async fn member_sync_validates_and_never_returns_the_hash() {
         put(json!({ "login_password_hash": "$2b$12$abc", "phone": null }))
             .await
             .unwrap(),
+        422,
+        "invalid_password_hash",
+    )
+    .await;
+    // Verified on every activation with the parameters it carries: over the cost caps
+    // (here 4 GiB of memory) it is refused at sync.
+    expect_problem(
+        put(json!({
+            "login_password_hash": "$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "phone": null
+        }))
+        .await
+        .unwrap(),
         422,
         "invalid_password_hash",
     )
