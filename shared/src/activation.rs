@@ -64,11 +64,39 @@ pub const MAX_ACTIVATION_ATTEMPTS: usize = 10;
 /// The rolling window of the activation limit.
 pub const ACTIVATION_WINDOW_SECONDS: i64 = 60 * 60;
 
-/// The times in `times` within the window that ends at `now`, oldest first.
-fn within_window(times: &[Timestamp], window_seconds: i64, now: Timestamp) -> Vec<Timestamp> {
-    let window_start = now.plus_seconds(-window_seconds);
-    times.iter().copied().filter(|at| *at > window_start).collect()
+/// A rolling limit: at most `max` events in any `window_seconds`.
+struct RollingLimit {
+    max: usize,
+    window_seconds: i64,
 }
+
+impl RollingLimit {
+    /// The events of `history` still inside the window that ends at `now`, oldest first.
+    fn recent(&self, history: &[Timestamp], now: Timestamp) -> Vec<Timestamp> {
+        let window_start = now.plus_seconds(-self.window_seconds);
+        history.iter().copied().filter(|at| *at > window_start).collect()
+    }
+
+    /// `recent` with one more event at `now`, or the seconds until one more is allowed.
+    fn admit(&self, mut recent: Vec<Timestamp>, now: Timestamp) -> Result<Vec<Timestamp>, i64> {
+        if recent.len() >= self.max {
+            let frees_at = recent[recent.len() - self.max].plus_seconds(self.window_seconds);
+            return Err(now.seconds_until(frees_at));
+        }
+        recent.push(now);
+        Ok(recent)
+    }
+}
+
+const ACTIVATION_LIMIT: RollingLimit = RollingLimit {
+    max: MAX_ACTIVATION_ATTEMPTS,
+    window_seconds: ACTIVATION_WINDOW_SECONDS,
+};
+
+const SEND_LIMIT: RollingLimit = RollingLimit {
+    max: MAX_SENDS_PER_WINDOW,
+    window_seconds: SEND_WINDOW_SECONDS,
+};
 
 /// Records one try of a payment password before any argon2id work is done, under the
 /// member's version: however many requests arrive at once, at most
@@ -88,14 +116,10 @@ async fn reserve_activation_attempt(
         // A weak password costs nothing to refuse: it spends no try.
         password::check_policy(password).map_err(policy_error)?;
         let now = app.now();
-        let mut attempts = within_window(&member.activation_attempts, ACTIVATION_WINDOW_SECONDS, now);
-        if attempts.len() >= MAX_ACTIVATION_ATTEMPTS {
-            let frees_at = attempts[attempts.len() - MAX_ACTIVATION_ATTEMPTS].plus_seconds(ACTIVATION_WINDOW_SECONDS);
-            return Err(ApiError::ActivationAttemptLimit {
-                retry_after_seconds: now.seconds_until(frees_at),
-            });
-        }
-        attempts.push(now);
+        let recent = ACTIVATION_LIMIT.recent(&member.activation_attempts, now);
+        let attempts = ACTIVATION_LIMIT
+            .admit(recent, now)
+            .map_err(|retry_after_seconds| ApiError::ActivationAttemptLimit { retry_after_seconds })?;
         let mut next = member.next_version(now);
         next.activation_attempts = attempts;
         let writes = vec![Write::PutMember {
@@ -210,8 +234,8 @@ pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiE
                 _ => return Err(ApiError::NoPendingActivation),
             };
             let now = app.now();
-            let mut sends = within_window(&member.code_sends, SEND_WINDOW_SECONDS, now);
-            if let Some(last) = sends.last() {
+            let recent = SEND_LIMIT.recent(&member.code_sends, now);
+            if let Some(last) = recent.last() {
                 let allowed_at = last.plus_seconds(RESEND_COOLDOWN_SECONDS);
                 if now < allowed_at {
                     return Err(ApiError::CodeResendTooSoon {
@@ -219,13 +243,9 @@ pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiE
                     });
                 }
             }
-            if sends.len() >= MAX_SENDS_PER_WINDOW {
-                let frees_at = sends[sends.len() - MAX_SENDS_PER_WINDOW].plus_seconds(SEND_WINDOW_SECONDS);
-                return Err(ApiError::CodeSendLimit {
-                    retry_after_seconds: now.seconds_until(frees_at),
-                });
-            }
-            sends.push(now);
+            let sends = SEND_LIMIT
+                .admit(recent, now)
+                .map_err(|retry_after_seconds| ApiError::CodeSendLimit { retry_after_seconds })?;
             let mut next = member.next_version(now);
             next.code_sends = sends;
             let expires_at = now.plus_seconds(CODE_TTL_SECONDS);
