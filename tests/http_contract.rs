@@ -4,28 +4,15 @@
 use std::sync::Arc;
 
 use fund_account::clock::SystemClock;
+use fund_account_tests::expect_problem;
 use fund_account_tests::RunningGateway;
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
 const PHONE: &str = "+8613800001234";
 
 async fn gateway() -> RunningGateway {
     RunningGateway::start(None, Arc::new(SystemClock)).await
-}
-
-/// Checks the response is a problem document with `code`, and returns its body.
-async fn expect_problem(response: Response, status: u16, code: &str) -> Value {
-    assert_eq!(response.status().as_u16(), status, "status for {code}");
-    assert!(response.headers().contains_key("x-request-id"));
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let body: Value = response.json().await.expect("problem json");
-    assert_eq!(body["code"], code, "{body}");
-    assert_eq!(body["status"], status);
-    for member in ["type", "title", "detail"] {
-        assert!(body[member].is_string(), "problem has {member}: {body}");
-    }
-    body
 }
 
 async fn account(client: &Client, gw: &RunningGateway, token: &str) -> Value {

@@ -5,17 +5,10 @@
 use std::sync::Arc;
 
 use fund_account::clock::SystemClock;
+use fund_account_tests::expect_problem;
 use fund_account_tests::RunningGateway;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
-
-async fn expect_problem(response: Response, status: u16, code: &str) -> Value {
-    assert_eq!(response.status().as_u16(), status, "status for {code}");
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], code, "{body}");
-    body
-}
 
 struct Api {
     gw: RunningGateway,

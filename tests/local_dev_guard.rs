@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fund_account::clock::SystemClock;
+use fund_account_tests::expect_problem;
 use fund_account_tests::RunningGateway;
 use local_gateway::{Gateway, GatewayConfig};
 use reqwest::{Client, RequestBuilder, Response};
@@ -22,19 +23,6 @@ fn port_of(base: &str) -> u16 {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port in base url")
-}
-
-async fn expect_problem(response: Response, status: u16, code: &str) -> Value {
-    assert_eq!(response.status().as_u16(), status, "status for {code}");
-    assert!(response.headers().contains_key("x-request-id"));
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let body: Value = response.json().await.expect("problem json");
-    assert_eq!(body["code"], code, "{body}");
-    assert_eq!(body["status"], status);
-    for member in ["type", "title", "detail"] {
-        assert!(body[member].is_string(), "problem has {member}: {body}");
-    }
-    body
 }
 
 fn new_member(id: &str) -> Value {
