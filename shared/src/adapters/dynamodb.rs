@@ -123,25 +123,37 @@ fn balance_from_item(item: &Item) -> Result<Balance, StoreError> {
     })
 }
 
-/// A condition and its placeholders for an [`Expect`], or `None` for `Expect::Any`.
-fn version_condition(expect: Expect) -> Option<(String, Option<AttributeValue>)> {
-    match expect {
-        Expect::Any => None,
-        Expect::Absent => Some(("attribute_not_exists(PK)".to_owned(), None)),
-        Expect::Version(v) => Some(("#version = :expected_version".to_owned(), Some(n(v)))),
+/// The condition of an [`Expect`] with its placeholders, in the `Option`s the SDK's
+/// `set_*` builder methods take (all `None` for `Expect::Any`).
+struct VersionCondition {
+    expression: Option<String>,
+    names: Option<HashMap<String, String>>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+fn version_condition(expect: Expect) -> VersionCondition {
+    let (expression, placeholders) = match expect {
+        Expect::Any => (None, None),
+        Expect::Absent => (Some("attribute_not_exists(PK)"), None),
+        Expect::Version(v) => (Some("#version = :expected_version"), Some(n(v))),
+    };
+    VersionCondition {
+        expression: expression.map(str::to_owned),
+        names: placeholders
+            .as_ref()
+            .map(|_| HashMap::from([("#version".to_owned(), "version".to_owned())])),
+        values: placeholders.map(|v| HashMap::from([(":expected_version".to_owned(), v)])),
     }
 }
 
 fn conditional_put(item: Item, table: &str, expect: Expect) -> Result<TransactWriteItem, StoreError> {
-    let mut put = Put::builder().table_name(table).set_item(Some(item));
-    if let Some((condition, value)) = version_condition(expect) {
-        put = put.condition_expression(condition);
-        if let Some(value) = value {
-            put = put
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":expected_version", value);
-        }
-    }
+    let condition = version_condition(expect);
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.expression)
+        .set_expression_attribute_names(condition.names)
+        .set_expression_attribute_values(condition.values);
     let put = put.build().map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
@@ -252,18 +264,15 @@ impl DynamoStore {
                 Ok(TransactWriteItem::builder().condition_check(check).build())
             }
             Write::DeleteCode { member_id, expect } => {
-                let mut delete = Delete::builder()
+                let condition = version_condition(*expect);
+                let delete = Delete::builder()
                     .table_name(table)
-                    .set_key(Some(key(member_pk(member_id), "CODE")));
-                if let Some((condition, value)) = version_condition(*expect) {
-                    delete = delete.condition_expression(condition);
-                    if let Some(value) = value {
-                        delete = delete
-                            .expression_attribute_names("#version", "version")
-                            .expression_attribute_values(":expected_version", value);
-                    }
-                }
-                let delete = delete.build().map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                    .set_key(Some(key(member_pk(member_id), "CODE")))
+                    .set_condition_expression(condition.expression)
+                    .set_expression_attribute_names(condition.names)
+                    .set_expression_attribute_values(condition.values)
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
                 Ok(TransactWriteItem::builder().delete(delete).build())
             }
             Write::AdjustBalance {
