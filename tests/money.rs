@@ -2,14 +2,16 @@
 //! settlement, refunds, withdrawals with the payment password and Idempotency-Key,
 //! payouts — and the books balancing after each.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use fund_account::collection::{self, NewCollection, NewRefund};
+use fund_account::collection::{self, Created, NewCollection, NewRefund};
 use fund_account::error::ApiError;
 use fund_account::ledger::Bucket;
 use fund_account::member::MemberId;
 use fund_account::money::Currency;
-use fund_account::records::WithdrawalStatus;
+use fund_account::records::{CollectionStatus, Refund, WithdrawalStatus};
+use fund_account::store::PageRequest;
 use fund_account::withdrawal::{self, Payout, WithdrawalCreated, WithdrawalRequest};
 use fund_account_tests::fixtures::amount;
 use fund_account_tests::{for_each_adapter, test_app, Adapter, TestApp, PAYMENT_PASSWORD};
@@ -42,6 +44,27 @@ fn new_collection(
         amount: amount(value),
         available_at: available_at.map(fund_account_tests::fixtures::at),
     }
+}
+
+/// A refund request against `col-1`, the collection most tests here make.
+fn refund_of_col_1(id: &str, value: &str) -> NewRefund {
+    NewRefund {
+        refund_id: id.to_owned(),
+        collection_id: "col-1".to_owned(),
+        amount: amount(value),
+    }
+}
+
+/// Refunds from `col-1`.
+async fn refund_col_1(t: &TestApp, id: &str, value: &str) -> Result<Created<Refund>, ApiError> {
+    collection::refund(&t.app, refund_of_col_1(id, value)).await
+}
+
+/// The refusal of a refund from a collection that is used up.
+fn nothing_left() -> Result<Created<Refund>, ApiError> {
+    Err(ApiError::RefundExceedsCollection {
+        refundable: amount("0"),
+    })
 }
 
 async fn collections_credit_pending_once_and_settle_at_their_time(adapter: Adapter) {
@@ -98,27 +121,24 @@ async fn refunds_come_from_pending_then_available_and_never_exceed_the_collectio
     collection::collect(&t.app, new_collection("col-1", &m, Currency::Cny, "100", Some(0)))
         .await
         .unwrap();
-    let refund = |id: &str, value: &str| NewRefund {
-        refund_id: id.to_owned(),
-        collection_id: "col-1".to_owned(),
-        amount: amount(value),
-    };
 
-    let r1 = collection::refund(&t.app, refund("ref-1", "30")).await.unwrap();
+    let r1 = collection::refund(&t.app, refund_of_col_1("ref-1", "30"))
+        .await
+        .unwrap();
     assert!(r1.created);
     assert_eq!(r1.record.taken_from, Bucket::Pending);
     assert!(
-        !collection::refund(&t.app, refund("ref-1", "30.00"))
+        !collection::refund(&t.app, refund_of_col_1("ref-1", "30.00"))
             .await
             .unwrap()
             .created
     );
     assert_eq!(
-        collection::refund(&t.app, refund("ref-1", "31")).await,
+        collection::refund(&t.app, refund_of_col_1("ref-1", "31")).await,
         Err(ApiError::RefundConflict)
     );
     assert_eq!(
-        collection::refund(&t.app, refund("ref-2", "70.01")).await,
+        collection::refund(&t.app, refund_of_col_1("ref-2", "70.01")).await,
         Err(ApiError::RefundExceedsCollection {
             refundable: amount("70")
         })
@@ -128,7 +148,7 @@ async fn refunds_come_from_pending_then_available_and_never_exceed_the_collectio
             &t.app,
             NewRefund {
                 collection_id: "col-x".to_owned(),
-                ..refund("ref-3", "1")
+                ..refund_of_col_1("ref-3", "1")
             }
         )
         .await,
@@ -142,17 +162,127 @@ async fn refunds_come_from_pending_then_available_and_never_exceed_the_collectio
         (amount("70"), amount("0")),
         "settlement moves what refunds left"
     );
-    let r4 = collection::refund(&t.app, refund("ref-4", "20")).await.unwrap();
+    let r4 = collection::refund(&t.app, refund_of_col_1("ref-4", "20"))
+        .await
+        .unwrap();
     assert_eq!(r4.record.taken_from, Bucket::Available);
 
     // Spend most of `available`: a refund larger than what is left there is refused.
     withdraw(&t, &m, "k-1", Currency::Cny, "45").await.unwrap();
     assert_eq!(
-        collection::refund(&t.app, refund("ref-5", "10")).await,
+        collection::refund(&t.app, refund_of_col_1("ref-5", "10")).await,
         Err(ApiError::InsufficientFunds { available: amount("5") })
     );
     // A full-refund repeat still answers as a repeat, not as "exceeds".
-    assert!(!collection::refund(&t.app, refund("ref-4", "20")).await.unwrap().created);
+    assert!(
+        !collection::refund(&t.app, refund_of_col_1("ref-4", "20"))
+            .await
+            .unwrap()
+            .created
+    );
+    t.assert_books_balance(&m).await;
+}
+
+/// What a refund could touch: the balances, the collection (its version included) and
+/// the ledger.
+async fn refund_state(
+    t: &TestApp,
+    member: &MemberId,
+    collection_id: &str,
+) -> (
+    fund_account::ledger::Balances,
+    fund_account::records::Collection,
+    Vec<String>,
+) {
+    let ledger = t
+        .app
+        .store
+        .ledger(
+            member,
+            None,
+            &PageRequest {
+                limit: 100,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    let collection = t.app.store.collection(collection_id).await.unwrap().unwrap();
+    let entries = ledger.items.into_iter().map(|e| e.id).collect();
+    (t.balances(member).await, collection, entries)
+}
+
+async fn a_refund_of_exactly_what_is_left_uses_the_collection_up(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    collection::collect(&t.app, new_collection("col-1", &m, Currency::Usd, "100", Some(3600)))
+        .await
+        .unwrap();
+    assert!(refund_col_1(&t, "ref-1", "60.01").await.unwrap().created);
+    let last = refund_col_1(&t, "ref-2", "39.99").await.unwrap();
+    assert!(last.created, "exactly what is left, to the cent, is refundable");
+    assert_eq!(last.record.taken_from, Bucket::Pending);
+    let stored = t.app.store.collection("col-1").await.unwrap().unwrap();
+    assert_eq!(stored.refunded, stored.amount, "fully refunded");
+    assert_eq!(t.balances(&m).await.usd.pending, amount("0"));
+
+    let used_up = refund_state(&t, &m, "col-1").await;
+    assert_eq!(
+        refund_col_1(&t, "ref-3", "0.01").await,
+        nothing_left(),
+        "not a cent more"
+    );
+    assert_eq!(
+        refund_state(&t, &m, "col-1").await,
+        used_up,
+        "a refusal changes nothing"
+    );
+    assert_eq!(t.app.store.refund("ref-3").await.unwrap(), None);
+
+    // Settled, the used-up collection moves nothing and still refuses (not with
+    // `insufficient_funds`: what it lacks is refundable money, not `available`).
+    t.clock.advance_seconds(3600);
+    let settled = collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    assert_eq!((settled.count, settled.usd), (1, amount("0")));
+    assert_eq!(refund_col_1(&t, "ref-3", "0.01").await, nothing_left());
+    t.assert_books_balance(&m).await;
+}
+
+async fn a_refund_repeated_after_its_collection_is_used_up_changes_nothing(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Usd, "500").await;
+    collection::collect(&t.app, new_collection("col-1", &m, Currency::Usd, "80", Some(0)))
+        .await
+        .unwrap();
+    collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    let first = refund_col_1(&t, "ref-1", "30").await.unwrap();
+    let second = refund_col_1(&t, "ref-2", "50").await.unwrap();
+    assert_eq!(
+        (first.record.taken_from, second.record.taken_from),
+        (Bucket::Available, Bucket::Available)
+    );
+    let used_up = refund_state(&t, &m, "col-1").await;
+    assert_eq!(used_up.0.usd.available, amount("500"), "580 in, 80 refunded");
+    assert_eq!(used_up.1.refunded, amount("80"));
+
+    // The marketplace sends both again (a retry after a lost answer): each is the
+    // repeat of what landed, not a refusal and not a second refund.
+    for (id, value, stored) in [("ref-1", "30.00", &first), ("ref-2", "50", &second)] {
+        let again = refund_col_1(&t, id, value).await.unwrap();
+        assert!(!again.created);
+        assert_eq!(&again.record, &stored.record);
+    }
+    // The same id for another amount is a conflict; a new id is refused with what is
+    // left, which is nothing.
+    assert_eq!(refund_col_1(&t, "ref-2", "49").await, Err(ApiError::RefundConflict));
+    assert_eq!(refund_col_1(&t, "ref-4", "30").await, nothing_left());
+    assert_eq!(
+        refund_state(&t, &m, "col-1").await,
+        used_up,
+        "repeats and refusals change nothing"
+    );
+    assert_eq!(t.app.store.refund("ref-4").await.unwrap(), None);
     t.assert_books_balance(&m).await;
 }
 
@@ -352,21 +482,46 @@ async fn fifty_concurrent_withdrawals_never_overdraw(adapter: Adapter) {
             withdraw(&t, &m, &format!("race-{i}"), Currency::Cny, "30").await
         }));
     }
-    let (mut ok, mut short) = (0, 0);
+    let (mut created, mut short) = (BTreeSet::new(), 0);
     for task in tasks {
         match task.await.unwrap() {
-            Ok(created) => {
-                assert!(!created.replayed);
-                ok += 1;
+            Ok(done) => {
+                assert!(!done.replayed, "every key is new: nothing replays");
+                assert!(created.insert(done.withdrawal_id), "one withdrawal per request");
             }
-            Err(ApiError::InsufficientFunds { .. }) => short += 1,
+            // `available` only ever takes the values 1000 - 30k: the one below 30 is 10.
+            // A refusal that saw more was refused with money there.
+            Err(ApiError::InsufficientFunds { available }) => {
+                assert_eq!(available, amount("10"), "refused only once 33 have landed");
+                short += 1;
+            }
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!((ok, short), (33, 17), "1000 / 30 = 33 fit");
+    assert_eq!((created.len(), short), (33, 17), "1000 / 30 = 33 fit");
     let cny = t.balances(&m).await.cny;
     assert_eq!((cny.available, cny.in_transit), (amount("10"), amount("990")));
+    let listed = withdrawal_ids(&t, &m).await;
+    assert_eq!(listed, created, "the withdrawals stored are the 33 answered");
     t.assert_books_balance(&m).await;
+}
+
+/// The ids of a member's stored withdrawals (one page: the races here make fewer).
+async fn withdrawal_ids(t: &TestApp, member: &MemberId) -> BTreeSet<String> {
+    let page = t
+        .app
+        .store
+        .withdrawals(
+            member,
+            &PageRequest {
+                limit: 100,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!page.more);
+    page.items.into_iter().map(|w| w.id).collect()
 }
 
 async fn racing_requests_with_one_key_move_money_once(adapter: Adapter) {
@@ -380,21 +535,32 @@ async fn racing_requests_with_one_key_move_money_once(adapter: Adapter) {
             withdraw(&t, &m, "same-key", Currency::Usd, "100").await
         }));
     }
-    let mut bodies = Vec::new();
-    let mut fresh = 0;
+    let (mut fresh, mut replayed) = (Vec::new(), Vec::new());
     for task in tasks {
-        match task.await.unwrap() {
-            Ok(created) => {
-                fresh += usize::from(!created.replayed);
-                bodies.push(created.body);
-            }
-            Err(ApiError::RequestInProgress) => {}
-            Err(other) => panic!("unexpected {other:?}"),
+        // The key is claimed in the withdrawal's own commit: a racer either lands first or
+        // reads the claim and replays. Nothing is ever refused, nor "in progress".
+        let created = task.await.unwrap().unwrap_or_else(|e| panic!("unexpected {e:?}"));
+        if created.replayed {
+            replayed.push(created);
+        } else {
+            fresh.push(created);
         }
     }
-    assert_eq!(fresh, 1, "exactly one request created the withdrawal");
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every answer is the first one");
-    assert_eq!(t.balances(&m).await.usd.available, amount("900"));
+    assert_eq!((fresh.len(), replayed.len()), (1, 9), "one creates, nine replay");
+    let first = &fresh[0];
+    for again in &replayed {
+        assert_eq!(
+            (&again.withdrawal_id, &again.body),
+            (&first.withdrawal_id, &first.body),
+            "every answer is the first one"
+        );
+    }
+    assert_eq!(
+        withdrawal_ids(&t, &m).await,
+        BTreeSet::from([first.withdrawal_id.clone()])
+    );
+    let usd = t.balances(&m).await.usd;
+    assert_eq!((usd.available, usd.in_transit), (amount("900"), amount("100")));
     t.assert_books_balance(&m).await;
 }
 
@@ -408,26 +574,46 @@ async fn racing_refunds_of_one_collection_never_exceed_it(adapter: Adapter) {
     for i in 0..20 {
         let t = Arc::clone(&t);
         tasks.push(tokio::spawn(async move {
-            collection::refund(
+            let id = format!("ref-{i}");
+            let outcome = collection::refund(
                 &t.app,
                 NewRefund {
-                    refund_id: format!("ref-{i}"),
+                    refund_id: id.clone(),
                     collection_id: "col-1".to_owned(),
                     amount: amount("15"),
                 },
             )
-            .await
+            .await;
+            (id, outcome)
         }));
     }
-    let mut ok = 0;
+    let (mut refunded, mut refused) = (BTreeSet::new(), BTreeSet::new());
     for task in tasks {
         match task.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(ApiError::RefundExceedsCollection { .. }) => {}
-            Err(other) => panic!("unexpected {other:?}"),
+            (id, Ok(done)) => {
+                assert!(done.created, "{id} is new: not a repeat");
+                assert_eq!(done.record.taken_from, Bucket::Pending, "the collection is unsettled");
+                refunded.insert(id);
+            }
+            // What is left only ever takes the values 100 - 15k: the one below 15 is 10.
+            // The collection is unsettled, so `available` is never asked: no
+            // InsufficientFunds either.
+            (id, Err(ApiError::RefundExceedsCollection { refundable })) => {
+                assert_eq!(refundable, amount("10"), "{id} refused only once 6 have landed");
+                refused.insert(id);
+            }
+            (id, Err(other)) => panic!("{id}: unexpected {other:?}"),
         }
     }
-    assert_eq!(ok, 6, "100 / 15 = 6 fit");
+    assert_eq!((refunded.len(), refused.len()), (6, 14), "100 / 15 = 6 fit");
+    for id in refunded.iter().chain(&refused) {
+        let stored = t.app.store.refund(id).await.unwrap();
+        assert_eq!(
+            stored.is_some(),
+            refunded.contains(id),
+            "{id} is stored iff it was answered"
+        );
+    }
     let stored = t.app.store.collection("col-1").await.unwrap().unwrap();
     assert_eq!(stored.refunded, amount("90"));
     assert_eq!(t.balances(&m).await.usd.pending, amount("10"));
@@ -446,22 +632,18 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
         .await
         .unwrap();
     }
-    let mut tasks = Vec::new();
-    {
+    let settle = {
         let t = Arc::clone(&t);
-        tasks.push(tokio::spawn(async move {
-            collection::settle_due(&t.app, t.app.now()).await.map(|_| ())
-        }));
-    }
+        tokio::spawn(async move { collection::settle_due(&t.app, t.app.now()).await })
+    };
+    let (mut withdrawals, mut refunds) = (Vec::new(), Vec::new());
     for i in 0..10 {
         let (tw, m) = (Arc::clone(&t), m.clone());
-        tasks.push(tokio::spawn(async move {
-            withdraw(&tw, &m, &format!("w-{i}"), Currency::Usd, "40")
-                .await
-                .map(|_| ())
+        withdrawals.push(tokio::spawn(async move {
+            withdraw(&tw, &m, &format!("w-{i}"), Currency::Usd, "40").await
         }));
         let tr = Arc::clone(&t);
-        tasks.push(tokio::spawn(async move {
+        refunds.push(tokio::spawn(async move {
             collection::refund(
                 &tr.app,
                 NewRefund {
@@ -471,26 +653,55 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
                 },
             )
             .await
-            .map(|_| ())
         }));
     }
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(()) | Err(ApiError::InsufficientFunds { .. }) => {}
-            Err(other) => panic!("unexpected {other:?}"),
-        }
+    // Nothing can be refused: the 10 withdrawals take 400 of the 500 already available,
+    // and a refund from `available` follows its own collection's 50 into it.
+    let mut withdrawn = BTreeSet::new();
+    for task in withdrawals {
+        let created = task.await.unwrap().unwrap_or_else(|e| panic!("withdrawal: {e:?}"));
+        assert!(!created.replayed);
+        withdrawn.insert(created.withdrawal_id);
     }
-    collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    let mut from_pending = 0;
+    for task in refunds {
+        let done = task.await.unwrap().unwrap_or_else(|e| panic!("refund: {e:?}"));
+        assert!(done.created);
+        from_pending += i64::from(done.record.taken_from == Bucket::Pending);
+    }
+    let racing = settle.await.unwrap().expect("the racing settlement");
+    let rest = collection::settle_due(&t.app, t.app.now()).await.unwrap();
     assert!(t.app.store.due_collections(t.app.now(), 10).await.unwrap().is_empty());
+    assert_eq!(racing.count + rest.count, 10, "each collection settles exactly once");
+    // A collection settles what its refund left of it: 30 after the refund, 50 before.
+    let settled = racing.usd.checked_add(rest.usd).unwrap();
+    assert_eq!(
+        settled.checked_add(amount(&(20 * from_pending).to_string())),
+        Some(amount("500")),
+        "{from_pending} refunds came from pending"
+    );
+    for i in 0..10 {
+        let stored = t.app.store.collection(&format!("col-{i}")).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.refunded, stored.status),
+            (amount("20"), CollectionStatus::Settled)
+        );
+    }
+    assert_eq!(withdrawal_ids(&t, &m).await, withdrawn);
     t.assert_books_balance(&m).await;
-    // 500 + 10 × 50 collected, 10 × 20 refunded: 800 in available + in transit.
+    // 500 + 10 × 50 collected, 10 × 20 refunded, 10 × 40 withdrawn.
     let usd = t.balances(&m).await.usd;
-    assert_eq!(usd.available.checked_add(usd.in_transit), Some(amount("800")));
+    assert_eq!(
+        (usd.available, usd.pending, usd.in_transit),
+        (amount("400"), amount("0"), amount("400"))
+    );
 }
 
 for_each_adapter!(
     collections_credit_pending_once_and_settle_at_their_time,
     refunds_come_from_pending_then_available_and_never_exceed_the_collection,
+    a_refund_of_exactly_what_is_left_uses_the_collection_up,
+    a_refund_repeated_after_its_collection_is_used_up_changes_nothing,
     withdrawals_take_any_amount_up_to_available_with_the_fee_inside,
     an_inactive_account_cannot_withdraw,
     five_wrong_passwords_lock_withdrawals_for_three_hours,
