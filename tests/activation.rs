@@ -211,20 +211,51 @@ async fn five_wrong_tries_void_the_code_until_a_new_one_is_sent(adapter: Adapter
     assert_eq!(status(&t, &id).await, MemberStatus::Active);
 }
 
+/// Codes come from a CSPRNG: 50 sends give (all but a birthday collision or two) 50
+/// different codes, spread over the leading digits. A constant, counter or clock-derived
+/// code fails.
+async fn sms_codes_vary(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let id = pending_member(&t).await;
+    let mut codes = Vec::new();
+    for _ in 0..50 {
+        activation::send_code(&t.app, &id).await.unwrap();
+        codes.push(t.last_code(PHONE).await);
+        // 13 minutes apart stays under the five-per-hour limit.
+        t.clock.advance_seconds(13 * 60);
+    }
+    let distinct: std::collections::HashSet<&String> = codes.iter().collect();
+    assert!(
+        distinct.len() > 40,
+        "only {} distinct codes in 50: {codes:?}",
+        distinct.len()
+    );
+    let leading: std::collections::HashSet<char> = codes.iter().filter_map(|c| c.chars().next()).collect();
+    assert!(leading.len() >= 5, "codes start with only {leading:?}: {codes:?}");
+}
+
 async fn a_new_code_or_a_new_password_voids_the_last_code(adapter: Adapter) {
     let t = test_app(adapter).await;
     let id = pending_member(&t).await;
     activation::send_code(&t.app, &id).await.unwrap();
     let first = t.last_code(PHONE).await;
-    t.clock.advance_seconds(60);
-    activation::send_code(&t.app, &id).await.unwrap();
-    let second = t.last_code(PHONE).await;
-    if first != second {
-        assert!(matches!(
-            activation::confirm_code(&t.app, &id, &code(&first)).await,
-            Err(ApiError::CodeIncorrect { .. })
-        ));
+    // A fresh code repeats the last one once in a million sends: resend (at most twice)
+    // until it differs, so the old one can be tried. A constant code fails here (and in
+    // `sms_codes_vary`).
+    let mut second = first.clone();
+    for _ in 0..3 {
+        t.clock.advance_seconds(60);
+        activation::send_code(&t.app, &id).await.unwrap();
+        second = t.last_code(PHONE).await;
+        if second != first {
+            break;
+        }
     }
+    assert_ne!(first, second, "three codes in a row equal to the first");
+    assert!(matches!(
+        activation::confirm_code(&t.app, &id, &code(&first)).await,
+        Err(ApiError::CodeIncorrect { .. })
+    ));
     // Setting the password again while pending replaces it and voids the code.
     activation::set_payment_password(&t.app, &id, pw("Second-Key-2026"))
         .await
@@ -335,6 +366,7 @@ for_each_adapter!(
     resends_wait_60_seconds,
     at_most_five_codes_go_out_in_any_hour,
     five_wrong_tries_void_the_code_until_a_new_one_is_sent,
+    sms_codes_vary,
     a_new_code_or_a_new_password_voids_the_last_code,
     a_new_phone_voids_the_code_sent_to_the_old_one,
     two_confirms_at_once_activate_once,

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use fund_account::clock::SystemClock;
 use fund_account_tests::expect_problem;
-use fund_account_tests::RunningGateway;
+use fund_account_tests::{for_each_adapter, Adapter, RunningGateway};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
 const PHONE: &str = "+8613800001234";
 
-async fn gateway() -> RunningGateway {
-    RunningGateway::start(None, Arc::new(SystemClock)).await
+async fn gateway(adapter: Adapter) -> RunningGateway {
+    RunningGateway::start_on(adapter, Arc::new(SystemClock)).await
 }
 
 async fn account(client: &Client, gw: &RunningGateway, token: &str) -> Value {
@@ -44,9 +44,8 @@ async fn last_code(client: &Client, gw: &RunningGateway, phone: &str) -> String 
         .to_owned()
 }
 
-#[tokio::test]
-async fn a_seller_with_a_phone_activates_over_http() {
-    let gw = gateway().await;
+async fn a_seller_with_a_phone_activates_over_http(adapter: Adapter) {
+    let gw = gateway(adapter).await;
     let client = Client::new();
     let token = gw.member_token(&client, "seller-1", Some(PHONE)).await;
     let before = account(&client, &gw, &token).await;
@@ -117,9 +116,8 @@ async fn a_seller_with_a_phone_activates_over_http() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn a_seller_without_a_phone_activates_in_one_step() {
-    let gw = gateway().await;
+async fn a_seller_without_a_phone_activates_in_one_step(adapter: Adapter) {
+    let gw = gateway(adapter).await;
     let client = Client::new();
     let token = gw.member_token(&client, "seller-2", None).await;
     let response = client
@@ -143,9 +141,8 @@ async fn a_seller_without_a_phone_activates_in_one_step() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn bad_bodies_get_their_documented_errors_and_change_nothing() {
-    let gw = gateway().await;
+async fn bad_bodies_get_their_documented_errors_and_change_nothing(adapter: Adapter) {
+    let gw = gateway(adapter).await;
     let client = Client::new();
     let token = gw.member_token(&client, "seller-3", Some(PHONE)).await;
     let secret = "Sup3r-Secret-Pass";
@@ -249,9 +246,8 @@ async fn bad_bodies_get_their_documented_errors_and_change_nothing() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn missing_forged_and_expired_credentials_are_refused() {
-    let gw = gateway().await;
+async fn missing_forged_and_expired_credentials_are_refused(adapter: Adapter) {
+    let gw = gateway(adapter).await;
     let client = Client::new();
     let token = gw.member_token(&client, "seller-4", None).await;
     let forged = local_gateway::issue_token(b"another-secret-entirely-0123456789", "seller-4", now_seconds()).unwrap();
@@ -330,9 +326,8 @@ async fn missing_forged_and_expired_credentials_are_refused() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn a_wrong_method_answers_405_with_the_allow_header() {
-    let gw = gateway().await;
+async fn a_wrong_method_answers_405_with_the_allow_header(adapter: Adapter) {
+    let gw = gateway(adapter).await;
     let client = Client::new();
     let patch = reqwest::Method::from_bytes(b"PATCH").unwrap();
     for (method, path, allow) in [
@@ -378,9 +373,8 @@ fn now_seconds() -> i64 {
 
 /// Each try of a payment password runs argon2id twice: the eleventh in an hour is
 /// refused with `429` and `Retry-After` before any hashing.
-#[tokio::test]
-async fn the_eleventh_payment_password_in_an_hour_is_refused_with_retry_after() {
-    let gw = gateway().await;
+async fn the_eleventh_payment_password_in_an_hour_is_refused_with_retry_after(adapter: Adapter) {
+    let gw = gateway(adapter).await;
     let client = Client::new();
     let token = gw.member_token(&client, "seller-tries", Some(PHONE)).await;
     let activate = |n: usize| {
@@ -401,9 +395,8 @@ async fn the_eleventh_payment_password_in_an_hour_is_refused_with_retry_after() 
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn member_sync_validates_and_never_returns_the_hash() {
-    let gw = gateway().await;
+async fn member_sync_validates_and_never_returns_the_hash(adapter: Adapter) {
+    let gw = gateway(adapter).await;
     let client = Client::new();
     let hash = fund_account::password::hash_blocking(&fund_account::password::PaymentPassword::new(
         "login-Pass-2026".to_owned(),
@@ -463,14 +456,11 @@ async fn member_sync_validates_and_never_returns_the_hash() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn state_survives_a_restart() {
-    let gw = gateway().await;
+async fn state_survives_a_restart(adapter: Adapter) {
+    let gw = gateway(adapter).await;
     let client = Client::new();
     gw.active_member_token(&client, "seller-6").await;
-    let data_dir = gw.stop().await;
-
-    let restarted = RunningGateway::start(Some(data_dir), Arc::new(SystemClock)).await;
+    let restarted = gw.restart(Arc::new(SystemClock)).await;
     let login: Value = client
         .post(restarted.url("/dev/login"))
         .json(&json!({ "member_id": "seller-6", "login_password": "login-Pass-2026" }))
@@ -484,3 +474,14 @@ async fn state_survives_a_restart() {
     assert_eq!(account(&client, &restarted, token).await["status"], "active");
     restarted.stop().await;
 }
+
+for_each_adapter!(
+    a_seller_with_a_phone_activates_over_http,
+    a_seller_without_a_phone_activates_in_one_step,
+    bad_bodies_get_their_documented_errors_and_change_nothing,
+    missing_forged_and_expired_credentials_are_refused,
+    a_wrong_method_answers_405_with_the_allow_header,
+    the_eleventh_payment_password_in_an_hour_is_refused_with_retry_after,
+    member_sync_validates_and_never_returns_the_hash,
+    state_survives_a_restart,
+);

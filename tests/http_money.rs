@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use fund_account::clock::SystemClock;
 use fund_account_tests::expect_problem;
-use fund_account_tests::RunningGateway;
+use fund_account_tests::{for_each_adapter, Adapter, RunningGateway};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -16,9 +16,9 @@ struct Api {
 }
 
 impl Api {
-    async fn start() -> Api {
+    async fn start(adapter: Adapter) -> Api {
         Api {
-            gw: RunningGateway::start(None, Arc::new(SystemClock)).await,
+            gw: RunningGateway::start_on(adapter, Arc::new(SystemClock)).await,
             client: Client::new(),
         }
     }
@@ -77,9 +77,8 @@ fn withdrawal(currency: &str, amount: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn collect_settle_withdraw_pay_and_return_over_http() {
-    let api = Api::start().await;
+async fn collect_settle_withdraw_pay_and_return_over_http(adapter: Adapter) {
+    let api = Api::start(adapter).await;
     let token = api.active_member("seller-1").await;
     let body = json!({ "collection_id": "col-1", "member_id": "seller-1", "currency": "USD", "amount": "1500" });
     let created = api.internal("/internal/collections", body.clone()).await;
@@ -227,9 +226,8 @@ async fn collect_settle_withdraw_pay_and_return_over_http() {
     api.gw.stop().await;
 }
 
-#[tokio::test]
-async fn bad_money_requests_get_their_documented_errors_and_change_nothing() {
-    let api = Api::start().await;
+async fn bad_money_requests_get_their_documented_errors_and_change_nothing(adapter: Adapter) {
+    let api = Api::start(adapter).await;
     let token = api.active_member("seller-2").await;
     let other = api.active_member("seller-3").await;
     api.internal(
@@ -442,3 +440,8 @@ async fn bad_money_requests_get_their_documented_errors_and_change_nothing() {
     assert_eq!(before["balances"]["USD"], after["balances"]["USD"]);
     api.gw.stop().await;
 }
+
+for_each_adapter!(
+    collect_settle_withdraw_pay_and_return_over_http,
+    bad_money_requests_get_their_documented_errors_and_change_nothing,
+);

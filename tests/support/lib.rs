@@ -394,13 +394,43 @@ pub struct RunningGateway {
     pub internal_key: String,
     pub data_dir: PathBuf,
     pub gateway: Arc<local_gateway::Gateway>,
+    backend: local_gateway::StoreBackend,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningGateway {
-    /// Starts a gateway; `data_dir` reuses a directory (to test restarts).
+    /// Starts a gateway on the embedded store; `data_dir` reuses a directory (to test
+    /// restarts).
     pub async fn start(data_dir: Option<PathBuf>, clock: Arc<dyn Clock>) -> RunningGateway {
+        Self::start_with(local_gateway::StoreBackend::Embedded, data_dir, clock).await
+    }
+
+    /// Starts a gateway over a fresh store of `adapter`: the embedded SQLite store, or
+    /// DynamoDB on the emulator with a table of its own (created by the gateway, as
+    /// `LOCAL_STORE=dynamodb` does). SMS go to the local outbox either way.
+    pub async fn start_on(adapter: Adapter, clock: Arc<dyn Clock>) -> RunningGateway {
+        let backend = match adapter {
+            Adapter::Sqlite => local_gateway::StoreBackend::Embedded,
+            Adapter::DynamoDb => local_gateway::StoreBackend::DynamoDb {
+                table: format!("fund-account-gw-{}", ulid::Ulid::new().to_string().to_lowercase()),
+            },
+        };
+        Self::start_with(backend, None, clock).await
+    }
+
+    /// Stops this gateway and starts another over the same data directory and store.
+    pub async fn restart(self, clock: Arc<dyn Clock>) -> RunningGateway {
+        let backend = self.backend.clone();
+        let data_dir = self.stop().await;
+        Self::start_with(backend, Some(data_dir), clock).await
+    }
+
+    async fn start_with(
+        backend: local_gateway::StoreBackend,
+        data_dir: Option<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> RunningGateway {
         let data_dir = data_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!(
                 "fund-account-gw-{}",
@@ -417,12 +447,20 @@ impl RunningGateway {
             internal_key_generated: false,
             jwt_secret: b"test-jwt-secret-0123456789abcdef".to_vec(),
             code_secret: TEST_CODE_SECRET.to_vec(),
-            store: local_gateway::StoreBackend::Embedded,
+            store: backend.clone(),
             sms: local_gateway::SmsBackend::Outbox,
             web_dir: None,
             dev_routes: true,
         };
-        let gateway = Arc::new(local_gateway::Gateway::build(config, clock).await.expect("gateway"));
+        let aws = match backend {
+            local_gateway::StoreBackend::Embedded => None,
+            local_gateway::StoreBackend::DynamoDb { .. } => Some(aws_config().await),
+        };
+        let gateway = Arc::new(
+            local_gateway::Gateway::build_with_aws(config, clock, aws)
+                .await
+                .expect("gateway"),
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(local_gateway::serve(Arc::clone(&gateway), listener, async {
             let _ = stopped.await;
@@ -432,6 +470,7 @@ impl RunningGateway {
             internal_key: "test-internal-key".to_owned(),
             data_dir,
             gateway,
+            backend,
             stop: Some(stop),
             task: Some(task),
         }
