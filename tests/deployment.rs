@@ -1,12 +1,18 @@
 //! The deployment artefacts agree with the code: every route has its function in
-//! `template.yaml`, its path in `openapi.yaml` and an event in `events/`, and each event
-//! runs through its handler in-process (what `sam local invoke` would do).
+//! `template.yaml`, its path in `openapi.yaml` and an event in `events/`, and every file
+//! in `events/` runs through its handler in-process (what `sam local invoke` would do):
+//! API Gateway events through the HTTP router, scheduled ones through the
+//! reconciliation's handler — each with the status and answer it must give.
 
+use std::collections::BTreeSet;
+
+use fund_account::clock::Timestamp;
+use fund_account::ledger::{Bucket, EntryType, Posting};
 use fund_account::member::MemberId;
 use fund_account::routes::{self, Route};
 use fund_account::store::{Expect, Write};
 use fund_account::verification::SmsCode;
-use fund_account_tests::{project_root, test_app, Adapter};
+use fund_account_tests::{for_each_adapter, project_root, test_app, Adapter, TestApp};
 use serde_json::Value;
 
 fn read(path: &str) -> String {
@@ -65,51 +71,90 @@ fn every_route_is_deployed_documented_and_has_an_event() {
     }
 }
 
-async fn invoke(app: &fund_account::app::App, function: &str) -> (u16, Value) {
-    let text = read(&format!("events/{function}.json"));
-    let event: Value = serde_json::from_str(&text).unwrap();
-    let request = lambda_http::request::from_str(&text).expect("a valid API Gateway event");
-    let route = Route::ALL
-        .iter()
-        .copied()
-        .find(|r| r.function() == function)
-        .expect("a route");
-    let response = routes::handle(route, app, request).await;
-    assert_eq!(
-        response.headers()["x-request-id"].to_str().unwrap(),
-        event["requestContext"]["requestId"].as_str().unwrap(),
-        "the API Gateway request id is echoed"
-    );
-    let status = response.status().as_u16();
-    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-    (status, body)
+/// Every file in `events/`, by name without `.json`.
+fn event_files() -> BTreeSet<String> {
+    let dir = project_root().join("events");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| path.file_stem().expect("a name").to_string_lossy().into_owned())
+        .collect()
 }
 
-#[tokio::test]
-async fn the_event_files_run_through_their_handlers_in_journey_order() {
-    let t = test_app(Adapter::Sqlite).await;
-    let (status, body) = invoke(&t.app, "member-sync").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["member_id"], "seller-001");
-    let (status, body) = invoke(&t.app, "get-account").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("inactive")), "{body}");
-    let (status, body) = invoke(&t.app, "activate").await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (202, Some("pending_verification")),
-        "{body}"
-    );
-    let (status, body) = invoke(&t.app, "send-code").await;
-    assert_eq!(status, 202, "{body}");
+fn event(name: &str) -> Value {
+    serde_json::from_str(&read(&format!("events/{name}.json"))).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
+}
 
-    // The event carries code 123456: make it the live code, as if it had been sent.
-    let member = MemberId::parse("seller-001").unwrap();
-    let mut code = t.app.store.member_state(&member).await.unwrap().unwrap().code.unwrap();
+/// The event files run in the order of a member's journey, each expected to answer as
+/// the journey says; the files run are recorded so that none is left out.
+struct Journey {
+    t: TestApp,
+    ran: BTreeSet<String>,
+}
+
+impl Journey {
+    fn start(&mut self, name: &str) -> Value {
+        assert!(self.ran.insert(name.to_owned()), "events/{name}.json runs once");
+        event(name)
+    }
+
+    /// Runs an API Gateway event as API Gateway and its Lambda would: the HTTP router
+    /// picks the route from the method and path, which must be the function named like
+    /// the file, with the event's path parameters. Checks the status; returns the body.
+    async fn http(&mut self, name: &str, status: u16) -> Value {
+        let event = self.start(name);
+        let request = lambda_http::request::from_str(&event.to_string())
+            .unwrap_or_else(|e| panic!("events/{name}.json is not an API Gateway event: {e}"));
+        let (route, params) = Route::resolve(request.method(), request.uri().path())
+            .unwrap_or_else(|e| panic!("events/{name}.json reaches no route: {e:?}"));
+        assert_eq!(route.function(), name, "the route of events/{name}.json");
+        assert_eq!(event["routeKey"], format!("{} {}", route.method(), route.path()));
+        let expected_params: Vec<(String, String)> = event["pathParameters"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(params, expected_params, "path parameters of events/{name}.json");
+
+        let response = routes::handle(route, &self.t.app, request).await;
+        assert_eq!(
+            response.headers()["x-request-id"].to_str().unwrap(),
+            event["requestContext"]["requestId"].as_str().unwrap(),
+            "the API Gateway request id is echoed"
+        );
+        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(response.status().as_u16(), status, "events/{name}.json: {body}");
+        body
+    }
+
+    /// Runs a scheduled event as the `reconcile` function does; returns its report.
+    async fn scheduled(&mut self, name: &str) -> Value {
+        let event = self.start(name);
+        let options = fund_account::lambda::reconciliation_options(&event);
+        let report = fund_account::reconciliation::run(&self.t.app, options)
+            .await
+            .unwrap_or_else(|e| panic!("events/{name}.json: the run failed: {e:?}"));
+        let report = report.to_json();
+        for field in ["run_id", "started_at", "finished_at", "accounts_checked", "settled"] {
+            assert!(report.get(field).is_some(), "{name}: the report has {field}");
+        }
+        assert_eq!(report["discrepancies"], serde_json::json!([]), "{name}: {report}");
+        report
+    }
+}
+
+/// The event carries code 123456: make it the live code, as if it had been sent.
+async fn make_the_sent_code(t: &TestApp, member: &MemberId, text: &str) {
+    let mut code = t.app.store.member_state(member).await.unwrap().unwrap().code.unwrap();
     code.code_hash = t
         .app
         .code_hasher()
         .unwrap()
-        .hash(&member, &SmsCode::parse("123456").unwrap());
+        .hash(member, &SmsCode::parse(text).unwrap());
     let version = code.version;
     code.version += 1;
     t.app
@@ -120,17 +165,126 @@ async fn the_event_files_run_through_their_handlers_in_journey_order() {
         }])
         .await
         .unwrap();
-
-    let (status, body) = invoke(&t.app, "confirm-code").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("active")), "{body}");
 }
 
-#[tokio::test]
-async fn the_scheduled_events_run_the_reconciliation_in_process() {
+/// The payout events name a withdrawal id of their own: a second withdrawal like
+/// `like` under that id, written as the service writes one (money to `in_transit`).
+async fn withdrawal_under_the_events_id(t: &TestApp, like: &str, id: &str) {
+    let mut withdrawal = t.app.store.withdrawal(like).await.unwrap().unwrap();
+    withdrawal.id = id.to_owned();
+    let mut writes = vec![Write::PutWithdrawal {
+        withdrawal: withdrawal.clone(),
+        expect: Expect::Absent,
+    }];
+    writes.extend(
+        Posting::new(&withdrawal.member_id, withdrawal.currency, EntryType::Withdrawal, id)
+            .change(Bucket::Available, withdrawal.amount.negated())
+            .change(Bucket::InTransit, withdrawal.amount)
+            .into_writes(t.app.now()),
+    );
+    t.app.store.commit(writes).await.unwrap();
+}
+
+async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Adapter) {
+    let mut j = Journey {
+        t: test_app(adapter).await,
+        ran: BTreeSet::new(),
+    };
+    let member = MemberId::parse("seller-001").unwrap();
+
+    // Onboarding: the marketplace syncs the member, who activates with a code.
+    let body = j.http("member-sync", 200).await;
+    assert_eq!(
+        (body["member_id"].as_str(), body["status"].as_str()),
+        (Some("seller-001"), Some("inactive"))
+    );
+    let body = j.http("get-account", 200).await;
+    assert_eq!(body["status"], "inactive", "{body}");
+    let body = j.http("activate", 202).await;
+    assert_eq!(body["status"], "pending_verification", "{body}");
+    j.http("send-code", 202).await;
+    let code = serde_json::from_str::<Value>(event("confirm-code")["body"].as_str().unwrap()).unwrap();
+    make_the_sent_code(&j.t, &member, code["code"].as_str().unwrap()).await;
+    let body = j.http("confirm-code", 200).await;
+    assert_eq!(body["status"], "active", "{body}");
+
+    // Money in: a collection, partly refunded while pending, settled by the schedule.
+    let body = j.http("create-collection", 201).await;
+    assert_eq!(
+        (body["status"].as_str(), body["amount"].as_str()),
+        (Some("pending"), Some("1500.00"))
+    );
+    let body = j.http("create-refund", 201).await;
+    assert_eq!(
+        (body["taken_from"].as_str(), body["amount"].as_str()),
+        (Some("pending"), Some("200.00"))
+    );
+    let fires_at = event("reconcile")["time"].as_str().map(Timestamp::parse_rfc3339);
+    j.t.clock.set(fires_at.flatten().expect("the scheduled event's time"));
+    let report = j.scheduled("reconcile-settle").await;
+    assert_eq!(report["settled"]["count"], 1, "{report}");
+    assert_eq!(report["settled"]["amounts"]["USD"], "1300.00", "{report}");
+    assert_eq!(report["accounts_checked"], 0, "settle only: {report}");
+    let report = j.scheduled("reconcile").await;
+    assert_eq!(
+        (report["settled"]["count"].as_u64(), report["accounts_checked"].as_u64()),
+        (Some(0), Some(1))
+    );
+
+    // Money out: a withdrawal, and the payout processor's reports on the one its events name.
+    let created = j.http("create-withdrawal", 201).await;
+    assert_eq!(
+        (created["status"].as_str(), created["amount"].as_str()),
+        (Some("processing"), Some("250.00"))
+    );
+    let named = event("get-withdrawal")["pathParameters"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    withdrawal_under_the_events_id(&j.t, created["id"].as_str().unwrap(), &named).await;
+    let body = j.http("get-withdrawal", 200).await;
+    assert_eq!(
+        (body["id"].as_str(), body["status"].as_str()),
+        (Some(named.as_str()), Some("processing"))
+    );
+    let body = j.http("list-withdrawals", 200).await;
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(2), "{body}");
+    // Collected, refunded, settled (two buckets), two withdrawals (two buckets each).
+    let body = j.http("list-transactions", 200).await;
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(8), "{body}");
+    let body = j.http("withdrawal-paid", 200).await;
+    assert_eq!(
+        (body["id"].as_str(), body["status"].as_str()),
+        (Some(named.as_str()), Some("paid"))
+    );
+    let body = j.http("withdrawal-returned", 409).await;
+    assert_eq!(body["code"], "withdrawal_already_settled", "{body}");
+
+    // The full run proves the books after all of it.
+    let report = j.scheduled("reconcile-full").await;
+    assert_eq!(report["accounts_checked"], 1, "{report}");
+    let usd = j.t.balances(&member).await.usd;
+    assert_eq!(
+        (
+            usd.available.to_string(),
+            usd.pending.to_string(),
+            usd.in_transit.to_string()
+        ),
+        ("800.00".to_owned(), "0.00".to_owned(), "250.00".to_owned())
+    );
+
+    let files = event_files();
+    let missing: Vec<_> = files.difference(&j.ran).collect();
+    assert!(missing.is_empty(), "event files with no expectation here: {missing:?}");
+    assert_eq!(j.ran, files);
+}
+
+#[test]
+fn scheduled_events_choose_what_the_run_does() {
     use fund_account::lambda::reconciliation_options;
-    let scheduled: Value = serde_json::from_str(&read("events/reconcile.json")).unwrap();
-    let settle: Value = serde_json::from_str(&read("events/reconcile-settle.json")).unwrap();
-    let full: Value = serde_json::from_str(&read("events/reconcile-full.json")).unwrap();
+    let scheduled = event("reconcile");
+    let settle = event("reconcile-settle");
+    let full = event("reconcile-full");
     assert!(
         reconciliation_options(&scheduled).verify,
         "a plain scheduled event runs in full"
@@ -146,22 +300,6 @@ async fn the_scheduled_events_run_the_reconciliation_in_process() {
         (0, 1),
         "an impossible segment runs everything"
     );
-
-    let t = test_app(Adapter::Sqlite).await;
-    t.member("seller-001", "login-Pass-2026", None).await;
-    let mut options = reconciliation_options(&scheduled);
-    options.recheck_after = std::time::Duration::ZERO;
-    let report = fund_account::reconciliation::run(&t.app, options).await.unwrap();
-    assert_eq!((report.accounts_checked, report.discrepancies.len()), (1, 0));
-    let json = report.to_json();
-    for field in [
-        "run_id",
-        "started_at",
-        "finished_at",
-        "accounts_checked",
-        "settled",
-        "discrepancies",
-    ] {
-        assert!(json.get(field).is_some(), "the report has {field}");
-    }
 }
+
+for_each_adapter!(every_event_file_runs_through_its_handler_in_journey_order);
