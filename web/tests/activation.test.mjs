@@ -7,6 +7,7 @@ import {
   apiToken,
   call,
   checkA11y,
+  countRequests,
   createMember,
   GATEWAY_URL,
   heading,
@@ -69,7 +70,10 @@ describe('activation', () => {
   test('with a bound phone: password page, SMS code from /dev/sms, a wrong code, done', async () => {
     const phone = randomPhone();
     const { memberId } = await createMember({ phone, prefix: 'act' });
-    const { context, page, problems } = await openPage(browser);
+    const { context, page, problems } = await openPage(browser, {
+      expectHttp: ['POST /v1/activation 422', 'POST /v1/activation/confirm 422'],
+    });
+    const codeRequests = countRequests(page, 'POST', `${GATEWAY_URL}/v1/activation/code`);
 
     await page.goto(`${GATEWAY_URL}/`);
     await heading(page, 'Sign in');
@@ -138,6 +142,7 @@ describe('activation', () => {
     await page.getByRole('button', { name: 'Send code' }).click();
     const code = await waitForCode(phone, before);
     await waitForText(page.locator('#code-status'), 'It is valid for 30 minutes, until');
+    assert.equal(codeRequests.count(), 1, 'one request for the first code');
     // The resend countdown comes from resend_after (60 s).
     const sendButton = page.locator('#send-code');
     await waitForText(sendButton, /Resend code \(0:[0-5]\d\)/);
@@ -145,10 +150,17 @@ describe('activation', () => {
     await checkA11y(page, 'SMS code sent');
     await shot(page, 'activation-phone-06-code-sent');
 
-    // Pressing it during the countdown sends nothing (it keeps the focus: aria-disabled).
+    // Pressing it during the countdown sends nothing (it keeps the focus: aria-disabled),
+    // not even a request the server would refuse: by keyboard and by mouse, then wait a
+    // tick of the countdown (its label changes each second).
     await sendButton.focus();
+    const label = await sendButton.textContent();
     await page.keyboard.press('Enter');
-    await waitForText(sendButton, 'Resend code (0:');
+    await sendButton.click({ force: true });
+    await page.waitForFunction((shown) => document.getElementById('send-code')?.textContent !== shown, label);
+    await waitForText(sendButton, /Resend code \(0:[0-5]\d\)/);
+    assert.equal(codeRequests.count(), 1, 'no request to /v1/activation/code during the countdown');
+    assert.equal(await page.locator('#form-error').count(), 0, 'no error shown');
     assert.equal((await smsFor(phone)).length, before + 1);
 
     // A wrong code: the message, the attempts left and the request id, announced.
@@ -190,7 +202,14 @@ describe('activation', () => {
     const token = await apiToken(memberId);
     const pending = await call('POST', '/v1/activation', { token, body: { payment_password: PAYMENT_PASSWORD } });
     assert.equal(pending.status, 202);
-    const { context, page, problems } = await openPage(browser);
+    const { context, page, problems } = await openPage(browser, {
+      expectHttp: [
+        'POST /v1/activation/confirm 422',
+        'POST /v1/activation/confirm 429',
+        'POST /v1/activation/code 429',
+      ],
+    });
+    const codeRequests = countRequests(page, 'POST', `${GATEWAY_URL}/v1/activation/code`);
     await signIn(page, memberId);
     await waitForText(page.locator('#account-status'), 'Waiting for SMS verification');
     await page.getByRole('link', { name: 'Continue activation' }).click();
@@ -218,12 +237,14 @@ describe('activation', () => {
     await checkA11y(page, 'code locked');
     await shot(page, 'activation-phone-10-code-attempts-exhausted');
 
-    // Asking again within the minute: the wait is counted down, nothing is sent.
+    // Asking again within the minute (the reloaded page does not know when the code was
+    // sent): the server refuses, the wait is counted down, no SMS goes out.
     await page.reload();
     await heading(page, 'Verify your phone');
     await page.getByRole('button', { name: 'Send code' }).click();
     await waitForText(page.locator('#form-error'), 'A code was sent less than a minute ago.');
     await waitForText(page.locator('#send-code'), /Resend code \(0:[0-5]\d\)|Send code \(0:[0-5]\d\)/);
+    assert.equal(codeRequests.count(), 2, 'the first send and the refused one');
     assert.equal((await smsFor(phone)).length, before + 1);
     await shot(page, 'activation-phone-11-resend-too-soon');
 

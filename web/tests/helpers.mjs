@@ -43,12 +43,20 @@ export function launch() {
 }
 
 /**
- * A page in a new context (own sessionStorage), in `locale`, that records page errors
- * and console errors other than the browser's own note about HTTP error statuses.
+ * A page in a new context (own sessionStorage), in `locale`, that records in `problems`:
+ * - page errors, and console errors other than Chromium's note on an HTTP error status
+ *   (the answers themselves are judged below; the note would only repeat them) and
+ *   those the test names in `expectConsole` (e.g. the note on a connection it cut);
+ * - any console.log/info/debug (the client never logs: what it would log could be a secret);
+ * - every answer of the gateway with a 5xx status;
+ * - every answer of the gateway with a 4xx status that the test did not name in `expectHttp`,
+ *   as "METHOD /path STATUS" (the path without the query), e.g. 'POST /dev/login 401'.
+ * A test ends with `assert.deepEqual(problems, [])`.
  * @param {import('playwright-core').Browser} browser
- * @param {{locale?: string}} [options]
+ * @param {{locale?: string, expectHttp?: string[], expectConsole?: string[]}} [options]
  */
-export async function openPage(browser, { locale = 'en-US' } = {}) {
+export async function openPage(browser, { locale = 'en-US', expectHttp = [], expectConsole = [] } = {}) {
+  for (const e of expectHttp) assert.match(e, /^[A-Z]+ \/\S* 4\d\d$/, `expectHttp entry ${e}`);
   const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } });
   context.setDefaultTimeout(10000);
   const page = await context.newPage();
@@ -56,13 +64,41 @@ export async function openPage(browser, { locale = 'en-US' } = {}) {
   const problems = [];
   page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
   page.on('console', (message) => {
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+    if (
+      message.type() === 'error' &&
+      !/^Failed to load resource: the server responded with a status of \d{3}\b/.test(message.text()) &&
+      !expectConsole.includes(message.text())
+    ) {
       problems.push(`console: ${message.text()}`);
     }
     // The client never logs; anything it would log could hold a secret.
     if (['log', 'info', 'debug'].includes(message.type())) problems.push(`console.${message.type()}: ${message.text()}`);
   });
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (url.origin !== GATEWAY_URL) return;
+    const status = response.status();
+    const what = `${response.request().method()} ${url.pathname} ${status}`;
+    if (status >= 500) problems.push(`http: ${what}`);
+    else if (status >= 400 && !expectHttp.includes(what)) problems.push(`http (not expected): ${what}`);
+  });
   return { context, page, problems };
+}
+
+/**
+ * The requests the page sends as `method url` (url without the query), as they are sent:
+ * `count()` answers how many so far.
+ * @param {import('playwright-core').Page} page
+ * @param {string} method
+ * @param {string} url
+ */
+export function countRequests(page, method, url) {
+  let n = 0;
+  page.on('request', (request) => {
+    const u = new URL(request.url());
+    if (request.method() === method && `${u.origin}${u.pathname}` === url) n += 1;
+  });
+  return { count: () => n };
 }
 
 /** A unique suffix for member ids and phones. */

@@ -86,7 +86,10 @@ describe('language in the browser', () => {
 
   test('Chinese first for a Chinese browser; switching keeps the form and translates the error', async () => {
     const { memberId } = await createMember({ prefix: 'lang' });
-    const { context, page, problems } = await openPage(browser, { locale: 'zh-CN' });
+    const { context, page, problems } = await openPage(browser, {
+      locale: 'zh-CN',
+      expectHttp: ['POST /dev/login 401', 'POST /v1/activation 422'],
+    });
     await page.goto(`${GATEWAY_URL}/`);
     await heading(page, '登录');
     assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
@@ -143,7 +146,10 @@ describe('language in the browser', () => {
 
   test('the withdraw page in Chinese: preview and a refusal', async () => {
     const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, { locale: 'zh-CN' });
+    const { context, page, problems } = await openPage(browser, {
+      locale: 'zh-CN',
+      expectHttp: ['POST /v1/withdrawals 422'],
+    });
     await page.goto(`${GATEWAY_URL}/`);
     await heading(page, '登录');
     await page.getByLabel('会员 ID').fill(m.memberId);

@@ -150,7 +150,9 @@ describe('withdrawals', () => {
 
   test('insufficient funds and a wrong payment password show in place, with the request id', async () => {
     const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser);
+    const { context, page, problems } = await openPage(browser, {
+      expectHttp: ['POST /v1/withdrawals 422', 'POST /v1/withdrawals 403'],
+    });
     await signIn(page, m.memberId);
     await openWithdraw(page);
 
@@ -181,7 +183,10 @@ describe('withdrawals', () => {
 
   test('a retry after a network error sends the same Idempotency-Key and withdraws once', async () => {
     const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser);
+    // The first answer is cut on the way back (below): Chromium notes the reset.
+    const { context, page, problems } = await openPage(browser, {
+      expectConsole: ['Failed to load resource: net::ERR_CONNECTION_RESET'],
+    });
     await signIn(page, m.memberId);
     await openWithdraw(page);
 
