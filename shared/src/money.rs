@@ -30,11 +30,6 @@ impl Currency {
         }
     }
 
-    /// Number of minor digits; both currencies use cents/fen.
-    pub fn minor_digits(self) -> u32 {
-        2
-    }
-
     /// Parses an ISO code as the contract spells it (upper case only).
     pub fn parse(code: &str) -> Result<Currency, UnsupportedCurrency> {
         match code {
@@ -135,11 +130,6 @@ impl Amount {
         Amount(value)
     }
 
-    /// The value as a decimal.
-    pub fn as_decimal(self) -> Decimal {
-        self.0
-    }
-
     pub fn is_zero(self) -> bool {
         self.0.is_zero()
     }
@@ -238,5 +228,72 @@ mod tests {
     fn negated_zero_prints_as_zero() {
         assert_eq!(Amount::ZERO.negated().to_string(), "0.00");
         assert_eq!(Amount::parse_stored("-100").unwrap().to_string(), "-100.00");
+    }
+
+    fn amount(text: &str) -> Amount {
+        Amount::parse_stored(text).unwrap()
+    }
+
+    #[test]
+    fn currencies_round_trip_through_their_iso_codes() {
+        for (currency, code) in [(Currency::Usd, "USD"), (Currency::Cny, "CNY")] {
+            assert_eq!(currency.code(), code);
+            assert_eq!(currency.to_string(), code);
+            assert_eq!(Currency::parse(code), Ok(currency));
+        }
+        for code in ["usd", "EUR", "", "USD "] {
+            assert_eq!(Currency::parse(code), Err(UnsupportedCurrency), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn stored_amounts_keep_their_sign_and_refuse_lost_cents() {
+        assert_eq!(amount("12.5").to_string(), "12.50");
+        assert_eq!(amount("-12.34").to_string(), "-12.34");
+        assert_eq!(amount("1.2E+1").to_string(), "12.00");
+        // Trailing zeros past the cents lose nothing; a third significant decimal would.
+        assert_eq!(amount("1.2500").to_string(), "1.25");
+        assert_eq!(Amount::parse_stored("1.255"), Err(InvalidAmount::TooManyDecimals));
+        assert_eq!(Amount::parse_stored("0.001"), Err(InvalidAmount::TooManyDecimals));
+        assert_eq!(Amount::parse_stored("ten"), Err(InvalidAmount::Malformed));
+    }
+
+    #[test]
+    fn positive_amounts_are_above_zero() {
+        assert_eq!(Amount::parse_positive("0.01").unwrap().to_string(), "0.01");
+        assert_eq!(Amount::parse_positive("0"), Err(InvalidAmount::NotPositive));
+        assert_eq!(Amount::parse_positive("x"), Err(InvalidAmount::Malformed));
+    }
+
+    #[test]
+    fn zero_and_sign_are_told_apart() {
+        assert!(Amount::ZERO.is_zero());
+        assert!(!amount("0.01").is_zero());
+        assert!(!Amount::ZERO.is_negative());
+        assert!(!Amount::ZERO.negated().is_negative(), "no negative zero");
+        assert!(!amount("5").is_negative());
+        assert!(amount("-0.01").is_negative());
+    }
+
+    #[test]
+    fn arithmetic_is_exact_and_overflow_is_none() {
+        assert_eq!(amount("0.10").checked_add(amount("0.20")), Some(amount("0.30")));
+        assert_eq!(amount("0.10").checked_sub(amount("0.30")), Some(amount("-0.20")));
+        assert_eq!(amount("5").negated(), amount("-5"));
+        assert_eq!(amount("-5").negated(), amount("5"));
+        let max = Amount(Decimal::MAX);
+        assert_eq!(max.checked_add(amount("1")), None);
+        assert_eq!(max.negated().checked_sub(amount("1")), None);
+        let total: Amount = ["1.10", "2.20", "-0.30"].into_iter().map(amount).sum();
+        assert_eq!(total.to_string(), "3.00");
+    }
+
+    #[test]
+    fn amounts_serialize_as_their_contract_strings() {
+        let json = serde_json::to_string(&amount("1234.5")).unwrap();
+        assert_eq!(json, "\"1234.50\"");
+        assert_eq!(serde_json::from_str::<Amount>("\"-7.1\"").unwrap(), amount("-7.10"));
+        assert!(serde_json::from_str::<Amount>("\"1.001\"").is_err());
+        assert_eq!(format!("{:?}", amount("3")), "Amount(3.00)");
     }
 }
