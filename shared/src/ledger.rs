@@ -260,4 +260,133 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
     }
+
+    #[test]
+    fn buckets_and_entry_types_have_their_contract_names() {
+        let buckets: Vec<&str> = Bucket::ALL.iter().map(|b| b.as_str()).collect();
+        assert_eq!(buckets, ["available", "pending", "in_transit"]);
+        for (entry_type, name) in [
+            (EntryType::Collection, "collection"),
+            (EntryType::CollectionSettled, "collection_settled"),
+            (EntryType::Refund, "refund"),
+            (EntryType::Withdrawal, "withdrawal"),
+            (EntryType::WithdrawalPaid, "withdrawal_paid"),
+            (EntryType::WithdrawalReturned, "withdrawal_returned"),
+        ] {
+            assert_eq!(entry_type.as_str(), name);
+            assert_eq!(serde_json::to_value(entry_type).unwrap(), name, "stored as its name");
+        }
+    }
+
+    #[test]
+    fn each_bucket_and_currency_is_its_own_slot() {
+        let balance = Balance {
+            available: amount("1"),
+            pending: amount("2"),
+            in_transit: amount("3"),
+        };
+        let got: Vec<String> = Bucket::ALL.iter().map(|b| balance.get(*b).to_string()).collect();
+        assert_eq!(got, ["1.00", "2.00", "3.00"]);
+        for bucket in Bucket::ALL {
+            let next = balance.apply(&BucketDeltas(vec![(bucket, amount("0.50"))])).unwrap();
+            for other in Bucket::ALL {
+                let expected = if other == bucket {
+                    balance.get(other).checked_add(amount("0.50")).unwrap()
+                } else {
+                    balance.get(other)
+                };
+                assert_eq!(next.get(other), expected, "{bucket:?} moved {other:?}");
+            }
+        }
+        let mut balances = Balances::default();
+        balances.get_mut(Currency::Cny).pending = amount("7");
+        assert_eq!(balances.get(Currency::Cny).pending, amount("7"));
+        assert_eq!(balances.cny.pending, amount("7"));
+        assert_eq!(balances.get(Currency::Usd), &Balance::default());
+        balances.get_mut(Currency::Usd).available = amount("9");
+        assert_eq!(balances.usd.available, amount("9"));
+        assert_eq!(balances.get(Currency::Usd).available, amount("9"));
+    }
+
+    #[test]
+    fn applying_deltas_refuses_overflow_and_a_bucket_left_negative_by_the_last_move() {
+        let huge = Balance {
+            pending: Amount::parse_stored("79228162514264337593543950335").unwrap(),
+            ..Balance::default()
+        };
+        assert_eq!(huge.apply(&BucketDeltas(vec![(Bucket::Pending, amount("1"))])), None);
+        let balance = Balance {
+            pending: amount("5"),
+            ..Balance::default()
+        };
+        let settle = BucketDeltas(vec![(Bucket::Pending, amount("-5")), (Bucket::Available, amount("5"))]);
+        assert_eq!(
+            balance.apply(&settle).map(|b| (b.available, b.pending)),
+            Some((amount("5"), Amount::ZERO))
+        );
+        let short = BucketDeltas(vec![
+            (Bucket::Available, amount("1")),
+            (Bucket::Pending, amount("-5.01")),
+        ]);
+        assert_eq!(balance.apply(&short), None);
+    }
+
+    #[test]
+    fn a_posting_merges_moves_per_bucket_and_skips_zero_entries() {
+        let member = MemberId::parse("m1").unwrap();
+        let now = Timestamp::from_unix_millis(1_000);
+        let writes = Posting::new(&member, Currency::Cny, EntryType::Refund, "ref_1")
+            .change(Bucket::Pending, amount("-2"))
+            .change(Bucket::Pending, amount("-3"))
+            .change(Bucket::Available, Amount::ZERO)
+            .change(Bucket::InTransit, amount("1"))
+            .change(Bucket::InTransit, amount("-1"))
+            .into_writes(now);
+        let Write::AdjustBalance {
+            member_id,
+            currency,
+            deltas,
+        } = &writes[0]
+        else {
+            panic!("the balance write comes first: {writes:?}")
+        };
+        assert_eq!((member_id, *currency), (&member, Currency::Cny));
+        // One delta per bucket; buckets that net to zero are left out.
+        assert_eq!(deltas.iter().collect::<Vec<_>>(), vec![(Bucket::Pending, amount("-5"))]);
+        assert_eq!(deltas.get(Bucket::Pending), amount("-5"));
+        assert_eq!(deltas.get(Bucket::InTransit), Amount::ZERO);
+        assert!(!deltas.is_empty());
+        assert!(BucketDeltas::default().is_empty());
+        // One entry per non-zero move, each carrying the posting's reason.
+        let entries: Vec<&LedgerEntry> = writes[1..]
+            .iter()
+            .map(|w| match w {
+                Write::AppendLedger(entry) => entry,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        let moves: Vec<(Bucket, String)> = entries.iter().map(|e| (e.bucket, e.amount.to_string())).collect();
+        assert_eq!(
+            moves,
+            [
+                (Bucket::Pending, "-2.00".to_owned()),
+                (Bucket::Pending, "-3.00".to_owned()),
+                (Bucket::InTransit, "1.00".to_owned()),
+                (Bucket::InTransit, "-1.00".to_owned()),
+            ]
+        );
+        for entry in entries {
+            assert_eq!(
+                (
+                    &entry.member_id,
+                    entry.currency,
+                    entry.entry_type,
+                    entry.reference.as_str(),
+                    entry.created_at
+                ),
+                (&member, Currency::Cny, EntryType::Refund, "ref_1", now)
+            );
+            assert!(entry.id.starts_with("le_"), "{}", entry.id);
+        }
+    }
 }

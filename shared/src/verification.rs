@@ -126,4 +126,34 @@ mod tests {
         assert!(!CodeHasher::new(b"key-two".to_vec()).matches(&alice, &code, &stored));
         assert!(!stored.contains("123456"));
     }
+
+    #[test]
+    fn the_limits_are_the_contracts() {
+        assert_eq!(CODE_TTL_SECONDS, 1_800, "30 minutes");
+        assert_eq!(SEND_WINDOW_SECONDS, 3_600, "a rolling hour");
+        assert_eq!(
+            (RESEND_COOLDOWN_SECONDS, MAX_SENDS_PER_WINDOW, MAX_ATTEMPTS_PER_CODE),
+            (60, 5, 5)
+        );
+    }
+
+    #[test]
+    fn codes_and_keys_never_show_in_debug_output() {
+        let code = SmsCode::parse("654321").unwrap();
+        assert_eq!(code.expose(), "654321");
+        assert_eq!(format!("{code:?}"), "SmsCode([REDACTED])");
+        let hasher = CodeHasher::new(b"secret-key".to_vec());
+        assert_eq!(format!("{hasher:?}"), "CodeHasher([REDACTED])");
+    }
+
+    #[test]
+    fn a_hash_is_hex_hmac_sha256_of_member_and_code() {
+        let hasher = CodeHasher::new(b"key".to_vec());
+        let member = MemberId::parse("alice").unwrap();
+        let code = SmsCode::parse("123456").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
+        mac.update(b"alice\0123456");
+        assert_eq!(hasher.hash(&member, &code), hex::encode(mac.finalize().into_bytes()));
+        assert!(!hasher.matches(&member, &code, "not hex"));
+    }
 }
