@@ -152,7 +152,7 @@ mod tests {
         let member = MemberId::parse("alice").unwrap();
         let code = SmsCode::parse("123456").unwrap();
         let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
-        mac.update(b"alice\0123456");
+        mac.update(b"alice\x00123456");
         assert_eq!(hasher.hash(&member, &code), hex::encode(mac.finalize().into_bytes()));
         assert!(!hasher.matches(&member, &code, "not hex"));
     }
