@@ -216,6 +216,41 @@ mod tests {
     #[test]
     fn debug_never_shows_the_password() {
         let password = PaymentPassword::new("s3cret-pass".to_owned());
-        assert!(!format!("{password:?}").contains("s3cret"));
+        assert_eq!(format!("{password:?}"), "PaymentPassword([REDACTED])");
+    }
+
+    /// The list file's comment lines are not passwords (and blank lines are skipped).
+    #[test]
+    fn the_common_list_is_its_entries_only() {
+        let list = include_str!("../data/common-passwords.txt");
+        let comment = list
+            .lines()
+            .find(|l| l.starts_with('#') && (PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&l.chars().count()))
+            .expect("a comment line of a valid password's length");
+        assert_eq!(check_policy(&PaymentPassword::new(comment.to_owned())), Ok(()));
+        assert!(!common_passwords().contains(""));
+        assert!(common_passwords().contains("00000000"));
+    }
+
+    #[test]
+    fn a_phc_string_without_its_hash_or_salt_is_not_a_login_hash() {
+        assert!(!is_argon2id_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ"));
+        assert!(!is_argon2id_phc("$argon2id$v=19$m=19456,t=2,p=1"));
+    }
+
+    #[tokio::test]
+    async fn hashing_and_verifying_run_off_the_async_threads_with_the_same_results() {
+        let password = PaymentPassword::new("correct horse battery".to_owned());
+        let phc = hash_payment_password(password.clone()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert_eq!(verify_password(password, phc.clone()).await, Ok(true));
+        assert_eq!(
+            verify_password(PaymentPassword::new("wrong".to_owned()), phc).await,
+            Ok(false)
+        );
+        assert_eq!(
+            verify_password(PaymentPassword::new("x".to_owned()), "plain".to_owned()).await,
+            Err(PasswordError::StoredHashInvalid)
+        );
     }
 }
