@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use fund_account::ledger::{Bucket, EntryType, Posting};
+use fund_account::member::{MemberId, MEMBER_SHARDS};
 use fund_account::money::Currency;
-use fund_account::records::CollectionStatus;
-use fund_account::store::{Expect, PageRequest, StoreError, Write};
+use fund_account::reconciliation::AUDIT_PAGE;
+use fund_account::records::{Collection, CollectionStatus};
+use fund_account::store::{Expect, PageRequest, Store, StoreError, Write, MAX_WRITES_PER_COMMIT};
 use fund_account_tests::fixtures::*;
-use fund_account_tests::{for_each_adapter, store_of, Adapter};
+use fund_account_tests::{aws_config, dynamodb_store, for_each_adapter, store_of, Adapter};
 
 fn page(limit: usize, before: Option<&str>) -> PageRequest {
     PageRequest {
@@ -538,6 +541,205 @@ async fn malformed_commits_are_refused_before_anything_is_written(adapter: Adapt
     assert!(store.member_state(&member_id("s")).await.unwrap().is_none());
 }
 
+/// `count` member ids of shard `shard`, 64 characters each (the longest there are, so
+/// that few of them fill a DynamoDB response), in id order.
+fn ids_in_shard(shard: u32, count: usize) -> Vec<MemberId> {
+    (0u64..)
+        .map(|i| member_id(&format!("m{i:063}")))
+        .filter(|m| m.shard() == shard)
+        .take(count)
+        .collect()
+}
+
+/// Lists `ids` in the member index, a full commit at a time.
+async fn index_members(store: &dyn Store, ids: &[MemberId]) {
+    for chunk in ids.chunks(MAX_WRITES_PER_COMMIT) {
+        let writes = chunk
+            .iter()
+            .map(|m| Write::IndexMember { member_id: m.clone() })
+            .collect();
+        store.commit(writes).await.unwrap();
+    }
+}
+
+/// Walks one shard as the reconciliation does, `limit` ids a page: every page full but
+/// the last, `more` exactly when ids are left.
+async fn walk_shard(store: &dyn Store, shard: u32, limit: usize, expected: usize) -> Vec<MemberId> {
+    let (mut seen, mut after) = (Vec::new(), None::<MemberId>);
+    for _ in 0..=expected / limit + 1 {
+        let page = store.member_ids(shard, after.as_ref(), limit).await.unwrap();
+        seen.extend(page.items.iter().cloned());
+        assert_eq!(
+            page.more,
+            seen.len() < expected,
+            "shard {shard}: `more` after {} ids",
+            seen.len()
+        );
+        if !page.more {
+            return seen;
+        }
+        assert_eq!(page.items.len(), limit, "a page with more after it is full");
+        after = page.items.last().cloned();
+    }
+    panic!("shard {shard}: the walk did not end after {} ids", seen.len())
+}
+
+async fn member_ids_list_each_shard_in_id_order_a_page_at_a_time(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    // Shard 3 holds more than a reconciliation page; the others a few each.
+    let crowded = ids_in_shard(3, AUDIT_PAGE + 7);
+    index_members(store.as_ref(), &crowded).await;
+    let others: Vec<MemberId> = ["a", "b", "seller-1", "seller-2", "x.y@z", "Z_9"]
+        .iter()
+        .map(|id| member_id(id))
+        .collect();
+    index_members(store.as_ref(), &others).await;
+    // Listing again (as every member sync does) adds no second entry.
+    index_members(store.as_ref(), &others[..2]).await;
+
+    for shard in 0..MEMBER_SHARDS {
+        let mut expected: Vec<MemberId> = crowded
+            .iter()
+            .chain(&others)
+            .filter(|m| m.shard() == shard)
+            .cloned()
+            .collect();
+        expected.sort();
+        for limit in [2, AUDIT_PAGE] {
+            let walked = walk_shard(store.as_ref(), shard, limit, expected.len()).await;
+            assert_eq!(walked, expected, "shard {shard} by {limit}");
+        }
+    }
+    // `after` need not be listed itself: the page starts at the next id.
+    let between = member_id("m0");
+    let page = store.member_ids(3, Some(&between), 2).await.unwrap();
+    assert_eq!(page.items, crowded[..2]);
+    let last = crowded.last().unwrap();
+    let past_the_end = store.member_ids(3, Some(last), 5).await.unwrap();
+    assert!(past_the_end.items.is_empty() && !past_the_end.more);
+}
+
+/// A member index shard larger than one DynamoDB response (1 MB): the adapter must go on
+/// from `LastEvaluatedKey` to return all it was asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn member_ids_continue_past_a_full_dynamodb_response() {
+    let dynamo = dynamodb_store().await;
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    let table = dynamo.table().to_owned();
+    let store: Arc<dyn Store> = Arc::new(dynamo);
+    // An index item is about 150 bytes: 7,500 are over 1 MB.
+    let count = 7_500;
+    let ids = ids_in_shard(0, count);
+    index_members(store.as_ref(), &ids[..1]).await;
+    // The rest are copies of the item the adapter wrote, under the other ids, written in
+    // batches (the emulator copies the whole table for each item of a transaction, so
+    // 7,500 transactional writes would take it many minutes).
+    let written = client.scan().table_name(&table).send().await.unwrap();
+    let [template] = written.items() else {
+        panic!("one index item: {:?}", written.items())
+    };
+    let first = AttributeValue::S(ids[0].as_str().to_owned());
+    for chunk in ids[1..].chunks(25) {
+        let puts = chunk.iter().map(|id| {
+            let item = template
+                .iter()
+                .map(|(name, value)| {
+                    let value = if *value == first {
+                        AttributeValue::S(id.as_str().to_owned())
+                    } else {
+                        value.clone()
+                    };
+                    (name.clone(), value)
+                })
+                .collect();
+            let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
+            WriteRequest::builder().put_request(put).build()
+        });
+        let output = client
+            .batch_write_item()
+            .request_items(&table, puts.collect())
+            .send()
+            .await
+            .unwrap();
+        assert!(output.unprocessed_items().is_none_or(|u| u.is_empty()));
+    }
+
+    // DynamoDB itself stops short of what was asked, at 1 MB.
+    let raw = client
+        .query()
+        .table_name(&table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", template["PK"].clone())
+        .limit(i32::try_from(count + 1).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let first_response = raw.items().len();
+    assert!(
+        raw.last_evaluated_key().is_some() && first_response < count,
+        "one response holds {first_response} of {count}: the test needs more"
+    );
+
+    let mut expected = ids;
+    expected.sort();
+    let all = store.member_ids(0, None, count).await.unwrap();
+    assert_eq!(all.items.len(), count, "past the first {first_response}");
+    assert_eq!(all.items, expected);
+    assert!(!all.more);
+    let most = store.member_ids(0, None, count - 1).await.unwrap();
+    assert_eq!((most.items.len(), most.more), (count - 1, true));
+    assert_eq!(most.items, expected[..count - 1]);
+}
+
+async fn member_collections_are_listed_per_member_newest_id_first(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    let put = |collection, expect| Write::PutCollection { collection, expect };
+    let new = [
+        ("col_01", "a", CollectionStatus::Pending),
+        ("col_02", "b", CollectionStatus::Pending),
+        ("col_03", "a", CollectionStatus::Settled),
+        ("col_04", "a", CollectionStatus::Pending),
+        ("col_05", "a", CollectionStatus::Pending),
+    ];
+    let writes = new.map(|(id, owner, status)| put(collection(id, owner, at(60), status), Expect::Absent));
+    store.commit(writes.into()).await.unwrap();
+    // A collection updated (refunded, settled) is listed once, as it now is.
+    let mut settled = collection("col_04", "a", at(60), CollectionStatus::Settled);
+    settled.refunded = amount("20");
+    settled.settled_at = Some(at(60));
+    settled.version = 2;
+    store
+        .commit(vec![put(settled.clone(), Expect::Version(1))])
+        .await
+        .unwrap();
+
+    let ids = |p: &fund_account::store::Page<Collection>| -> Vec<String> {
+        p.items.iter().map(|c| c.collection_id.clone()).collect()
+    };
+    let a = member_id("a");
+    let first = store.member_collections(&a, &page(2, None)).await.unwrap();
+    assert_eq!(ids(&first), ["col_05", "col_04"]);
+    assert!(first.more);
+    assert_eq!(first.items[1], settled);
+    let rest = store.member_collections(&a, &page(2, Some("col_04"))).await.unwrap();
+    assert_eq!(ids(&rest), ["col_03", "col_01"]);
+    assert!(!rest.more, "exactly `limit` left means no more");
+    let all = store.member_collections(&a, &page(10, None)).await.unwrap();
+    assert_eq!(ids(&all), ["col_05", "col_04", "col_03", "col_01"]);
+    assert!(!all.more);
+    let b = store
+        .member_collections(&member_id("b"), &page(10, None))
+        .await
+        .unwrap();
+    assert_eq!(ids(&b), ["col_02"]);
+    assert!(store
+        .member_collections(&member_id("nobody"), &page(10, None))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
 for_each_adapter!(
     members_are_created_once_and_updated_by_version,
     a_failed_condition_rolls_back_the_whole_commit,
@@ -551,4 +753,6 @@ for_each_adapter!(
     refunds_are_written_once,
     idempotency_keys_are_held_until_they_expire,
     malformed_commits_are_refused_before_anything_is_written,
+    member_ids_list_each_shard_in_id_order_a_page_at_a_time,
+    member_collections_are_listed_per_member_newest_id_first,
 );
