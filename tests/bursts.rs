@@ -332,7 +332,7 @@ async fn a_burst_of_payout_reports_settles_the_withdrawal_once(adapter: Adapter)
     .unwrap();
     let mut burst = JoinSet::new();
     for n in 0..20 {
-        let (app, id) = (Arc::clone(&t.app), created.withdrawal_id.clone());
+        let (app, id) = (Arc::clone(&t.app), created.withdrawal.id.clone());
         let report = if n % 2 == 0 {
             Payout::Paid
         } else {

@@ -129,7 +129,7 @@ async fn payout_reports_retry_their_conflicts(adapter: Adapter) {
     .await
     .unwrap();
     conflicts.arm();
-    withdrawal::report_payout(&t.app, &first.withdrawal_id, Payout::Paid)
+    withdrawal::report_payout(&t.app, &first.withdrawal.id, Payout::Paid)
         .await
         .unwrap();
     assert!(conflicts.all_injected());
@@ -137,7 +137,7 @@ async fn payout_reports_retry_their_conflicts(adapter: Adapter) {
     let returned = Payout::Returned {
         reason: "closed".to_owned(),
     };
-    withdrawal::report_payout(&t.app, &second.withdrawal_id, returned)
+    withdrawal::report_payout(&t.app, &second.withdrawal.id, returned)
         .await
         .unwrap();
     assert!(conflicts.all_injected());

@@ -171,7 +171,7 @@ async fn arrange(t: &TestApp) -> Arranged {
     .unwrap();
     Arranged {
         member: m,
-        withdrawal_id: withdrawal.withdrawal_id,
+        withdrawal_id: withdrawal.withdrawal.id,
     }
 }
 

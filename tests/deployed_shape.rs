@@ -13,6 +13,7 @@ use fund_account::member::{MemberId, MemberStatus};
 use fund_account::money::Currency;
 use fund_account::password::PaymentPassword;
 use fund_account::reconciliation::{self, RunOptions};
+use fund_account::store::Write;
 use fund_account::verification::SmsCode;
 use fund_account_tests::project_root;
 use serde_yaml::Value as Yaml;
@@ -240,9 +241,11 @@ async fn the_reconcile_function_alerts_through_its_topic() {
     fund_account::activation::sync_member(&member_sync, &member, login, None)
         .await
         .unwrap();
-    let sabotage = Posting::new(&member, Currency::Usd, EntryType::Collection, "sabotage")
-        .change(Bucket::Available, fund_account_tests::fixtures::amount("7"))
-        .into_writes(member_sync.now());
+    let sabotage = Write::posting(
+        Posting::new(&member, Currency::Usd, EntryType::Collection, "sabotage")
+            .change(Bucket::Available, fund_account_tests::fixtures::amount("7")),
+        member_sync.now(),
+    );
     member_sync.store.commit(vec![sabotage[0].clone()]).await.unwrap();
 
     let reconcile = emulated.started(Function::Reconcile).await;
@@ -406,9 +409,11 @@ async fn the_reconcile_role_reaches_member_partitions_only_for_balances() {
     );
     let store = fund_account_tests::dynamodb_store().await;
     let member = MemberId::parse("balance-shape").unwrap();
-    let posting = Posting::new(&member, Currency::Usd, EntryType::Collection, "col-1")
-        .change(Bucket::Pending, fund_account_tests::fixtures::amount("5"))
-        .into_writes(fund_account_tests::fixtures::at(0));
+    let posting = Write::posting(
+        Posting::new(&member, Currency::Usd, EntryType::Collection, "col-1")
+            .change(Bucket::Pending, fund_account_tests::fixtures::amount("5")),
+        fund_account_tests::fixtures::at(0),
+    );
     use fund_account::store::Store;
     store.commit(posting).await.unwrap();
     let item = store

@@ -176,12 +176,12 @@ async fn withdrawal_under_the_events_id(t: &TestApp, like: &str, id: &str) {
         withdrawal: withdrawal.clone(),
         expect: Expect::Absent,
     }];
-    writes.extend(
+    writes.extend(Write::posting(
         Posting::new(&withdrawal.member_id, withdrawal.currency, EntryType::Withdrawal, id)
             .change(Bucket::Available, withdrawal.amount.negated())
-            .change(Bucket::InTransit, withdrawal.amount)
-            .into_writes(t.app.now()),
-    );
+            .change(Bucket::InTransit, withdrawal.amount),
+        t.app.now(),
+    ));
     t.app.store.commit(writes).await.unwrap();
 }
 

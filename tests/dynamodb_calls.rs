@@ -232,7 +232,7 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
         "withdrawal that resets the wrong-password count"
     );
-    withdrawal::member_withdrawal(&app, &m, &first.withdrawal_id)
+    withdrawal::member_withdrawal(&app, &m, &first.withdrawal.id)
         .await
         .unwrap();
     assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "get withdrawal");
@@ -271,7 +271,7 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         .await
         .unwrap();
     assert_eq!(counter.take(), calls(&[("Query", 2)]), "transactions, both currencies");
-    withdrawal::report_payout(&app, &first.withdrawal_id, Payout::Paid)
+    withdrawal::report_payout(&app, &first.withdrawal.id, Payout::Paid)
         .await
         .unwrap();
     assert_eq!(
@@ -279,7 +279,7 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
         "paid"
     );
-    withdrawal::report_payout(&app, &first.withdrawal_id, Payout::Paid)
+    withdrawal::report_payout(&app, &first.withdrawal.id, Payout::Paid)
         .await
         .unwrap();
     assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "paid again (no-op)");

@@ -202,7 +202,7 @@ async fn apply(t: &TestApp, m: &MemberId, model: &mut Model, op: &Op, step: usiz
                 let created = result.unwrap();
                 b.available -= value;
                 b.in_transit += value;
-                model.withdrawals.push((created.withdrawal_id, *currency, value, 0));
+                model.withdrawals.push((created.withdrawal.id, *currency, value, 0));
             }
         }
         Op::Paid { withdrawal: w } | Op::Returned { withdrawal: w } => {

@@ -70,7 +70,7 @@ async fn busy_member(t: &TestApp, id: &str) -> MemberId {
     let paid = fund_account::withdrawal::withdraw(&t.app, &m, request("b"))
         .await
         .unwrap();
-    fund_account::withdrawal::report_payout(&t.app, &paid.withdrawal_id, fund_account::withdrawal::Payout::Paid)
+    fund_account::withdrawal::report_payout(&t.app, &paid.withdrawal.id, fund_account::withdrawal::Payout::Paid)
         .await
         .unwrap();
     m
@@ -128,7 +128,7 @@ async fn a_balance_changed_without_a_ledger_entry_is_reported_alerted_and_left_a
     // Sabotage: a balance write with no ledger entry, as a bug would make.
     let tampered =
         Posting::new(&m, Currency::Usd, EntryType::Collection, "sabotage").change(Bucket::Available, amount("5"));
-    let balance_only = tampered.into_writes(t.app.now()).into_iter().next().unwrap();
+    let balance_only = Write::posting(tampered, t.app.now()).into_iter().next().unwrap();
     t.app.store.commit(vec![balance_only]).await.unwrap();
 
     let report = run(&t).await;
@@ -172,7 +172,7 @@ async fn a_stray_ledger_entry_is_reported(adapter: Adapter) {
     let (t, alerts) = app_with_alerts(adapter).await;
     let m = busy_member(&t, "seller-1").await;
     let stray = Posting::new(&m, Currency::Cny, EntryType::Refund, "stray").change(Bucket::Pending, amount("-1.5"));
-    let entry = stray.into_writes(t.app.now()).into_iter().nth(1).unwrap();
+    let entry = Write::posting(stray, t.app.now()).into_iter().nth(1).unwrap();
     assert!(matches!(entry, Write::AppendLedger(_)));
     t.app.store.commit(vec![entry]).await.unwrap();
     let report = run(&t).await;
@@ -193,9 +193,10 @@ async fn money_in_transit_without_a_withdrawal_is_reported(adapter: Adapter) {
     let t = test_app(adapter).await;
     let m = busy_member(&t, "seller-1").await;
     // Balanced against the ledger, but no processing withdrawal explains it.
-    let writes = Posting::new(&m, Currency::Usd, EntryType::Withdrawal, "ghost")
-        .change(Bucket::InTransit, amount("10"))
-        .into_writes(t.app.now());
+    let writes = Write::posting(
+        Posting::new(&m, Currency::Usd, EntryType::Withdrawal, "ghost").change(Bucket::InTransit, amount("10")),
+        t.app.now(),
+    );
     t.app.store.commit(writes).await.unwrap();
     let report = run(&t).await;
     let found: Vec<_> = report.discrepancies.iter().map(|d| (d.currency, d.kind)).collect();
@@ -281,11 +282,11 @@ async fn seed_accounts(t: &TestApp, count: usize) {
                 member_id: m.member_id.clone(),
             },
         ];
-        writes.extend(
+        writes.extend(Write::posting(
             Posting::new(&m.member_id, Currency::Usd, EntryType::Collection, &id)
-                .change(Bucket::Available, amount("1"))
-                .into_writes(t.app.now()),
-        );
+                .change(Bucket::Available, amount("1")),
+            t.app.now(),
+        ));
         t.app.store.commit(writes).await.unwrap();
     }
 }

@@ -57,6 +57,7 @@ async fn a_reconciliation_discrepancy_is_published_to_the_alert_topic() {
     use fund_account::ledger::{Bucket, EntryType, Posting};
     use fund_account::money::Currency;
     use fund_account::reconciliation::{self, RunOptions};
+    use fund_account::store::Write;
 
     let config = fund_account_tests::aws_config().await;
     let sns = aws_sdk_sns::Client::new(&config);
@@ -80,9 +81,11 @@ async fn a_reconciliation_discrepancy_is_published_to_the_alert_topic() {
         outbox: fund_account_tests::sqlite_store().outbox(),
     };
     let member = t.member("alerted-seller", "login-Pass-2026", None).await;
-    let sabotage = Posting::new(&member, Currency::Cny, EntryType::Collection, "sabotage")
-        .change(Bucket::Available, fund_account_tests::fixtures::amount("7"))
-        .into_writes(app.now());
+    let sabotage = Write::posting(
+        Posting::new(&member, Currency::Cny, EntryType::Collection, "sabotage")
+            .change(Bucket::Available, fund_account_tests::fixtures::amount("7")),
+        app.now(),
+    );
     app.store.commit(vec![sabotage[0].clone()]).await.unwrap();
 
     let report = reconciliation::run(&app, RunOptions::full()).await.unwrap();

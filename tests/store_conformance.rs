@@ -99,10 +99,7 @@ fn deltas_of(moves: &[(Bucket, &str)]) -> fund_account::ledger::BucketDeltas {
     for (bucket, value) in moves {
         posting = posting.change(*bucket, amount(value));
     }
-    match posting.into_writes(at(0)).into_iter().next() {
-        Some(Write::AdjustBalance { deltas, .. }) => deltas,
-        _ => unreachable!("a posting starts with its balance write"),
-    }
+    posting.deltas()
 }
 
 async fn balances_start_at_zero_and_never_go_negative(adapter: Adapter) {

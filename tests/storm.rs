@@ -435,7 +435,7 @@ async fn storm(adapter: Adapter, members: usize, clients: u64, ops: u64) {
                             .await
                             .map(|created| {
                                 assert!(!created.replayed, "idempotency keys are unique");
-                                withdrawals.push(created.withdrawal_id);
+                                withdrawals.push(created.withdrawal.id);
                                 moved("withdrawal", Flow::Withdrawn, m, currency, amount)
                             })
                             .map_err(|e| ("withdrawal", e))

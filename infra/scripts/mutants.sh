@@ -62,8 +62,14 @@ for file in "${files[@]}"; do
   # shellcheck disable=SC2086 # the selection is a list of cargo arguments
   package=fund-account
   [[ $selection == --lib ]] || package=fund-account-tests
+  # cargo-mutants' own baseline runs only the mutated package's tests (it ignores
+  # --test-package), so the baseline is run here, with the same selection, and skipped there.
+  # shellcheck disable=SC2086
+  (cd "$tree" && cargo test --package "$package" $selection -- --skip dynamodb >"$out.baseline.log" 2>&1) \
+    || { echo "the unmutated tree fails its tests: see $out.baseline.log" >&2; exit 1; }
+  # shellcheck disable=SC2086
   (cd "$tree" && cargo mutants --in-place --no-shuffle -f "$file" --test-package "$package" \
-      --minimum-test-timeout 120 --output "$out" \
+      --baseline skip --timeout 300 --output "$out" \
       -- $selection -- --skip dynamodb) || true # survivors are reported below, not fatal
 done
 

@@ -6,12 +6,13 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use crate::app::{retrying, settle_commit, App, Attempt};
+use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::member::{Member, MemberId, MemberStatus, PhcHash, VerificationCode};
 use crate::password::{self, PaymentPassword, PolicyViolation};
 use crate::phone::PhoneNumber;
+use crate::retry::{commit, retrying, Attempt, Commit};
 use crate::sms::verification_message;
 use crate::store::{Expect, MemberState, Write};
 use crate::verification::{
@@ -130,7 +131,7 @@ async fn reserve_activation_attempt(
             member: next,
             ..state.clone()
         };
-        settle_commit(app.store.commit(writes).await, || written, |_| Ok(Attempt::Retry))
+        Ok(commit(&*app.store, writes).await?.done_or_reread(written))
     })
     .await
 }
@@ -213,7 +214,7 @@ pub async fn set_payment_password(
                     expect: Expect::Any,
                 });
             }
-            settle_commit(app.store.commit(writes).await, || outcome, |_| Ok(Attempt::Retry))
+            Ok(commit(&*app.store, writes).await?.done_or_reread(outcome))
         }
     })
     .await
@@ -273,7 +274,7 @@ pub async fn send_code(app: &App, member_id: &MemberId) -> Result<CodeSent, ApiE
                 expires_at,
                 resend_after: now.plus_seconds(RESEND_COOLDOWN_SECONDS),
             };
-            settle_commit(app.store.commit(writes).await, || sent, |_| Ok(Attempt::Retry))
+            Ok(commit(&*app.store, writes).await?.done_or_reread(sent))
         }
     })
     .await?;
@@ -326,7 +327,7 @@ pub async fn confirm_code(app: &App, member_id: &MemberId, typed: &SmsCode) -> R
                     expect: Expect::Version(code.version),
                 },
             ];
-            return settle_commit(app.store.commit(writes).await, || (), |_| Ok(Attempt::Retry));
+            return Ok(commit(&*app.store, writes).await?.done_or_reread(()));
         }
         let mut spent = code.clone();
         spent.failed_attempts += 1;
@@ -336,9 +337,9 @@ pub async fn confirm_code(app: &App, member_id: &MemberId, typed: &SmsCode) -> R
             code: spent,
             expect: Expect::Version(code.version),
         }];
-        match settle_commit(app.store.commit(writes).await, || (), |_| Ok(Attempt::Retry))? {
-            Attempt::Done(()) => Err(ApiError::CodeIncorrect { attempts_left }),
-            Attempt::Retry => Ok(Attempt::Retry),
+        match commit(&*app.store, writes).await? {
+            Commit::Applied => Err(ApiError::CodeIncorrect { attempts_left }),
+            Commit::Contended | Commit::Refused(_) => Ok(Attempt::Retry),
         }
     })
     .await
@@ -407,7 +408,7 @@ pub async fn sync_member(
                     (next, writes)
                 }
             };
-            settle_commit(app.store.commit(writes).await, || member, |_| Ok(Attempt::Retry))
+            Ok(commit(&*app.store, writes).await?.done_or_reread(member))
         }
     })
     .await

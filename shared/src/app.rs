@@ -1,15 +1,13 @@
 //! The dependencies every route runs with, built once per process (per Lambda container).
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::alerts::{AlertSink, LogAlerts};
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::money::{Amount, Currency};
 use crate::sms::SmsSender;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::verification::CodeHasher;
 
 /// Withdrawal fees per currency, from configuration.
@@ -122,54 +120,5 @@ impl App {
 
     pub fn now(&self) -> crate::clock::Timestamp {
         self.clock.now()
-    }
-}
-
-/// What one optimistic attempt at an operation came to.
-pub enum Attempt<T> {
-    Done(T),
-    /// Another writer got there first: read again and retry.
-    Retry,
-}
-
-/// Most attempts an operation makes against write conflicts before answering 503.
-pub const MAX_ATTEMPTS: u32 = 30;
-
-/// Runs `attempt` until it is done, retrying conflicts with jittered backoff, so that
-/// concurrency is never the client's problem.
-pub async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Attempt<T>, ApiError>>,
-{
-    for n in 0..MAX_ATTEMPTS {
-        // A read cancelled by a transaction in flight (`TransactGetItems`) comes back as
-        // `Contention` through `?`: it is retried like a lost write.
-        match attempt().await {
-            Ok(Attempt::Done(value)) => return Ok(value),
-            Err(error) if error != ApiError::Contention => return Err(error),
-            Ok(Attempt::Retry) | Err(_) => {
-                let cap_ms = 2u64.saturating_pow(n.min(7)).min(100);
-                let jitter_ms = rand::random::<u64>() % (cap_ms + 1);
-                tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
-            }
-        }
-    }
-    tracing::error!("operation gave up after {MAX_ATTEMPTS} conflicting attempts");
-    Err(ApiError::Contention)
-}
-
-/// Maps a commit outcome for [`retrying`]: contention retries; a failed condition is
-/// handed to `on_condition` (with the index of the failed write) to decide.
-pub fn settle_commit<T>(
-    result: Result<(), StoreError>,
-    done: impl FnOnce() -> T,
-    on_condition: impl FnOnce(usize) -> Result<Attempt<T>, ApiError>,
-) -> Result<Attempt<T>, ApiError> {
-    match result {
-        Ok(()) => Ok(Attempt::Done(done())),
-        Err(StoreError::Contention) => Ok(Attempt::Retry),
-        Err(StoreError::ConditionFailed { write_index }) => on_condition(write_index),
-        Err(other) => Err(other.into()),
     }
 }

@@ -1,14 +1,15 @@
 //! Money in: collections credit `pending`, settlement moves them to `available`, and
 //! refunds take money back — never more than what is left of the collection.
 
-use crate::app::{retrying, App, Attempt};
+use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ledger::{Bucket, EntryType, Posting};
 use crate::member::MemberId;
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, Refund};
-use crate::store::{Expect, StoreError, Write};
+use crate::retry::{commit, retrying, Attempt, Commit};
+use crate::store::{Expect, Write, WriteTarget};
 
 /// A collection as the trade system reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,23 +77,23 @@ async fn attempt_collect(app: &App, request: &NewCollection) -> Result<Attempt<C
             version: None,
         },
     ];
-    writes.extend(
+    writes.extend(Write::posting(
         Posting::new(
             &request.member_id,
             request.currency,
             EntryType::Collection,
             &request.collection_id,
         )
-        .change(Bucket::Pending, request.amount)
-        .into_writes(now),
-    );
-    match app.store.commit(writes).await {
-        Ok(()) => Ok(Attempt::Done(Created {
+        .change(Bucket::Pending, request.amount),
+        now,
+    ));
+    match commit(&*app.store, writes).await? {
+        Commit::Applied => Ok(Attempt::Done(Created {
             record: collection,
             created: true,
         })),
         // The id is taken: a repeat (answered with what is stored) or a conflict.
-        Err(StoreError::ConditionFailed { write_index: 0 }) => {
+        Commit::Refused(WriteTarget::Collection) => {
             let Some(stored) = app.store.collection(&request.collection_id).await? else {
                 return Ok(Attempt::Retry);
             };
@@ -105,10 +106,10 @@ async fn attempt_collect(app: &App, request: &NewCollection) -> Result<Attempt<C
                 Err(ApiError::CollectionConflict)
             }
         }
-        Err(StoreError::ConditionFailed { write_index: 1 }) => Err(ApiError::MemberNotFound),
-        // Another transaction held the balance: the same commit goes again.
-        Err(StoreError::Contention) => Ok(Attempt::Retry),
-        Err(other) => Err(other.into()),
+        Commit::Refused(WriteTarget::Member) => Err(ApiError::MemberNotFound),
+        // Another transaction held the balance: the same commit goes again. (A balance or
+        // ledger condition cannot fail here: the posting only adds to `pending`.)
+        Commit::Contended | Commit::Refused(_) => Ok(Attempt::Retry),
     }
 }
 
@@ -193,28 +194,25 @@ pub async fn refund(app: &App, request: NewRefund) -> Result<Created<Refund>, Ap
                     expect: Expect::Version(collection.version),
                 },
             ];
-            writes.extend(
+            writes.extend(Write::posting(
                 Posting::new(
                     &collection.member_id,
                     collection.currency,
                     EntryType::Refund,
                     &request.refund_id,
                 )
-                .change(taken_from, request.amount.negated())
-                .into_writes(now),
-            );
-            match app.store.commit(writes).await {
-                Ok(()) => Ok(Attempt::Done(Created { record, created: true })),
+                .change(taken_from, request.amount.negated()),
+                now,
+            ));
+            match commit(&*app.store, writes).await? {
+                Commit::Applied => Ok(Attempt::Done(Created { record, created: true })),
                 // The refund id is taken: a repeat, or a conflict.
-                Err(StoreError::ConditionFailed { write_index: 0 }) => {
-                    match app.store.refund(&request.refund_id).await? {
-                        Some(stored) => replay_refund(stored, &request).map(Attempt::Done),
-                        None => Ok(Attempt::Retry),
-                    }
-                }
+                Commit::Refused(WriteTarget::Refund) => match app.store.refund(&request.refund_id).await? {
+                    Some(stored) => replay_refund(stored, &request).map(Attempt::Done),
+                    None => Ok(Attempt::Retry),
+                },
                 // The collection moved on (another refund, or settlement): read and decide again.
-                Err(StoreError::ConditionFailed { write_index: 1 }) | Err(StoreError::Contention) => Ok(Attempt::Retry),
-                Err(StoreError::ConditionFailed { .. }) => {
+                Commit::Refused(WriteTarget::Balance) => {
                     // Only `available` can run short: until settlement the collection's
                     // own money is still in `pending`.
                     let available = match app.store.member_state(&collection.member_id).await? {
@@ -223,7 +221,7 @@ pub async fn refund(app: &App, request: NewRefund) -> Result<Created<Refund>, Ap
                     };
                     refuse_unless_repeat(app, &request, ApiError::InsufficientFunds { available }).await
                 }
-                Err(other) => Err(other.into()),
+                Commit::Contended | Commit::Refused(_) => Ok(Attempt::Retry),
             }
         }
     })
@@ -273,7 +271,7 @@ pub async fn settle_one(app: &App, collection: &Collection, now: Timestamp) -> R
         expect: Expect::Version(collection.version),
     }];
     if !remaining.is_zero() {
-        writes.extend(
+        writes.extend(Write::posting(
             Posting::new(
                 &collection.member_id,
                 collection.currency,
@@ -281,15 +279,14 @@ pub async fn settle_one(app: &App, collection: &Collection, now: Timestamp) -> R
                 &collection.collection_id,
             )
             .change(Bucket::Pending, remaining.negated())
-            .change(Bucket::Available, remaining)
-            .into_writes(now),
-        );
+            .change(Bucket::Available, remaining),
+            now,
+        ));
     }
-    match app.store.commit(writes).await {
-        Ok(()) => Ok(Some(remaining)),
+    match commit(&*app.store, writes).await? {
+        Commit::Applied => Ok(Some(remaining)),
         // Someone else changed it first: re-read and try once more on the next pass.
-        Err(StoreError::ConditionFailed { .. } | StoreError::Contention) => Ok(None),
-        Err(other) => Err(other.into()),
+        Commit::Contended | Commit::Refused(_) => Ok(None),
     }
 }
 

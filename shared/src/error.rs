@@ -5,7 +5,6 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::Timestamp;
 use crate::money::Amount;
-use crate::store::StoreError;
 
 /// A refusal (4xx) or a fault (5xx), as the contract names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +92,7 @@ pub enum ApiError {
     #[error("a dependency is unavailable; try again shortly")]
     ServiceUnavailable,
     /// Another transaction touched the same items at the same moment (DynamoDB's
-    /// `TransactionConflict`). `app::retrying` retries it; a client sees it (as 503
+    /// `TransactionConflict`). `retry::retrying` retries it; a client sees it (as 503
     /// `service_unavailable`) only when it outlasts every attempt.
     #[error("the store was busy with the same items; try again shortly")]
     Contention,
@@ -237,21 +236,5 @@ impl ApiError {
             _ => {}
         }
         Value::Object(body)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
-        match error {
-            StoreError::Contention => ApiError::Contention,
-            StoreError::Unavailable(_) => {
-                tracing::error!(error = %error, "store unavailable");
-                ApiError::ServiceUnavailable
-            }
-            StoreError::ConditionFailed { .. } | StoreError::Corrupt(_) | StoreError::InvalidCommit(_) => {
-                tracing::error!(error = %error, "store fault");
-                ApiError::Internal
-            }
-        }
     }
 }

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::member::MemberId;
 use crate::money::{Amount, Currency};
-use crate::store::Write;
 
 /// The three parts of a balance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -188,9 +187,8 @@ impl Posting {
         self
     }
 
-    /// The writes: one balance adjustment (buckets merged, since a transaction may touch
-    /// an item once) and one ledger entry per non-zero move.
-    pub fn into_writes(self, now: Timestamp) -> Vec<Write> {
+    /// The posting's moves merged per bucket, zeros left out: one balance adjustment.
+    pub fn deltas(&self) -> BucketDeltas {
         let mut merged: Vec<(Bucket, Amount)> = Vec::new();
         for (bucket, amount) in &self.moves {
             match merged.iter_mut().find(|(b, _)| b == bucket) {
@@ -201,24 +199,25 @@ impl Posting {
             }
         }
         merged.retain(|(_, a)| !a.is_zero());
-        let mut writes = vec![Write::AdjustBalance {
-            member_id: self.member_id.clone(),
-            currency: self.currency,
-            deltas: BucketDeltas(merged),
-        }];
-        for (bucket, amount) in self.moves.into_iter().filter(|(_, a)| !a.is_zero()) {
-            writes.push(Write::AppendLedger(LedgerEntry {
+        BucketDeltas(merged)
+    }
+
+    /// One ledger entry per non-zero move, each with its own id.
+    pub fn entries(&self, now: Timestamp) -> Vec<LedgerEntry> {
+        self.moves
+            .iter()
+            .filter(|(_, amount)| !amount.is_zero())
+            .map(|(bucket, amount)| LedgerEntry {
                 id: format!("le_{}", crate::ids::ulid_at(now)),
                 member_id: self.member_id.clone(),
                 currency: self.currency,
-                bucket,
-                amount,
+                bucket: *bucket,
+                amount: *amount,
                 entry_type: self.entry_type,
                 reference: self.reference.clone(),
                 created_at: now,
-            }));
-        }
-        writes
+            })
+            .collect()
     }
 }
 
@@ -246,19 +245,13 @@ mod tests {
     }
 
     #[test]
-    fn a_posting_writes_one_balance_change_and_one_entry_per_bucket() {
+    fn a_posting_moves_one_balance_and_makes_one_entry_per_bucket() {
         let member = MemberId::parse("m1").unwrap();
-        let writes = Posting::new(&member, Currency::Usd, EntryType::Withdrawal, "wd_1")
+        let posting = Posting::new(&member, Currency::Usd, EntryType::Withdrawal, "wd_1")
             .change(Bucket::Available, amount("-5"))
-            .change(Bucket::InTransit, amount("5"))
-            .into_writes(Timestamp::from_unix_millis(0));
-        assert_eq!(writes.len(), 3);
-        match &writes[0] {
-            Write::AdjustBalance { deltas, .. } => {
-                assert_eq!(deltas.get(Bucket::InTransit), amount("5"))
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+            .change(Bucket::InTransit, amount("5"));
+        assert_eq!(posting.deltas().get(Bucket::InTransit), amount("5"));
+        assert_eq!(posting.entries(Timestamp::from_unix_millis(0)).len(), 2);
     }
 
     #[test]
@@ -335,22 +328,13 @@ mod tests {
     fn a_posting_merges_moves_per_bucket_and_skips_zero_entries() {
         let member = MemberId::parse("m1").unwrap();
         let now = Timestamp::from_unix_millis(1_000);
-        let writes = Posting::new(&member, Currency::Cny, EntryType::Refund, "ref_1")
+        let posting = Posting::new(&member, Currency::Cny, EntryType::Refund, "ref_1")
             .change(Bucket::Pending, amount("-2"))
             .change(Bucket::Pending, amount("-3"))
             .change(Bucket::Available, Amount::ZERO)
             .change(Bucket::InTransit, amount("1"))
-            .change(Bucket::InTransit, amount("-1"))
-            .into_writes(now);
-        let Write::AdjustBalance {
-            member_id,
-            currency,
-            deltas,
-        } = &writes[0]
-        else {
-            panic!("the balance write comes first: {writes:?}")
-        };
-        assert_eq!((member_id, *currency), (&member, Currency::Cny));
+            .change(Bucket::InTransit, amount("-1"));
+        let deltas = posting.deltas();
         // One delta per bucket; buckets that net to zero are left out.
         assert_eq!(deltas.iter().collect::<Vec<_>>(), vec![(Bucket::Pending, amount("-5"))]);
         assert_eq!(deltas.get(Bucket::Pending), amount("-5"));
@@ -358,13 +342,7 @@ mod tests {
         assert!(!deltas.is_empty());
         assert!(BucketDeltas::default().is_empty());
         // One entry per non-zero move, each carrying the posting's reason.
-        let entries: Vec<&LedgerEntry> = writes[1..]
-            .iter()
-            .map(|w| match w {
-                Write::AppendLedger(entry) => entry,
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect();
+        let entries = posting.entries(now);
         let moves: Vec<(Bucket, String)> = entries.iter().map(|e| (e.bucket, e.amount.to_string())).collect();
         assert_eq!(
             moves,
@@ -375,7 +353,7 @@ mod tests {
                 (Bucket::InTransit, "-1.00".to_owned()),
             ]
         );
-        for entry in entries {
+        for entry in &entries {
             assert_eq!(
                 (
                     &entry.member_id,

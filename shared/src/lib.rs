@@ -26,6 +26,7 @@ pub mod password;
 pub mod phone;
 pub mod reconciliation;
 pub mod records;
+pub mod retry;
 pub mod routes;
 pub mod sms;
 pub mod store;

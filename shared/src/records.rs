@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::error::ApiError;
 use crate::member::MemberId;
 use crate::money::{Amount, Currency};
 
@@ -36,6 +37,24 @@ pub struct BankAccount {
 }
 
 impl BankAccount {
+    /// A bank account from a request's fields: names 1 to 140 characters without control
+    /// characters, the account number 4 to 34 letters and digits (an IBAN's longest).
+    pub fn parse(holder_name: String, account_number: String, bank_name: String) -> Result<BankAccount, ApiError> {
+        let name_ok =
+            |name: &str| !name.trim().is_empty() && name.chars().count() <= 140 && !name.chars().any(char::is_control);
+        let number_ok =
+            (4..=34).contains(&account_number.len()) && account_number.bytes().all(|b| b.is_ascii_alphanumeric());
+        if name_ok(&holder_name) && name_ok(&bank_name) && number_ok {
+            Ok(BankAccount {
+                holder_name,
+                account_number,
+                bank_name,
+            })
+        } else {
+            Err(ApiError::InvalidBankAccount)
+        }
+    }
+
     pub fn last4(&self) -> String {
         let chars: Vec<char> = self.account_number.chars().collect();
         chars[chars.len().saturating_sub(4)..].iter().collect()
@@ -125,9 +144,9 @@ pub struct IdempotencyRecord {
     pub key: String,
     /// SHA-256 of the request's canonical form, without the payment password.
     pub fingerprint: String,
-    pub withdrawal_id: String,
-    /// The first response's body, replayed byte for byte.
-    pub response_body: String,
+    /// The withdrawal as it was created: a replay answers with it, so its body is byte for
+    /// byte the first response's, whatever happened to the withdrawal since.
+    pub withdrawal: Withdrawal,
     pub created_at: Timestamp,
     /// Kept at least this long (DynamoDB TTL; also checked on read).
     pub expires_at: Timestamp,

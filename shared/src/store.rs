@@ -7,7 +7,8 @@
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
-use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry};
+use crate::error::ApiError;
+use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry, Posting};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::Currency;
 use crate::records::{Collection, IdempotencyRecord, Refund, RunRecord, Withdrawal};
@@ -100,6 +101,24 @@ pub enum StoreError {
     /// The commit itself is malformed (too many writes, an item written twice).
     #[error("invalid commit: {0}")]
     InvalidCommit(String),
+}
+
+/// How a store failure reaches a caller: a conflict is retried (see `retry`), an outage is
+/// 503, anything else a fault of ours.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Contention => ApiError::Contention,
+            StoreError::Unavailable(_) => {
+                tracing::error!(error = %error, "store unavailable");
+                ApiError::ServiceUnavailable
+            }
+            StoreError::ConditionFailed { .. } | StoreError::Corrupt(_) | StoreError::InvalidCommit(_) => {
+                tracing::error!(error = %error, "store fault");
+                ApiError::Internal
+            }
+        }
+    }
 }
 
 /// A member with everything activation and the account view need, read at once.
@@ -199,7 +218,52 @@ pub trait Store: Send + Sync {
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 }
 
+/// The kind of item a write touches: how a failed condition is named (see
+/// `retry::commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteTarget {
+    Member,
+    Code,
+    MemberIndex,
+    Balance,
+    Ledger,
+    Withdrawal,
+    Collection,
+    Refund,
+    Run,
+    Idempotency,
+}
+
 impl Write {
+    /// The writes of a posting: one balance adjustment (its moves merged per bucket, since
+    /// a commit may touch an item once) and one ledger entry per non-zero move — so the
+    /// entries of a bucket always sum to its balance.
+    pub fn posting(posting: Posting, now: Timestamp) -> Vec<Write> {
+        let mut writes = vec![Write::AdjustBalance {
+            member_id: posting.member_id.clone(),
+            currency: posting.currency,
+            deltas: posting.deltas(),
+        }];
+        writes.extend(posting.entries(now).into_iter().map(Write::AppendLedger));
+        writes
+    }
+
+    /// The kind of item this write touches.
+    pub fn target(&self) -> WriteTarget {
+        match self {
+            Write::PutMember { .. } | Write::CheckMember { .. } => WriteTarget::Member,
+            Write::PutCode { .. } | Write::DeleteCode { .. } => WriteTarget::Code,
+            Write::IndexMember { .. } => WriteTarget::MemberIndex,
+            Write::AdjustBalance { .. } => WriteTarget::Balance,
+            Write::AppendLedger(_) => WriteTarget::Ledger,
+            Write::PutWithdrawal { .. } => WriteTarget::Withdrawal,
+            Write::PutCollection { .. } => WriteTarget::Collection,
+            Write::PutRefund(_) => WriteTarget::Refund,
+            Write::PutRun(_) => WriteTarget::Run,
+            Write::PutIdempotency { .. } => WriteTarget::Idempotency,
+        }
+    }
+
     /// The identity of the item this write touches, as `kind/key`: a commit may touch
     /// each item once (DynamoDB's rule, enforced alike in every adapter).
     pub fn item_identity(&self) -> String {

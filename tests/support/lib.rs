@@ -329,8 +329,7 @@ pub mod fixtures {
             member_id: member_id(member),
             key: key.to_owned(),
             fingerprint: "f".repeat(64),
-            withdrawal_id: "wd_1".to_owned(),
-            response_body: "{}".to_owned(),
+            withdrawal: withdrawal("wd_1", member, 1),
             created_at: at(0),
             expires_at,
         }

@@ -4,6 +4,7 @@
 use http::StatusCode;
 use lambda_http::Request;
 use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -11,8 +12,8 @@ use crate::http::{
     currency, json_body, member_caller, page_json, page_request, path_param, require_internal_caller, MoneyField, Reply,
 };
 use crate::password::PaymentPassword;
-use crate::records::BankAccount;
-use crate::withdrawal::{self, withdrawal_view, IdempotencyKey, Payout, WithdrawalRequest};
+use crate::records::{BankAccount, Withdrawal};
+use crate::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +42,29 @@ struct Returned {
 #[serde(deny_unknown_fields)]
 struct Paid {}
 
+/// The withdrawal as responses show it: the account number reduced to its last 4.
+fn withdrawal_view(w: &Withdrawal) -> Value {
+    let mut view = json!({
+        "id": w.id,
+        "currency": w.currency.code(),
+        "amount": w.amount.to_string(),
+        "fee": w.fee.to_string(),
+        "net_amount": w.net_amount.to_string(),
+        "status": w.status.as_str(),
+        "bank_account": {
+            "holder_name": w.bank_account.holder_name,
+            "bank_name": w.bank_account.bank_name,
+            "account_last4": w.bank_account.last4(),
+        },
+        "created_at": w.created_at.to_rfc3339(),
+        "updated_at": w.updated_at.to_rfc3339(),
+    });
+    if let Some(reason) = &w.return_reason {
+        view["return_reason"] = json!(reason);
+    }
+    view
+}
+
 /// Longest return reason kept.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -53,12 +77,11 @@ pub(super) async fn create(app: &App, req: Request) -> Result<Reply, ApiError> {
     let body: CreateWithdrawal = json_body(&req)?;
     let amount = body.amount.positive()?;
     let currency = currency(&body.currency)?;
-    let bank_account = BankAccount {
-        holder_name: body.bank_account.holder_name,
-        account_number: body.bank_account.account_number,
-        bank_name: body.bank_account.bank_name,
-    };
-    withdrawal::validate_bank_account(&bank_account)?;
+    let bank_account = BankAccount::parse(
+        body.bank_account.holder_name,
+        body.bank_account.account_number,
+        body.bank_account.bank_name,
+    )?;
     let request = WithdrawalRequest {
         key,
         currency,
@@ -67,8 +90,8 @@ pub(super) async fn create(app: &App, req: Request) -> Result<Reply, ApiError> {
         bank_account,
     };
     let created = withdrawal::withdraw(app, &member_id, request).await?;
-    let body = serde_json::from_str(&created.body).map_err(|_| ApiError::Internal)?;
-    let reply = Reply::json(StatusCode::CREATED, body);
+    // A replay shows the withdrawal as it was created, so its body is the first one's.
+    let reply = Reply::json(StatusCode::CREATED, withdrawal_view(&created.withdrawal));
     Ok(if created.replayed {
         reply.with_header("idempotent-replayed", "true")
     } else {
