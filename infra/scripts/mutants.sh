@@ -26,16 +26,16 @@ if [[ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $version" ]]; t
 fi
 
 # The tests that cover each file: the crate's unit tests (--lib), and for the operations
-# the integration tests that drive them (in package fund-account-tests: each extra test
+# also the integration tests that drive them (package fund-account-tests: each extra test
 # binary costs link time on every mutant, so only those that exercise the file).
 declare -A tests=(
   [shared/src/money.rs]="--lib"
   [shared/src/ledger.rs]="--lib"
   [shared/src/verification.rs]="--lib"
   [shared/src/password.rs]="--lib"
-  [shared/src/activation.rs]="--test activation --test bursts"
-  [shared/src/withdrawal.rs]="--test money --test bursts --test http_money"
-  [shared/src/collection.rs]="--test money --test reconciliation --test crash_safety"
+  [shared/src/activation.rs]="--lib --test activation --test bursts"
+  [shared/src/withdrawal.rs]="--lib --test money --test bursts --test http_money"
+  [shared/src/collection.rs]="--lib --test money --test reconciliation --test crash_safety"
 )
 order=(shared/src/money.rs shared/src/ledger.rs shared/src/verification.rs shared/src/password.rs
   shared/src/activation.rs shared/src/withdrawal.rs shared/src/collection.rs)
@@ -60,15 +60,15 @@ for file in "${files[@]}"; do
   mkdir -p "$out"
   step "$file ($selection)"
   # shellcheck disable=SC2086 # the selection is a list of cargo arguments
-  package=fund-account
-  [[ $selection == --lib ]] || package=fund-account-tests
+  packages=(--package fund-account)
+  [[ $selection == --lib ]] || packages+=(--package fund-account-tests)
   # cargo-mutants' own baseline runs only the mutated package's tests (it ignores
   # --test-package), so the baseline is run here, with the same selection, and skipped there.
   # shellcheck disable=SC2086
-  (cd "$tree" && cargo test --package "$package" $selection -- --skip dynamodb >"$out.baseline.log" 2>&1) \
+  (cd "$tree" && cargo test "${packages[@]}" $selection -- --skip dynamodb >"$out.baseline.log" 2>&1) \
     || { echo "the unmutated tree fails its tests: see $out.baseline.log" >&2; exit 1; }
   # shellcheck disable=SC2086
-  (cd "$tree" && cargo mutants --in-place --no-shuffle -f "$file" --test-package "$package" \
+  (cd "$tree" && cargo mutants --in-place --no-shuffle -f "$file" "${packages[@]/--package/--test-package}" \
       --baseline skip --timeout 300 --output "$out" \
       -- $selection -- --skip dynamodb) || true # survivors are reported below, not fatal
 done
