@@ -463,7 +463,7 @@ fn every_route_is_throttled_and_the_argon2_routes_tighter() {
             "{key} is tighter than the default"
         );
     }
-    for argon2_route in [Route::Activate, Route::CreateWithdrawal] {
+    for argon2_route in [Route::Activate, Route::Withdraw] {
         let key = format!("{} {}", argon2_route.method(), argon2_route.path());
         assert!(routes.contains_key(key.as_str()), "{key} has its own, tighter limit");
     }

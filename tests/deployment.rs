@@ -232,7 +232,7 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
     );
 
     // Money out: a withdrawal, and the payout processor's reports on the one its events name.
-    let created = j.http("create-withdrawal", 201).await;
+    let created = j.http("withdraw", 201).await;
     assert_eq!(
         (created["status"].as_str(), created["amount"].as_str()),
         (Some("processing"), Some("250.00"))

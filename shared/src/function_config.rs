@@ -1,4 +1,5 @@
-//! What each deployed function reads from its environment, and the [`App`] built from it.
+//! What each deployed function reads from its environment (the [`App`] is built from it
+//! at the Lambda entry, `lambda::aws`).
 //!
 //! Every function is given only the settings it uses (`template.yaml` declares them per
 //! function) and fails its cold start, naming the variable, when one is missing. The
@@ -56,7 +57,7 @@ impl Function {
 
     /// Whether the function charges withdrawal fees.
     pub fn charges_fees(self) -> bool {
-        matches!(self, Function::Http(Route::CreateWithdrawal))
+        matches!(self, Function::Http(Route::Withdraw))
     }
 
     /// Whether the function raises reconciliation alerts.
@@ -80,7 +81,7 @@ impl Env for ProcessEnv {
     }
 }
 
-fn required(env: &dyn Env, name: &str, what: &str) -> Result<String, ConfigError> {
+pub(crate) fn required(env: &dyn Env, name: &str, what: &str) -> Result<String, ConfigError> {
     env.var(name)
         .filter(|value| !value.is_empty())
         .ok_or_else(|| ConfigError(format!("set {name} to {what}")))
@@ -99,74 +100,3 @@ pub fn fees_from(env: &dyn Env) -> Result<Fees, ConfigError> {
         cny: fee(vars::WITHDRAWAL_FEE_CNY)?,
     })
 }
-
-#[cfg(feature = "aws")]
-mod aws {
-    use std::sync::Arc;
-
-    use super::{required, vars, Env, Function};
-    use crate::alerts::{AlertSink, LogAlerts};
-    use crate::app::{App, ConfigError, Fees, MIN_CODE_SECRET_BYTES};
-    use crate::clock::SystemClock;
-    use crate::verification::CodeHasher;
-
-    /// Builds `function`'s app from `env`, with AWS clients from `aws`. Only the code
-    /// secret is fetched here (one Secrets Manager call, in the functions that hash
-    /// codes); every other client connects lazily on its first request.
-    pub async fn build_app(function: Function, env: &dyn Env, aws: &aws_config::SdkConfig) -> Result<App, ConfigError> {
-        let table = required(env, vars::TABLE_NAME, "the DynamoDB table's name")?;
-        let store = crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
-        let sns = aws_sdk_sns::Client::new(aws);
-        let code_hasher = if function.hashes_codes() {
-            let secret_id = required(env, vars::CODE_SECRET_ARN, "the ARN of the SMS code secret")?;
-            Some(CodeHasher::new(fetch_code_secret(aws, &secret_id).await?))
-        } else {
-            None
-        };
-        let fees = if function.charges_fees() {
-            super::fees_from(env)?
-        } else {
-            Fees::default()
-        };
-        let alerts: Arc<dyn AlertSink> = if function.raises_alerts() {
-            let topic = required(env, vars::ALERT_TOPIC_ARN, "the ARN of the reconciliation alert topic")?;
-            Arc::new(crate::adapters::sns::SnsTopicAlerts::new(sns.clone(), topic))
-        } else {
-            Arc::new(LogAlerts)
-        };
-        Ok(App {
-            store: Arc::new(store),
-            sms: Arc::new(crate::adapters::sns::SnsSmsSender::new(sns)),
-            clock: Arc::new(SystemClock),
-            code_hasher,
-            fees,
-            alerts,
-        })
-    }
-
-    async fn fetch_code_secret(aws: &aws_config::SdkConfig, secret_id: &str) -> Result<Vec<u8>, ConfigError> {
-        let output = aws_sdk_secretsmanager::Client::new(aws)
-            .get_secret_value()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|e| {
-                ConfigError(format!(
-                    "reading the SMS code secret {secret_id}: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                ))
-            })?;
-        let secret = output
-            .secret_string
-            .ok_or_else(|| ConfigError(format!("the SMS code secret {secret_id} has no string value")))?;
-        if secret.len() < MIN_CODE_SECRET_BYTES {
-            return Err(ConfigError(format!(
-                "the SMS code secret {secret_id} must be at least {MIN_CODE_SECRET_BYTES} bytes"
-            )));
-        }
-        Ok(secret.into_bytes())
-    }
-}
-
-#[cfg(feature = "aws")]
-pub use aws::build_app;

@@ -8,6 +8,9 @@ use crate::function_config::{vars, Env};
 use crate::function_config::{Function, ProcessEnv};
 use crate::routes::Route;
 
+#[cfg(feature = "aws")]
+pub mod aws;
+
 /// JSON logs to stdout for CloudWatch, filtered by `RUST_LOG` (default `info`).
 pub fn init_json_logs(env: &dyn Env) {
     let filter = env
@@ -35,7 +38,7 @@ pub async fn start(
     aws: &aws_config::SdkConfig,
 ) -> Result<crate::app::App, crate::app::ConfigError> {
     init_json_logs(env);
-    crate::function_config::build_app(function, env, aws).await
+    aws::build_app(function, env, aws).await
 }
 
 #[cfg(feature = "aws")]
