@@ -77,8 +77,6 @@ pub enum ApiError {
     AmountBelowFee { fee: Amount },
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
-    #[error("a request with this Idempotency-Key is still being processed")]
-    RequestInProgress,
     #[error("collection_id was already used with different values")]
     CollectionConflict,
     #[error("refund_id was already used with different values")]
@@ -100,141 +98,252 @@ pub enum ApiError {
     Internal,
 }
 
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        use ApiError::*;
-        match self {
-            Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Forbidden | PaymentPasswordIncorrect { .. } => StatusCode::FORBIDDEN,
-            InvalidRequest(_) | IdempotencyKeyRequired | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
-            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            RouteNotFound | MemberNotFound | WithdrawalNotFound | CollectionNotFound => StatusCode::NOT_FOUND,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            InvalidAmount(_)
-            | UnsupportedCurrency
-            | InvalidPhone
-            | InvalidBankAccount
-            | InvalidPasswordHash
-            | PaymentPasswordTooWeak(_)
-            | PaymentPasswordSameAsLogin
-            | CodeIncorrect { .. }
-            | InsufficientFunds { .. }
-            | AmountBelowFee { .. }
-            | IdempotencyKeyReused
-            | RefundExceedsCollection { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AlreadyActive
-            | NoPendingActivation
-            | NoCodeSent
-            | AccountNotActive
-            | RequestInProgress
-            | CollectionConflict
-            | RefundConflict
-            | WithdrawalAlreadySettled => StatusCode::CONFLICT,
-            CodeExpired => StatusCode::GONE,
-            PaymentPasswordLocked { .. } => StatusCode::LOCKED,
-            CodeAttemptsExhausted | CodeResendTooSoon { .. } | CodeSendLimit { .. } | ActivationAttemptLimit { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            SmsUnavailable | ServiceUnavailable | Contention => StatusCode::SERVICE_UNAVAILABLE,
-            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+/// How a refusal or fault is answered: its status, its contract code, the extra member
+/// of its problem document, and the `Retry-After` seconds where the contract gives them.
+struct Answer {
+    status: StatusCode,
+    code: &'static str,
+    member: Option<(&'static str, Value)>,
+    retry_after: Option<i64>,
+}
+
+impl Answer {
+    fn new(status: StatusCode, code: &'static str) -> Answer {
+        Answer {
+            status,
+            code,
+            member: None,
+            retry_after: None,
         }
+    }
+
+    fn with(mut self, name: &'static str, value: Value) -> Answer {
+        self.member = Some((name, value));
+        self
+    }
+
+    /// A wait the client is told about both in the header and in `retry_after`.
+    fn retry_in(self, seconds: i64) -> Answer {
+        let seconds = seconds.max(1);
+        Answer {
+            retry_after: Some(seconds),
+            ..self.with("retry_after", json!(seconds))
+        }
+    }
+
+    /// A transient fault: try again in a second.
+    fn transient(mut self) -> Answer {
+        self.retry_after = Some(1);
+        self
+    }
+}
+
+impl ApiError {
+    /// The one table of answers: every variant's status, code and extras, side by side.
+    fn answer(&self) -> Answer {
+        use ApiError::*;
+        use StatusCode as S;
+        match self {
+            Unauthorized => Answer::new(S::UNAUTHORIZED, "unauthorized"),
+            InvalidCredentials => Answer::new(S::UNAUTHORIZED, "invalid_credentials"),
+            Forbidden => Answer::new(S::FORBIDDEN, "forbidden"),
+            InvalidRequest(_) => Answer::new(S::BAD_REQUEST, "invalid_request"),
+            PayloadTooLarge => Answer::new(S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            RouteNotFound => Answer::new(S::NOT_FOUND, "route_not_found"),
+            MethodNotAllowed => Answer::new(S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            IdempotencyKeyRequired => Answer::new(S::BAD_REQUEST, "idempotency_key_required"),
+            InvalidIdempotencyKey => Answer::new(S::BAD_REQUEST, "invalid_idempotency_key"),
+            InvalidAmount(_) => Answer::new(S::UNPROCESSABLE_ENTITY, "invalid_amount"),
+            UnsupportedCurrency => Answer::new(S::UNPROCESSABLE_ENTITY, "unsupported_currency"),
+            InvalidPhone => Answer::new(S::UNPROCESSABLE_ENTITY, "invalid_phone"),
+            InvalidBankAccount => Answer::new(S::UNPROCESSABLE_ENTITY, "invalid_bank_account"),
+            InvalidPasswordHash => Answer::new(S::UNPROCESSABLE_ENTITY, "invalid_password_hash"),
+            PaymentPasswordTooWeak(_) => Answer::new(S::UNPROCESSABLE_ENTITY, "payment_password_too_weak"),
+            PaymentPasswordSameAsLogin => Answer::new(S::UNPROCESSABLE_ENTITY, "payment_password_same_as_login"),
+            MemberNotFound => Answer::new(S::NOT_FOUND, "member_not_found"),
+            WithdrawalNotFound => Answer::new(S::NOT_FOUND, "withdrawal_not_found"),
+            CollectionNotFound => Answer::new(S::NOT_FOUND, "collection_not_found"),
+            AlreadyActive => Answer::new(S::CONFLICT, "already_active"),
+            NoPendingActivation => Answer::new(S::CONFLICT, "no_pending_activation"),
+            NoCodeSent => Answer::new(S::CONFLICT, "no_code_sent"),
+            CodeExpired => Answer::new(S::GONE, "code_expired"),
+            CodeIncorrect { attempts_left } => {
+                Answer::new(S::UNPROCESSABLE_ENTITY, "code_incorrect").with("attempts_left", json!(attempts_left))
+            }
+            CodeAttemptsExhausted => Answer::new(S::TOO_MANY_REQUESTS, "code_attempts_exhausted"),
+            CodeResendTooSoon { retry_after_seconds } => {
+                Answer::new(S::TOO_MANY_REQUESTS, "code_resend_too_soon").retry_in(*retry_after_seconds)
+            }
+            CodeSendLimit { retry_after_seconds } => {
+                Answer::new(S::TOO_MANY_REQUESTS, "code_send_limit").retry_in(*retry_after_seconds)
+            }
+            ActivationAttemptLimit { retry_after_seconds } => {
+                Answer::new(S::TOO_MANY_REQUESTS, "activation_attempt_limit").retry_in(*retry_after_seconds)
+            }
+            AccountNotActive => Answer::new(S::CONFLICT, "account_not_active"),
+            PaymentPasswordIncorrect { attempts_left } => {
+                Answer::new(S::FORBIDDEN, "payment_password_incorrect").with("attempts_left", json!(attempts_left))
+            }
+            PaymentPasswordLocked { locked_until } => {
+                Answer::new(S::LOCKED, "payment_password_locked").with("locked_until", json!(locked_until.to_rfc3339()))
+            }
+            InsufficientFunds { available } => Answer::new(S::UNPROCESSABLE_ENTITY, "insufficient_funds")
+                .with("available", json!(available.to_string())),
+            AmountBelowFee { fee } => {
+                Answer::new(S::UNPROCESSABLE_ENTITY, "amount_below_fee").with("fee", json!(fee.to_string()))
+            }
+            IdempotencyKeyReused => Answer::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            CollectionConflict => Answer::new(S::CONFLICT, "collection_conflict"),
+            RefundConflict => Answer::new(S::CONFLICT, "refund_conflict"),
+            RefundExceedsCollection { refundable } => Answer::new(S::UNPROCESSABLE_ENTITY, "refund_exceeds_collection")
+                .with("refundable", json!(refundable.to_string())),
+            WithdrawalAlreadySettled => Answer::new(S::CONFLICT, "withdrawal_already_settled"),
+            SmsUnavailable => Answer::new(S::SERVICE_UNAVAILABLE, "sms_unavailable").transient(),
+            ServiceUnavailable | Contention => Answer::new(S::SERVICE_UNAVAILABLE, "service_unavailable").transient(),
+            Internal => Answer::new(S::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.answer().status
     }
 
     /// The stable machine-readable name of the contract.
     pub fn code(&self) -> &'static str {
-        use ApiError::*;
-        match self {
-            Unauthorized => "unauthorized",
-            InvalidCredentials => "invalid_credentials",
-            Forbidden => "forbidden",
-            InvalidRequest(_) => "invalid_request",
-            PayloadTooLarge => "payload_too_large",
-            RouteNotFound => "route_not_found",
-            MethodNotAllowed => "method_not_allowed",
-            IdempotencyKeyRequired => "idempotency_key_required",
-            InvalidIdempotencyKey => "invalid_idempotency_key",
-            InvalidAmount(_) => "invalid_amount",
-            UnsupportedCurrency => "unsupported_currency",
-            InvalidPhone => "invalid_phone",
-            InvalidBankAccount => "invalid_bank_account",
-            InvalidPasswordHash => "invalid_password_hash",
-            PaymentPasswordTooWeak(_) => "payment_password_too_weak",
-            PaymentPasswordSameAsLogin => "payment_password_same_as_login",
-            MemberNotFound => "member_not_found",
-            WithdrawalNotFound => "withdrawal_not_found",
-            CollectionNotFound => "collection_not_found",
-            AlreadyActive => "already_active",
-            NoPendingActivation => "no_pending_activation",
-            NoCodeSent => "no_code_sent",
-            CodeExpired => "code_expired",
-            CodeIncorrect { .. } => "code_incorrect",
-            CodeAttemptsExhausted => "code_attempts_exhausted",
-            CodeResendTooSoon { .. } => "code_resend_too_soon",
-            CodeSendLimit { .. } => "code_send_limit",
-            ActivationAttemptLimit { .. } => "activation_attempt_limit",
-            AccountNotActive => "account_not_active",
-            PaymentPasswordIncorrect { .. } => "payment_password_incorrect",
-            PaymentPasswordLocked { .. } => "payment_password_locked",
-            InsufficientFunds { .. } => "insufficient_funds",
-            AmountBelowFee { .. } => "amount_below_fee",
-            IdempotencyKeyReused => "idempotency_key_reused",
-            RequestInProgress => "request_in_progress",
-            CollectionConflict => "collection_conflict",
-            RefundConflict => "refund_conflict",
-            RefundExceedsCollection { .. } => "refund_exceeds_collection",
-            WithdrawalAlreadySettled => "withdrawal_already_settled",
-            SmsUnavailable => "sms_unavailable",
-            ServiceUnavailable | Contention => "service_unavailable",
-            Internal => "internal_error",
-        }
+        self.answer().code
     }
 
     /// Seconds for a `Retry-After` header, where the contract gives one.
     pub fn retry_after_seconds(&self) -> Option<i64> {
-        match self {
-            ApiError::CodeResendTooSoon { retry_after_seconds }
-            | ApiError::CodeSendLimit { retry_after_seconds }
-            | ApiError::ActivationAttemptLimit { retry_after_seconds } => Some((*retry_after_seconds).max(1)),
-            ApiError::SmsUnavailable | ApiError::ServiceUnavailable | ApiError::Contention => Some(1),
-            _ => None,
-        }
+        self.answer().retry_after
     }
 
     /// The RFC 9457 problem document. Carries no secret: every field is built here.
     pub fn problem(&self) -> Value {
-        let status = self.status();
+        let answer = self.answer();
         let mut body = Map::new();
         body.insert(
             "type".to_owned(),
-            json!(format!("urn:fund-account:problem:{}", self.code())),
+            json!(format!("urn:fund-account:problem:{}", answer.code)),
         );
-        body.insert("title".to_owned(), json!(status.canonical_reason().unwrap_or("Error")));
-        body.insert("status".to_owned(), json!(status.as_u16()));
+        body.insert(
+            "title".to_owned(),
+            json!(answer.status.canonical_reason().unwrap_or("Error")),
+        );
+        body.insert("status".to_owned(), json!(answer.status.as_u16()));
         body.insert("detail".to_owned(), json!(self.to_string()));
-        body.insert("code".to_owned(), json!(self.code()));
-        match self {
-            ApiError::CodeIncorrect { attempts_left } | ApiError::PaymentPasswordIncorrect { attempts_left } => {
-                body.insert("attempts_left".to_owned(), json!(attempts_left));
-            }
-            ApiError::PaymentPasswordLocked { locked_until } => {
-                body.insert("locked_until".to_owned(), json!(locked_until.to_rfc3339()));
-            }
-            ApiError::InsufficientFunds { available } => {
-                body.insert("available".to_owned(), json!(available.to_string()));
-            }
-            ApiError::AmountBelowFee { fee } => {
-                body.insert("fee".to_owned(), json!(fee.to_string()));
-            }
-            ApiError::RefundExceedsCollection { refundable } => {
-                body.insert("refundable".to_owned(), json!(refundable.to_string()));
-            }
-            ApiError::CodeResendTooSoon { retry_after_seconds }
-            | ApiError::CodeSendLimit { retry_after_seconds }
-            | ApiError::ActivationAttemptLimit { retry_after_seconds } => {
-                body.insert("retry_after".to_owned(), json!(retry_after_seconds.max(&1)));
-            }
-            _ => {}
+        body.insert("code".to_owned(), json!(answer.code));
+        if let Some((name, value)) = answer.member {
+            body.insert(name.to_owned(), value);
         }
         Value::Object(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_variant() -> Vec<ApiError> {
+        use ApiError::*;
+        let amount = Amount::parse_request("1.00").unwrap();
+        vec![
+            Unauthorized,
+            InvalidCredentials,
+            Forbidden,
+            InvalidRequest("x".to_owned()),
+            PayloadTooLarge,
+            RouteNotFound,
+            MethodNotAllowed,
+            IdempotencyKeyRequired,
+            InvalidIdempotencyKey,
+            InvalidAmount("x".to_owned()),
+            UnsupportedCurrency,
+            InvalidBankAccount,
+            InvalidPhone,
+            InvalidPasswordHash,
+            PaymentPasswordTooWeak("x".to_owned()),
+            PaymentPasswordSameAsLogin,
+            MemberNotFound,
+            WithdrawalNotFound,
+            CollectionNotFound,
+            AlreadyActive,
+            NoPendingActivation,
+            NoCodeSent,
+            CodeExpired,
+            CodeIncorrect { attempts_left: 2 },
+            CodeAttemptsExhausted,
+            CodeResendTooSoon { retry_after_seconds: 0 },
+            CodeSendLimit {
+                retry_after_seconds: 30,
+            },
+            ActivationAttemptLimit {
+                retry_after_seconds: 60,
+            },
+            AccountNotActive,
+            PaymentPasswordIncorrect { attempts_left: 0 },
+            PaymentPasswordLocked {
+                locked_until: Timestamp::from_unix_millis(0),
+            },
+            InsufficientFunds { available: amount },
+            AmountBelowFee { fee: amount },
+            IdempotencyKeyReused,
+            CollectionConflict,
+            RefundConflict,
+            RefundExceedsCollection { refundable: amount },
+            WithdrawalAlreadySettled,
+            SmsUnavailable,
+            ServiceUnavailable,
+            Contention,
+            Internal,
+        ]
+    }
+
+    #[test]
+    fn each_code_names_one_refusal_and_a_problem_carries_it() {
+        let mut codes = std::collections::HashMap::new();
+        for error in every_variant() {
+            let problem = error.problem();
+            assert_eq!(problem["code"], error.code());
+            assert_eq!(problem["status"], error.status().as_u16());
+            assert_eq!(problem["type"], format!("urn:fund-account:problem:{}", error.code()));
+            assert_eq!(problem["detail"], error.to_string());
+            if let Some(previous) = codes.insert(error.code(), error.clone()) {
+                // A conflict the retries outlasted is, to the client, the service being busy.
+                assert_eq!(
+                    (previous, error),
+                    (ApiError::ServiceUnavailable, ApiError::Contention),
+                    "one code, two meanings"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_wait_is_in_the_header_and_in_the_body_and_at_least_a_second() {
+        let soon = ApiError::CodeResendTooSoon { retry_after_seconds: 0 };
+        assert_eq!(soon.retry_after_seconds(), Some(1));
+        assert_eq!(soon.problem()["retry_after"], 1);
+        let limit = ApiError::CodeSendLimit {
+            retry_after_seconds: 30,
+        };
+        assert_eq!(
+            (limit.retry_after_seconds(), limit.problem()["retry_after"].as_i64()),
+            (Some(30), Some(30))
+        );
+        let busy = ApiError::Contention;
+        assert_eq!((busy.status().as_u16(), busy.retry_after_seconds()), (503, Some(1)));
+        assert!(
+            busy.problem().get("retry_after").is_none(),
+            "a transient fault only sets the header"
+        );
+        assert_eq!(
+            ApiError::InsufficientFunds {
+                available: Amount::ZERO
+            }
+            .problem()["available"],
+            "0.00"
+        );
+        assert_eq!(ApiError::Internal.retry_after_seconds(), None);
     }
 }

@@ -25,7 +25,7 @@ export class ApiError extends Error {
 
   /** True when the request may not have reached the server (or its answer was lost). */
   get uncertain() {
-    return this.code === 'network_error' || this.status >= 500 || this.code === 'request_in_progress';
+    return this.code === 'network_error' || this.status >= 500;
   }
 }
 

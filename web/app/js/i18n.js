@@ -41,7 +41,6 @@ const errorsEn = {
   idempotency_key_required: 'The request could not be identified. Please submit again.',
   invalid_idempotency_key: 'The request could not be identified. Please submit again.',
   idempotency_key_reused: 'This submission was already used for a different withdrawal. Please submit again.',
-  request_in_progress: 'This withdrawal is still being processed. Wait a moment and press Confirm again.',
   withdrawal_not_found: 'This withdrawal was not found.',
   withdrawal_already_settled: 'This withdrawal has already been settled.',
   // Account, sign-in, generic
@@ -95,7 +94,6 @@ const errorsZh = {
   idempotency_key_required: '无法识别该请求，请重新提交。',
   invalid_idempotency_key: '无法识别该请求，请重新提交。',
   idempotency_key_reused: '该提交已用于另一笔提现，请重新提交。',
-  request_in_progress: '该笔提现仍在处理中，请稍候再点击“确认”。',
   withdrawal_not_found: '未找到该笔提现。',
   withdrawal_already_settled: '该笔提现已有结果。',
   member_not_found: '未找到该会员的资金账户。',

@@ -1,7 +1,7 @@
 // Withdraw (with the fee preview and 'withdraw all'), its result, and the withdrawals list.
 //
 // Idempotency: each submission gets one Idempotency-Key. If its outcome is unknown (a
-// network error, a 5xx, or 409 request_in_progress) the key is kept, and pressing Confirm
+// network error or a 5xx) the key is kept, and pressing Confirm
 // again with the same form sends the same key, so the server answers the first result
 // instead of paying out twice. Any definite answer (201, or a 4xx refusal, which leaves the
 // key free on the server) ends the submission; a changed form starts a new one.
