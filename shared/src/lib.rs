@@ -1,12 +1,16 @@
 //! The seller fund account: domain rules, ports and adapters, shared by every Lambda
-//! function and the local gateway.
+//! function and the local gateway. Dependencies point down through five layers
+//! (`docs/architecture.md`; `tests/architecture.rs` checks them):
 //!
-//! - Domain: [`money`], [`member`], [`activation`], [`verification`], [`password`],
-//!   [`ledger`], [`records`].
-//! - Ports: [`store::Store`], [`sms::SmsSender`], [`clock::Clock`].
+//! - Values: [`money`], [`clock`], [`ids`], [`phone`], [`member`], [`records`],
+//!   [`ledger`], [`password`], [`verification`], [`error`].
+//! - Ports: [`store::Store`], [`sms::SmsSender`], [`alerts::AlertSink`].
+//! - Operations: [`activation`], [`withdrawal`], [`collection`], [`reconciliation`], over
+//!   [`app::App`] (the ports of a process) and [`retry`].
 //! - Adapters: [`adapters`] (DynamoDB, SNS, SQLite, outbox).
-//! - Edge: [`http`] (callers, decoding, problem+json), [`routes`] (one handler per route),
-//!   [`lambda`] (the Lambda entry point).
+//! - Edge: [`http`] (callers, decoding, problem+json), [`routes`] (one handler and its
+//!   views per resource), [`lambda`] (the Lambda entry point and its AWS set-up),
+//!   [`function_config`].
 
 pub mod activation;
 pub mod adapters;
