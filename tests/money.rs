@@ -408,8 +408,12 @@ async fn an_idempotency_key_moves_money_once_and_replays_the_first_answer(adapte
         Err(ApiError::InsufficientFunds { .. })
     ));
     withdraw(&t, &m, "key-2", Currency::Usd, "300").await.unwrap();
-    // Keys are kept 24 hours; after that the same key is a new request.
-    t.clock.advance_seconds(24 * 3600);
+    // Keys are kept 24 hours: at 23:59:59 after its first answer (5 s have passed) a key
+    // still replays; at 24:00:00 the same key is a new request.
+    t.clock.advance_seconds(24 * 3600 - 5 - 1);
+    let last_replay = withdraw(&t, &m, "key-1", Currency::Usd, "100").await.unwrap();
+    assert!(last_replay.replayed, "kept for 24 hours");
+    t.clock.advance_seconds(1);
     let renewed = withdraw(&t, &m, "key-1", Currency::Usd, "100").await.unwrap();
     assert!(!renewed.replayed);
     assert_ne!(renewed.withdrawal.id, first.withdrawal.id);

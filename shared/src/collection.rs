@@ -237,6 +237,7 @@ pub struct Settled {
 }
 
 impl Settled {
+    #[expect(clippy::expect_used, reason = "a run's total is bounded by the money in the system")]
     fn add(&mut self, currency: Currency, amount: Amount) {
         self.count += 1;
         let slot = match currency {

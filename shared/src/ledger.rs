@@ -188,6 +188,10 @@ impl Posting {
     }
 
     /// The posting's moves merged per bucket, zeros left out: one balance adjustment.
+    #[expect(
+        clippy::expect_used,
+        reason = "a posting's few request amounts cannot overflow 10^28"
+    )]
     pub fn deltas(&self) -> BucketDeltas {
         let mut merged: Vec<(Bucket, Amount)> = Vec::new();
         for (bucket, amount) in &self.moves {

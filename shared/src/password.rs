@@ -84,6 +84,7 @@ fn common_passwords() -> &'static HashSet<&'static str> {
     })
 }
 
+#[expect(clippy::expect_used, reason = "the parameters are constants, checked by a unit test")]
 fn hasher() -> Argon2<'static> {
     let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, None)
         .expect("argon2 parameters are constants within range");

@@ -75,6 +75,7 @@ impl CodeHasher {
         }
     }
 
+    #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
     fn mac(&self, member_id: &MemberId, code: &SmsCode) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose_secret()).expect("HMAC takes keys of any length");
         // Binding the member id means one member's hash cannot verify another's code.

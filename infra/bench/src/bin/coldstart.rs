@@ -35,7 +35,10 @@ async fn runtime_api(invocation: Arc<Invocation>, req: http::Request<Incoming>) 
     let path = req.uri().path().to_owned();
     if path.ends_with("/invocation/next") {
         let first = {
-            let mut handed = invocation.handed_out.lock().expect("lock");
+            let mut handed = invocation
+                .handed_out
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             !std::mem::replace(&mut *handed, true)
         };
         if !first {
@@ -65,7 +68,10 @@ async fn runtime_api(invocation: Arc<Invocation>, req: http::Request<Incoming>) 
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let outcome = if path.ends_with("/response") { "ok: " } else { "error: " };
-    *invocation.response.lock().expect("lock") =
+    *invocation
+        .response
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
         Some((received, format!("{outcome}{}", String::from_utf8_lossy(&body))));
     invocation.done.notify_one();
     http::Response::builder()
@@ -137,7 +143,12 @@ async fn cold_start(
     let _ = child.kill().await;
     server.abort();
     waited.map_err(|_| format!("{}: no answer within 30 s", binary.display()))?;
-    let (at, body) = invocation.response.lock().expect("lock").clone().ok_or("no response")?;
+    let (at, body) = invocation
+        .response
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .ok_or("no response")?;
     Ok((at - started, body))
 }
 
