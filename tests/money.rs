@@ -9,12 +9,14 @@ use fund_account::collection::{self, Created, NewCollection, NewRefund};
 use fund_account::error::ApiError;
 use fund_account::ledger::Bucket;
 use fund_account::member::MemberId;
-use fund_account::money::Currency;
+use fund_account::money::{Amount, Currency};
 use fund_account::records::{CollectionStatus, Refund, WithdrawalStatus};
-use fund_account::store::PageRequest;
+use fund_account::store::{PageRequest, Write};
 use fund_account::withdrawal::{self, Payout, WithdrawalCreated, WithdrawalRequest};
 use fund_account_tests::fixtures::amount;
-use fund_account_tests::{for_each_adapter, test_app, Adapter, TestApp, PAYMENT_PASSWORD};
+use fund_account_tests::{
+    for_each_adapter, hooked_app, test_app, Adapter, Gate, Injection, StoreCall, StoreHook, TestApp, PAYMENT_PASSWORD,
+};
 
 fn request(key: &str, currency: Currency, value: &str, password: &str) -> WithdrawalRequest {
     fund_account_tests::fixtures::withdrawal_request(key, currency, value, password)
@@ -695,7 +697,94 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
     );
 }
 
+/// Counts the store calls it sees.
+#[derive(Default)]
+struct CallCounter(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl StoreHook for CallCounter {
+    async fn before(&self, _call: StoreCall<'_>) -> Injection {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Injection::Pass
+    }
+}
+
+/// An id that cannot be a withdrawal's is "not found" without a store call: it never
+/// costs a read, and never reaches DynamoDB's key-size limits.
+async fn a_malformed_withdrawal_id_is_not_found_without_a_store_call(adapter: Adapter) {
+    let calls = Arc::new(CallCounter::default());
+    let t = hooked_app(adapter, calls.clone()).await;
+    let m = MemberId::parse("seller-1").unwrap();
+    let ulid = "01JD0000000000000000000000";
+    let malformed = [
+        "wd_nope".to_owned(),                      // too short
+        format!("xx_{ulid}"),                      // the right length, another prefix
+        format!("wd_{}-", &ulid[..25]),            // the right length and prefix, a stray character
+        format!("wd_{ulid}{}", "0".repeat(2_000)), // far past any key limit
+    ];
+    for id in &malformed {
+        assert_eq!(
+            withdrawal::report_payout(&t.app, id, Payout::Paid).await,
+            Err(ApiError::WithdrawalNotFound),
+            "{id}"
+        );
+        assert_eq!(
+            withdrawal::member_withdrawal(&t.app, &m, id).await,
+            Err(ApiError::WithdrawalNotFound),
+            "{id}"
+        );
+    }
+    assert_eq!(calls.0.load(std::sync::atomic::Ordering::SeqCst), 0, "no store call");
+    // A well-formed id is looked up.
+    assert_eq!(
+        withdrawal::member_withdrawal(&t.app, &m, &format!("wd_{ulid}")).await,
+        Err(ApiError::WithdrawalNotFound)
+    );
+    assert_eq!(calls.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// The payout processor's two reports racing: "paid" has read the withdrawal and is about
+/// to commit when "returned" lands. The withdrawal's version makes "paid" read again and
+/// refuse, so the money moves once, back to `available`.
+async fn a_paid_report_overtaken_by_a_returned_one_moves_no_money(adapter: Adapter) {
+    let gate = Gate::new(|writes| {
+        writes.iter().any(
+            |w| matches!(w, Write::PutWithdrawal { withdrawal, .. } if withdrawal.status == WithdrawalStatus::Paid),
+        )
+    });
+    let t = hooked_app(adapter, gate.clone()).await;
+    let m = t.active_member("seller-1").await;
+    t.fund(&m, Currency::Usd, "1000").await;
+    let id = withdraw(&t, &m, "a", Currency::Usd, "300").await.unwrap().withdrawal.id;
+
+    let paid = tokio::spawn({
+        let (app, id) = (Arc::clone(&t.app), id.clone());
+        async move { withdrawal::report_payout(&app, &id, Payout::Paid).await }
+    });
+    gate.wait_until_held().await;
+    let returned = withdrawal::report_payout(
+        &t.app,
+        &id,
+        Payout::Returned {
+            reason: "closed".to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((returned.status, returned.version), (WithdrawalStatus::Returned, 2));
+    gate.release();
+    assert_eq!(paid.await.unwrap(), Err(ApiError::WithdrawalAlreadySettled));
+
+    let stored = t.app.store.withdrawal(&id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.version), (WithdrawalStatus::Returned, 2));
+    let usd = t.balances(&m).await.usd;
+    assert_eq!((usd.available, usd.in_transit), (amount("1000"), Amount::ZERO));
+    t.assert_books_balance(&m).await;
+}
+
 for_each_adapter!(
+    a_paid_report_overtaken_by_a_returned_one_moves_no_money,
+    a_malformed_withdrawal_id_is_not_found_without_a_store_call,
     collections_credit_pending_once_and_settle_at_their_time,
     refunds_come_from_pending_then_available_and_never_exceed_the_collection,
     a_refund_of_exactly_what_is_left_uses_the_collection_up,

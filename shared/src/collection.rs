@@ -322,3 +322,64 @@ pub async fn settle_due(app: &App, now: Timestamp) -> Result<Settled, ApiError> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ids_are_1_to_128_plain_characters() {
+        for good in ["a", "ORD-2026.01:7_x", &"a".repeat(128)] {
+            assert!(valid_external_id(good), "{good}");
+        }
+        for bad in ["", &"a".repeat(129), "a b", "a/b", "a#b", "订单", "a\0"] {
+            assert!(!valid_external_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_repeat_is_the_same_collection_only_with_the_same_values_and_time() {
+        let at = |s: i64| Timestamp::from_unix_millis(s * 1_000);
+        let member = MemberId::parse("seller-1").unwrap();
+        let amount = Amount::parse_request("10.00").unwrap();
+        let request = |available_at: Option<Timestamp>| NewCollection {
+            collection_id: "c-1".to_owned(),
+            member_id: member.clone(),
+            currency: Currency::Usd,
+            amount,
+            available_at,
+        };
+        let stored = |available_at: Timestamp, defaulted: bool| Collection {
+            collection_id: "c-1".to_owned(),
+            member_id: member.clone(),
+            currency: Currency::Usd,
+            amount,
+            refunded: Amount::ZERO,
+            available_at,
+            available_at_defaulted: defaulted,
+            status: CollectionStatus::Pending,
+            created_at: at(0),
+            settled_at: None,
+            version: 1,
+        };
+        let explicit = stored(at(100), false);
+        assert!(same_collection(&explicit, &request(Some(at(100)))));
+        assert!(!same_collection(&explicit, &request(Some(at(101)))), "another time");
+        assert!(!same_collection(&explicit, &request(None)), "a time, then none");
+        let defaulted = stored(at(0), true);
+        assert!(same_collection(&defaulted, &request(None)));
+        assert!(
+            !same_collection(&defaulted, &request(Some(at(0)))),
+            "none, then the very time it defaulted to"
+        );
+        let mut other = request(None);
+        other.amount = Amount::parse_request("10.01").unwrap();
+        assert!(!same_collection(&defaulted, &other), "another amount");
+        other = request(None);
+        other.currency = Currency::Cny;
+        assert!(!same_collection(&defaulted, &other), "another currency");
+        other = request(None);
+        other.member_id = MemberId::parse("seller-2").unwrap();
+        assert!(!same_collection(&defaulted, &other), "another member");
+    }
+}
