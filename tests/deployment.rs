@@ -55,6 +55,13 @@ fn every_route_is_deployed_documented_and_has_an_event() {
             std::path::Path::new(&project_root().join(format!("functions/{}/Cargo.toml", route.function()))).exists(),
             "{route:?} has its function crate"
         );
+        // Its main hands the runtime its own deployment (and so links only its handler).
+        let main = read(&format!("functions/{}/src/main.rs", route.function()));
+        let own = format!(
+            "fund_account::lambda::run(fund_account::lambda::aws::{})",
+            route.function().to_uppercase().replace('-', "_")
+        );
+        assert!(main.contains(&own), "{route:?}: main.rs runs {own}");
     }
     assert!(
         !template.contains("/dev/"),

@@ -50,6 +50,11 @@ impl Function {
         }
     }
 
+    /// Whether the function sends SMS (and so links the SNS client).
+    pub fn sends_sms(self) -> bool {
+        self == Function::Http(Route::SendCode)
+    }
+
     /// Whether the function hashes SMS codes, and so needs the code secret.
     pub fn hashes_codes(self) -> bool {
         matches!(self, Function::Http(Route::SendCode | Route::ConfirmCode))

@@ -17,6 +17,20 @@ pub trait SmsSender: Send + Sync {
     async fn send(&self, phone: &PhoneNumber, message: &str, now: Timestamp) -> Result<(), SmsError>;
 }
 
+/// The SMS port of a function that sends none: every send fails (a 503 and an error log,
+/// never a silent drop), so a wiring mistake shows at once. It lets such a function leave
+/// the SNS client out of its binary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoSms;
+
+#[async_trait]
+impl SmsSender for NoSms {
+    async fn send(&self, _phone: &PhoneNumber, _message: &str, _now: Timestamp) -> Result<(), SmsError> {
+        tracing::error!("this function sends no SMS: check its SMS wiring in lambda::aws");
+        Err(SmsError("this function sends no SMS".to_owned()))
+    }
+}
+
 /// A message the local outbox holds, as `GET /dev/sms` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxMessage {

@@ -1,6 +1,6 @@
-//! The `activate` Lambda function: serves `Route::Activate`.
+//! The `activate` Lambda function: serves `Route::Activate`, and links only its handler (`lambda::aws::ACTIVATE`).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    fund_account::lambda::run(fund_account::routes::Route::Activate).await
+    fund_account::lambda::run(fund_account::lambda::aws::ACTIVATE).await
 }

@@ -1,6 +1,6 @@
-//! The `create-refund` Lambda function: serves `Route::CreateRefund`.
+//! The `create-refund` Lambda function: serves `Route::CreateRefund`, and links only its handler (`lambda::aws::CREATE_REFUND`).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    fund_account::lambda::run(fund_account::routes::Route::CreateRefund).await
+    fund_account::lambda::run(fund_account::lambda::aws::CREATE_REFUND).await
 }

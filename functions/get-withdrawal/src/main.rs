@@ -1,6 +1,6 @@
-//! The `get-withdrawal` Lambda function: serves `Route::GetWithdrawal`.
+//! The `get-withdrawal` Lambda function: serves `Route::GetWithdrawal`, and links only its handler (`lambda::aws::GET_WITHDRAWAL`).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    fund_account::lambda::run(fund_account::routes::Route::GetWithdrawal).await
+    fund_account::lambda::run(fund_account::lambda::aws::GET_WITHDRAWAL).await
 }

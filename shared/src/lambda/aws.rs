@@ -4,19 +4,122 @@
 
 use std::sync::Arc;
 
+use aws_config::SdkConfig;
+
 use crate::alerts::{AlertSink, LogAlerts};
 use crate::app::{App, ConfigError, Fees, MIN_CODE_SECRET_BYTES};
 use crate::clock::SystemClock;
 use crate::function_config::{fees_from, required, vars, Env, Function};
+use crate::routes::{handlers, Handler, Route};
+use crate::sms::{NoSms, SmsSender};
 use crate::verification::CodeHasher;
 
-/// Builds `function`'s app from `env`, with AWS clients from `aws`. Only the code
-/// secret is fetched here (one Secrets Manager call, in the functions that hash
+/// How a function sends SMS. Chosen where the function is declared (below), as a
+/// function pointer, so that one which sends none never references the SNS client and the
+/// linker leaves it out of the binary.
+pub type SmsWiring = fn(&SdkConfig) -> Arc<dyn SmsSender>;
+
+/// How a function raises alerts, given its topic.
+pub type AlertWiring = fn(&SdkConfig, String) -> Arc<dyn AlertSink>;
+
+/// SMS through SNS `Publish`.
+pub fn sms_through_sns(aws: &SdkConfig) -> Arc<dyn SmsSender> {
+    Arc::new(crate::adapters::sns::SnsSmsSender::new(aws_sdk_sns::Client::new(aws)))
+}
+
+/// No SMS: every send fails loudly (see [`NoSms`]).
+pub fn no_sms(_aws: &SdkConfig) -> Arc<dyn SmsSender> {
+    Arc::new(NoSms)
+}
+
+/// Alerts published to an SNS topic.
+pub fn alerts_through_sns(aws: &SdkConfig, topic_arn: String) -> Arc<dyn AlertSink> {
+    Arc::new(crate::adapters::sns::SnsTopicAlerts::new(
+        aws_sdk_sns::Client::new(aws),
+        topic_arn,
+    ))
+}
+
+/// A deployed function: which it is, the handler it serves (none for the schedule), and
+/// the AWS clients it links. Each `functions/<name>/src/main.rs` names its own constant.
+#[derive(Clone, Copy)]
+pub struct Deployment {
+    pub function: Function,
+    pub handler: Option<Handler>,
+    pub sms: SmsWiring,
+    pub alerts: Option<AlertWiring>,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("function", &self.function)
+            .finish_non_exhaustive()
+    }
+}
+
+const fn http(route: Route, handler: Handler) -> Deployment {
+    Deployment {
+        function: Function::Http(route),
+        handler: Some(handler),
+        sms: no_sms,
+        alerts: None,
+    }
+}
+
+pub const GET_ACCOUNT: Deployment = http(Route::GetAccount, handlers::GET_ACCOUNT);
+pub const ACTIVATE: Deployment = http(Route::Activate, handlers::ACTIVATE);
+pub const SEND_CODE: Deployment = Deployment {
+    sms: sms_through_sns,
+    ..http(Route::SendCode, handlers::SEND_CODE)
+};
+pub const CONFIRM_CODE: Deployment = http(Route::ConfirmCode, handlers::CONFIRM_CODE);
+pub const MEMBER_SYNC: Deployment = http(Route::MemberSync, handlers::MEMBER_SYNC);
+pub const WITHDRAW: Deployment = http(Route::Withdraw, handlers::WITHDRAW);
+pub const GET_WITHDRAWAL: Deployment = http(Route::GetWithdrawal, handlers::GET_WITHDRAWAL);
+pub const LIST_WITHDRAWALS: Deployment = http(Route::ListWithdrawals, handlers::LIST_WITHDRAWALS);
+pub const LIST_TRANSACTIONS: Deployment = http(Route::ListTransactions, handlers::LIST_TRANSACTIONS);
+pub const CREATE_COLLECTION: Deployment = http(Route::CreateCollection, handlers::CREATE_COLLECTION);
+pub const CREATE_REFUND: Deployment = http(Route::CreateRefund, handlers::CREATE_REFUND);
+pub const WITHDRAWAL_PAID: Deployment = http(Route::WithdrawalPaid, handlers::WITHDRAWAL_PAID);
+pub const WITHDRAWAL_RETURNED: Deployment = http(Route::WithdrawalReturned, handlers::WITHDRAWAL_RETURNED);
+pub const RECONCILE: Deployment = Deployment {
+    function: Function::Reconcile,
+    handler: None,
+    sms: no_sms,
+    alerts: Some(alerts_through_sns),
+};
+
+/// Every deployed function, as `template.yaml` deploys them.
+pub const ALL: &[Deployment] = &[
+    GET_ACCOUNT,
+    ACTIVATE,
+    SEND_CODE,
+    CONFIRM_CODE,
+    MEMBER_SYNC,
+    WITHDRAW,
+    GET_WITHDRAWAL,
+    LIST_WITHDRAWALS,
+    LIST_TRANSACTIONS,
+    CREATE_COLLECTION,
+    CREATE_REFUND,
+    WITHDRAWAL_PAID,
+    WITHDRAWAL_RETURNED,
+    RECONCILE,
+];
+
+/// The deployment of `function` (for the tests, which start functions as deployed).
+pub fn deployment(function: Function) -> Option<&'static Deployment> {
+    ALL.iter().find(|d| d.function == function)
+}
+
+/// Builds a deployed function's app from `env`, with AWS clients from `aws`. Only the
+/// code secret is fetched here (one Secrets Manager call, in the functions that hash
 /// codes); every other client connects lazily on its first request.
-pub async fn build_app(function: Function, env: &dyn Env, aws: &aws_config::SdkConfig) -> Result<App, ConfigError> {
+pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) -> Result<App, ConfigError> {
+    let function = deployment.function;
     let table = required(env, vars::TABLE_NAME, "the DynamoDB table's name")?;
     let store = crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
-    let sns = aws_sdk_sns::Client::new(aws);
     let code_hasher = if function.hashes_codes() {
         let secret_id = required(env, vars::CODE_SECRET_ARN, "the ARN of the SMS code secret")?;
         Some(CodeHasher::new(fetch_code_secret(aws, &secret_id).await?))
@@ -28,15 +131,16 @@ pub async fn build_app(function: Function, env: &dyn Env, aws: &aws_config::SdkC
     } else {
         Fees::default()
     };
-    let alerts: Arc<dyn AlertSink> = if function.raises_alerts() {
-        let topic = required(env, vars::ALERT_TOPIC_ARN, "the ARN of the reconciliation alert topic")?;
-        Arc::new(crate::adapters::sns::SnsTopicAlerts::new(sns.clone(), topic))
-    } else {
-        Arc::new(LogAlerts)
+    let alerts: Arc<dyn AlertSink> = match deployment.alerts {
+        Some(through) => {
+            let topic = required(env, vars::ALERT_TOPIC_ARN, "the ARN of the reconciliation alert topic")?;
+            through(aws, topic)
+        }
+        None => Arc::new(LogAlerts),
     };
     Ok(App {
         store: Arc::new(store),
-        sms: Arc::new(crate::adapters::sns::SnsSmsSender::new(sns)),
+        sms: (deployment.sms)(aws),
         clock: Arc::new(SystemClock),
         code_hasher,
         fees,
@@ -44,7 +148,7 @@ pub async fn build_app(function: Function, env: &dyn Env, aws: &aws_config::SdkC
     })
 }
 
-async fn fetch_code_secret(aws: &aws_config::SdkConfig, secret_id: &str) -> Result<Vec<u8>, ConfigError> {
+async fn fetch_code_secret(aws: &SdkConfig, secret_id: &str) -> Result<Vec<u8>, ConfigError> {
     let output = aws_sdk_secretsmanager::Client::new(aws)
         .get_secret_value()
         .secret_id(secret_id)
@@ -65,4 +169,35 @@ async fn fetch_code_secret(aws: &aws_config::SdkConfig, secret_id: &str) -> Resu
         )));
     }
     Ok(secret.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_function_is_deployed_once_with_the_clients_it_needs_and_no_others() {
+        let functions: Vec<Function> = ALL.iter().map(|d| d.function).collect();
+        assert_eq!(functions, Function::all().collect::<Vec<_>>());
+        for deployment in ALL {
+            let function = deployment.function;
+            let sends = std::ptr::fn_addr_eq(deployment.sms, sms_through_sns as SmsWiring);
+            assert_eq!(sends, function.sends_sms(), "{function:?}: SMS through SNS");
+            assert_eq!(
+                deployment.alerts.is_some(),
+                function.raises_alerts(),
+                "{function:?}: alerts"
+            );
+            match function {
+                Function::Http(route) => {
+                    let handler = deployment.handler.unwrap_or_else(|| panic!("{route:?} has a handler"));
+                    assert!(
+                        std::ptr::fn_addr_eq(handler, route.handler()),
+                        "{route:?} serves its own handler"
+                    );
+                }
+                Function::Reconcile => assert!(deployment.handler.is_none()),
+            }
+        }
+    }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use crate::function_config::{vars, Env};
 #[cfg(feature = "aws")]
 use crate::function_config::{Function, ProcessEnv};
-use crate::routes::Route;
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -32,28 +31,43 @@ pub fn init_json_logs(env: &dyn Env) {
 /// configuration: credentials and region from the environment). A configuration error
 /// fails the cold start, naming the missing setting.
 #[cfg(feature = "aws")]
+pub async fn start_deployment(
+    deployment: &aws::Deployment,
+    env: &dyn Env,
+    aws: &aws_config::SdkConfig,
+) -> Result<crate::app::App, crate::app::ConfigError> {
+    init_json_logs(env);
+    aws::build_app(deployment, env, aws).await
+}
+
+/// [`start_deployment`] for `function`, as `lambda::aws` deploys it (the tests' way in).
+#[cfg(feature = "aws")]
 pub async fn start(
     function: Function,
     env: &dyn Env,
     aws: &aws_config::SdkConfig,
 ) -> Result<crate::app::App, crate::app::ConfigError> {
-    init_json_logs(env);
-    aws::build_app(function, env, aws).await
+    let deployment =
+        aws::deployment(function).ok_or_else(|| crate::app::ConfigError(format!("{function:?} is not deployed")))?;
+    start_deployment(deployment, env, aws).await
 }
 
 #[cfg(feature = "aws")]
-async fn start_in_lambda(function: Function) -> Result<crate::app::App, crate::app::ConfigError> {
+async fn start_in_lambda(deployment: &aws::Deployment) -> Result<crate::app::App, crate::app::ConfigError> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    start(function, &ProcessEnv, &aws).await
+    start_deployment(deployment, &ProcessEnv, &aws).await
 }
 
-/// Runs `route` as a Lambda function.
+/// Runs an HTTP function (`deployment` names its route and handler) as a Lambda.
 #[cfg(feature = "aws")]
-pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
-    let app = Arc::new(start_in_lambda(Function::Http(route)).await?);
+pub async fn run(deployment: aws::Deployment) -> Result<(), lambda_http::Error> {
+    let (Function::Http(route), Some(handler)) = (deployment.function, deployment.handler) else {
+        return Err(format!("{:?} is not an HTTP function", deployment.function).into());
+    };
+    let app = Arc::new(start_in_lambda(&deployment).await?);
     lambda_http::run(lambda_http::service_fn(move |req| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, std::convert::Infallible>(crate::routes::handle(route, &app, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(crate::routes::serve(route, handler, &app, req).await) }
     }))
     .await
 }
@@ -89,7 +103,7 @@ pub fn reconciliation_options(event: &serde_json::Value) -> crate::reconciliatio
 #[cfg(feature = "aws")]
 pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
-    let app = Arc::new(start_in_lambda(Function::Reconcile).await?);
+    let app = Arc::new(start_in_lambda(&aws::RECONCILE).await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<serde_json::Value>| {
             let app = Arc::clone(&app);
