@@ -697,16 +697,108 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
     );
 }
 
-/// Counts the store calls it sees.
+/// Counts the store calls it sees, and the reads of the settlement's due index apart.
 #[derive(Default)]
-struct CallCounter(std::sync::atomic::AtomicUsize);
+struct CallCounter(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize);
 
 #[async_trait::async_trait]
 impl StoreHook for CallCounter {
-    async fn before(&self, _call: StoreCall<'_>) -> Injection {
+    async fn before(&self, call: StoreCall<'_>) -> Injection {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if matches!(call, StoreCall::Read("due_collections")) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         Injection::Pass
     }
+}
+
+/// 150 due collections: a full page of 100, then a short one of 50, then nothing more to
+/// read — each settled once, with its version moved on.
+async fn settlement_pages_past_a_full_page_and_stops_after_a_short_one(adapter: Adapter) {
+    let calls = Arc::new(CallCounter::default());
+    let t = hooked_app(adapter, calls.clone()).await;
+    let m = t.active_member("seller-1").await;
+    for n in 0..150 {
+        collection::collect(
+            &t.app,
+            new_collection(&format!("due-{n:03}"), &m, Currency::Usd, "1", Some(-1)),
+        )
+        .await
+        .unwrap();
+    }
+    let due_reads = || calls.1.load(std::sync::atomic::Ordering::SeqCst);
+    let settled = collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    assert_eq!((settled.count, settled.usd), (150, amount("150")));
+    assert_eq!(
+        due_reads(),
+        2,
+        "one read per page; a short page, all settled, is the last"
+    );
+    let usd = t.balances(&m).await.usd;
+    assert_eq!((usd.available, usd.pending), (amount("150"), Amount::ZERO));
+    let stored = t.app.store.collection("due-149").await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.version), (CollectionStatus::Settled, 2));
+    let again = collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    assert_eq!((again.count, due_reads()), (0, 3));
+    t.assert_books_balance(&m).await;
+}
+
+/// Conflicts on every commit: a run gives up after five passes that moved nothing (it
+/// never spins), and the next run settles everything.
+async fn settlement_that_loses_every_race_gives_up_and_the_next_run_settles(adapter: Adapter) {
+    let conflicts = fund_account_tests::Conflicts::on_commits(1_000_000);
+    let t = hooked_app(adapter, conflicts.clone()).await;
+    let m = t.active_member("seller-1").await;
+    for n in 0..3 {
+        collection::collect(
+            &t.app,
+            new_collection(&format!("due-{n}"), &m, Currency::Usd, "1", Some(-1)),
+        )
+        .await
+        .unwrap();
+    }
+    conflicts.arm();
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        collection::settle_due(&t.app, t.app.now()),
+    )
+    .await
+    .expect("a run that makes no progress ends");
+    assert_eq!(run.unwrap().count, 0);
+    let calm = t.balances(&m).await.usd;
+    assert_eq!((calm.available, calm.pending), (Amount::ZERO, amount("3")));
+
+    // The conflicts stop (a new hook state): the next run settles all three.
+    conflicts.disarm();
+    let next = collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    assert_eq!(next.count, 3);
+    t.assert_books_balance(&m).await;
+}
+
+/// `settle_one` moves only a pending collection that is due.
+async fn settle_one_leaves_a_collection_not_yet_due_or_already_settled(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let m = t.active_member("seller-1").await;
+    let later = collection::collect(&t.app, new_collection("later", &m, Currency::Usd, "7", Some(60)))
+        .await
+        .unwrap()
+        .record;
+    assert_eq!(collection::settle_one(&t.app, &later, t.app.now()).await.unwrap(), None);
+    assert_eq!(t.balances(&m).await.usd.pending, amount("7"));
+    t.clock.advance_seconds(60);
+    assert_eq!(
+        collection::settle_one(&t.app, &later, t.app.now()).await.unwrap(),
+        Some(amount("7")),
+        "due at its time"
+    );
+    let settled = t.app.store.collection("later").await.unwrap().unwrap();
+    assert_eq!(
+        collection::settle_one(&t.app, &settled, t.app.now()).await.unwrap(),
+        None
+    );
+    let usd = t.balances(&m).await.usd;
+    assert_eq!((usd.available, usd.pending), (amount("7"), Amount::ZERO));
+    t.assert_books_balance(&m).await;
 }
 
 /// An id that cannot be a withdrawal's is "not found" without a store call: it never
@@ -783,6 +875,9 @@ async fn a_paid_report_overtaken_by_a_returned_one_moves_no_money(adapter: Adapt
 }
 
 for_each_adapter!(
+    settlement_pages_past_a_full_page_and_stops_after_a_short_one,
+    settlement_that_loses_every_race_gives_up_and_the_next_run_settles,
+    settle_one_leaves_a_collection_not_yet_due_or_already_settled,
     a_paid_report_overtaken_by_a_returned_one_moves_no_money,
     a_malformed_withdrawal_id_is_not_found_without_a_store_call,
     collections_credit_pending_once_and_settle_at_their_time,
