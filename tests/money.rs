@@ -697,18 +697,30 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
     );
 }
 
-/// Counts the store calls it sees, and the reads of the settlement's due index apart.
+/// Counts the store calls it sees (the reads of the settlement's due index apart) and,
+/// while `conflicting`, answers every commit with a transaction conflict.
 #[derive(Default)]
-struct CallCounter(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize);
+struct CallCounter(
+    std::sync::atomic::AtomicUsize,
+    std::sync::atomic::AtomicUsize,
+    std::sync::atomic::AtomicBool,
+);
 
 #[async_trait::async_trait]
 impl StoreHook for CallCounter {
     async fn before(&self, call: StoreCall<'_>) -> Injection {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if matches!(call, StoreCall::Read("due_collections")) {
-            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.fetch_add(1, SeqCst);
+        match call {
+            StoreCall::Read("due_collections") => {
+                self.1.fetch_add(1, SeqCst);
+                Injection::Pass
+            }
+            StoreCall::Commit(_) if self.2.load(SeqCst) => {
+                Injection::FailBefore(fund_account::store::StoreError::Contention)
+            }
+            _ => Injection::Pass,
         }
-        Injection::Pass
     }
 }
 
@@ -746,8 +758,8 @@ async fn settlement_pages_past_a_full_page_and_stops_after_a_short_one(adapter: 
 /// Conflicts on every commit: a run gives up after five passes that moved nothing (it
 /// never spins), and the next run settles everything.
 async fn settlement_that_loses_every_race_gives_up_and_the_next_run_settles(adapter: Adapter) {
-    let conflicts = fund_account_tests::Conflicts::on_commits(1_000_000);
-    let t = hooked_app(adapter, conflicts.clone()).await;
+    let calls = Arc::new(CallCounter::default());
+    let t = hooked_app(adapter, calls.clone()).await;
     let m = t.active_member("seller-1").await;
     for n in 0..3 {
         collection::collect(
@@ -757,7 +769,7 @@ async fn settlement_that_loses_every_race_gives_up_and_the_next_run_settles(adap
         .await
         .unwrap();
     }
-    conflicts.arm();
+    calls.2.store(true, std::sync::atomic::Ordering::SeqCst);
     let run = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         collection::settle_due(&t.app, t.app.now()),
@@ -765,11 +777,16 @@ async fn settlement_that_loses_every_race_gives_up_and_the_next_run_settles(adap
     .await
     .expect("a run that makes no progress ends");
     assert_eq!(run.unwrap().count, 0);
+    assert_eq!(
+        calls.1.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "five passes, then it gives up"
+    );
     let calm = t.balances(&m).await.usd;
     assert_eq!((calm.available, calm.pending), (Amount::ZERO, amount("3")));
 
     // The conflicts stop (a new hook state): the next run settles all three.
-    conflicts.disarm();
+    calls.2.store(false, std::sync::atomic::Ordering::SeqCst);
     let next = collection::settle_due(&t.app, t.app.now()).await.unwrap();
     assert_eq!(next.count, 3);
     t.assert_books_balance(&m).await;

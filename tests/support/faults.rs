@@ -267,11 +267,6 @@ impl Conflicts {
         self.left.store(self.times, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Stops injecting.
-    pub fn disarm(&self) {
-        self.left.store(0, std::sync::atomic::Ordering::SeqCst);
-    }
-
     /// Whether every conflict armed was injected.
     pub fn all_injected(&self) -> bool {
         self.left.load(std::sync::atomic::Ordering::SeqCst) == 0
