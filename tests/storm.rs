@@ -315,7 +315,7 @@ async fn a_storm_through_the_local_gateway_keeps_every_invariant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storm_through_the_local_gateway_on_the_dynamodb_emulator_keeps_every_invariant() {
-    http_storm(Adapter::DynamoDb, 4, 6, 50).await;
+    http_storm(Adapter::DynamoDb, 4, 4, 40).await;
 }
 
 fn bank() -> BankAccount {
@@ -509,5 +509,5 @@ async fn a_storm_on_the_embedded_store_keeps_every_invariant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storm_on_the_dynamodb_emulator_keeps_every_invariant() {
-    storm(Adapter::DynamoDb, 4, 6, 50).await;
+    storm(Adapter::DynamoDb, 4, 4, 40).await;
 }
