@@ -4,9 +4,11 @@
 use fund_account::activation::{self, Activation};
 use fund_account::error::ApiError;
 use fund_account::member::MemberStatus;
+use fund_account::member::PhcHash;
 use fund_account::password::{self, PaymentPassword};
+use fund_account::phone::PhoneNumber;
 use fund_account::verification::SmsCode;
-use fund_account_tests::{for_each_adapter, test_app, Adapter, TestApp};
+use fund_account_tests::{for_each_adapter, hooked_app, test_app, Adapter, Injection, StoreCall, StoreHook, TestApp};
 
 const PHONE: &str = "+8613800001234";
 const LOGIN: &str = "login-Pass-2026";
@@ -357,7 +359,110 @@ async fn unknown_members_are_not_found(adapter: Adapter) {
     );
 }
 
+/// A new code is a new version of the member's code item (so a try spent on the last one
+/// can never land on it), and its SMS says how long it lasts.
+async fn a_new_code_is_a_new_version_and_its_sms_says_30_minutes(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let id = pending_member(&t).await;
+    activation::send_code(&t.app, &id).await.unwrap();
+    let message = t.outbox.messages(Some(PHONE.to_owned()), 1).await.unwrap()[0]
+        .message
+        .clone();
+    assert!(message.contains("valid for 30 minutes"), "{message}");
+    assert!(message.contains("30 分钟内有效"), "{message}");
+    let code_version = |t: &TestApp| {
+        let (app, id) = (t.app.clone(), id.clone());
+        async move {
+            app.store
+                .member_state(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .code
+                .unwrap()
+                .version
+        }
+    };
+    let first = code_version(&t).await;
+    t.clock.advance_seconds(61);
+    activation::send_code(&t.app, &id).await.unwrap();
+    assert_eq!(code_version(&t).await, first + 1);
+}
+
+/// The marketplace's member sync changes what changed and nothing else: the same values
+/// are no write at all; a new login hash keeps the code sent to an unchanged phone; a new
+/// phone voids it.
+async fn member_sync_changes_only_what_changed(adapter: Adapter) {
+    let t = test_app(adapter).await;
+    let id = pending_member(&t).await;
+    activation::send_code(&t.app, &id).await.unwrap();
+    let state = || {
+        let (app, id) = (t.app.clone(), id.clone());
+        async move { app.store.member_state(&id).await.unwrap().unwrap() }
+    };
+    let before = state().await;
+    let phone = PhoneNumber::parse(PHONE).unwrap();
+    let same = activation::sync_member(
+        &t.app,
+        &id,
+        before.member.login_password_hash.clone(),
+        Some(phone.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(same, before.member, "the same values write nothing");
+    assert_eq!(state().await.member.version, before.member.version);
+
+    let rotated = PhcHash::new("$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA".to_owned());
+    activation::sync_member(&t.app, &id, rotated.clone(), Some(phone.clone()))
+        .await
+        .unwrap();
+    let after = state().await;
+    assert_eq!(after.member.login_password_hash, rotated, "a new login hash is kept");
+    assert_eq!(after.member.version, before.member.version + 1);
+    assert!(after.code.is_some(), "the code sent to the same phone stands");
+
+    let moved = PhoneNumber::parse("+12025550104").unwrap();
+    activation::sync_member(&t.app, &id, rotated.clone(), Some(moved.clone()))
+        .await
+        .unwrap();
+    let after = state().await;
+    assert_eq!(after.member.phone, Some(moved), "a new phone is kept");
+    assert!(after.code.is_none(), "the code sent to the old phone is void");
+}
+
+/// Counts commits.
+#[derive(Default)]
+struct Commits(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl StoreHook for Commits {
+    async fn before(&self, call: StoreCall<'_>) -> Injection {
+        if matches!(call, StoreCall::Commit(_)) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Injection::Pass
+    }
+}
+
+/// Setting the payment password is two commits when nothing races it: one reserves the
+/// try, one sets the password on the state that reservation wrote (no second read).
+async fn setting_the_payment_password_commits_twice(adapter: Adapter) {
+    let commits = std::sync::Arc::new(Commits::default());
+    let t = hooked_app(adapter, commits.clone()).await;
+    let id = t.member("seller-1", LOGIN, None).await;
+    let before = commits.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        activation::set_payment_password(&t.app, &id, pw(PAYMENT)).await,
+        Ok(Activation::Active)
+    );
+    assert_eq!(commits.0.load(std::sync::atomic::Ordering::SeqCst) - before, 2);
+}
+
 for_each_adapter!(
+    a_new_code_is_a_new_version_and_its_sms_says_30_minutes,
+    member_sync_changes_only_what_changed,
+    setting_the_payment_password_commits_twice,
     a_member_without_phone_is_active_at_once,
     a_member_with_phone_is_active_only_after_the_code,
     the_password_policy_refuses_weak_and_login_passwords_and_changes_nothing,
