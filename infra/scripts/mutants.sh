@@ -5,6 +5,8 @@
 #
 #   bash infra/scripts/mutants.sh                      # every file of the money core
 #   bash infra/scripts/mutants.sh shared/src/money.rs  # one file
+#   MUTANTS_ARGS="--re settle_due" bash infra/scripts/mutants.sh shared/src/collection.rs
+#                                                      # only some mutants (a re-check)
 #
 # It never touches your working tree: it mutates a git worktree of HEAD (commit first)
 # under target/mutants/tree, builds into target/mutants/target (kept between runs, so
@@ -33,9 +35,9 @@ declare -A tests=(
   [shared/src/ledger.rs]="--lib"
   [shared/src/verification.rs]="--lib"
   [shared/src/password.rs]="--lib"
-  [shared/src/activation.rs]="--lib --test activation --test bursts"
-  [shared/src/withdrawal.rs]="--lib --test money --test bursts --test http_money"
-  [shared/src/collection.rs]="--lib --test money --test reconciliation --test crash_safety"
+  [shared/src/activation.rs]="--lib --test activation --test bursts --test contention"
+  [shared/src/withdrawal.rs]="--lib --test money --test bursts --test contention"
+  [shared/src/collection.rs]="--lib --test money --test reconciliation --test crash_safety --test contention"
 )
 order=(shared/src/money.rs shared/src/ledger.rs shared/src/verification.rs shared/src/password.rs
   shared/src/activation.rs shared/src/withdrawal.rs shared/src/collection.rs)
@@ -57,6 +59,8 @@ for file in "${files[@]}"; do
   selection=${tests[$file]:-}
   [[ -n $selection ]] || { echo "no test selection for $file (one of: ${order[*]})" >&2; exit 2; }
   out=$work/out/$file
+  # A filtered re-check keeps its results apart from the last full run's.
+  [[ -z ${MUTANTS_ARGS:-} ]] || out=$work/out/recheck/$file
   mkdir -p "$out"
   step "$file ($selection)"
   # shellcheck disable=SC2086 # the selection is a list of cargo arguments
@@ -69,13 +73,13 @@ for file in "${files[@]}"; do
     || { echo "the unmutated tree fails its tests: see $out.baseline.log" >&2; exit 1; }
   # shellcheck disable=SC2086
   (cd "$tree" && cargo mutants --in-place --no-shuffle -f "$file" "${packages[@]/--package/--test-package}" \
-      --baseline skip --timeout 300 --output "$out" \
+      --baseline skip --timeout 300 --output "$out" ${MUTANTS_ARGS:-} \
       -- $selection -- --skip dynamodb) || true # survivors are reported below, not fatal
 done
 
 step "score per file (caught / viable; unviable mutants do not build and are not counted)"
 for file in "${files[@]}"; do
-  outcomes=$work/out/$file/mutants.out/outcomes.json
+  outcomes=$work/out/${MUTANTS_ARGS:+recheck/}$file/mutants.out/outcomes.json
   [[ -f $outcomes ]] || { echo "$file: no outcomes"; continue; }
   python3 - "$file" "$outcomes" <<'EOF'
 import json, sys
