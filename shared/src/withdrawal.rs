@@ -116,8 +116,10 @@ pub fn decide(
     if member.status != MemberStatus::Active {
         return Err(ApiError::AccountNotActive);
     }
+    // SHA-256 of the request: once per decision, for the replay check and the new record.
+    let fingerprint = request.fingerprint();
     if let Some(record) = context.idempotency.as_ref().filter(|r| r.expires_at > now) {
-        return if record.fingerprint == request.fingerprint() {
+        return if record.fingerprint == fingerprint {
             Ok(Decision::Replay(record.withdrawal.clone()))
         } else {
             Err(ApiError::IdempotencyKeyReused)
@@ -159,7 +161,7 @@ pub fn decide(
     let record = IdempotencyRecord {
         member_id: member_id.clone(),
         key: request.key.as_str().to_owned(),
-        fingerprint: request.fingerprint(),
+        fingerprint,
         withdrawal: withdrawal.clone(),
         created_at: now,
         expires_at: now.plus_seconds(IDEMPOTENCY_TTL_SECONDS),
