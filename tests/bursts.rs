@@ -259,7 +259,7 @@ async fn a_burst_of_one_collection_credits_once(adapter: Adapter) {
     for _ in 0..20 {
         let app = Arc::clone(&t.app);
         let request = NewCollection {
-            collection_id: "col-1".to_owned(),
+            collection_id: fund_account_tests::fixtures::external_id("col-1"),
             member_id: m.clone(),
             currency: Currency::Usd,
             amount: amount("30"),
@@ -285,7 +285,7 @@ async fn a_burst_of_refunds_takes_exactly_what_the_collection_holds(adapter: Ada
     collection::collect(
         &t.app,
         NewCollection {
-            collection_id: "col-1".to_owned(),
+            collection_id: fund_account_tests::fixtures::external_id("col-1"),
             member_id: m.clone(),
             currency: Currency::Usd,
             amount: amount("100"),
@@ -298,8 +298,8 @@ async fn a_burst_of_refunds_takes_exactly_what_the_collection_holds(adapter: Ada
     for n in 0..25 {
         let app = Arc::clone(&t.app);
         let request = NewRefund {
-            refund_id: format!("ref-{n}"),
-            collection_id: "col-1".to_owned(),
+            refund_id: fund_account_tests::fixtures::external_id(&format!("ref-{n}")),
+            collection_id: fund_account_tests::fixtures::external_id("col-1"),
             amount: amount("10"),
         };
         burst.spawn(async move { collection::refund(&app, request).await });

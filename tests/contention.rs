@@ -38,7 +38,7 @@ async fn funded_member(adapter: Adapter, conflicts: &std::sync::Arc<Conflicts>) 
 
 fn new_collection(id: &str, member: &MemberId, value: &str) -> NewCollection {
     NewCollection {
-        collection_id: id.to_owned(),
+        collection_id: fund_account_tests::fixtures::external_id(id),
         member_id: member.clone(),
         currency: Currency::Usd,
         amount: amount(value),
@@ -65,8 +65,8 @@ async fn a_refund_retries_its_conflicts(adapter: Adapter) {
     let (t, m) = member_with_a_collection(adapter, &conflicts).await;
     conflicts.arm();
     let refund = NewRefund {
-        refund_id: "ref-1".to_owned(),
-        collection_id: "col-1".to_owned(),
+        refund_id: fund_account_tests::fixtures::external_id("ref-1"),
+        collection_id: fund_account_tests::fixtures::external_id("col-1"),
         amount: amount("10"),
     };
     assert!(collection::refund(&t.app, refund).await.unwrap().created);

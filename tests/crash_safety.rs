@@ -95,7 +95,7 @@ enum Operation {
 /// The set-up an operation works on: the member, and its withdrawal in transit.
 struct Arranged {
     member: MemberId,
-    withdrawal_id: String,
+    withdrawal_id: fund_account::ids::WithdrawalId,
 }
 
 async fn run(t: &TestApp, arranged: &Arranged, op: Operation) -> Result<(), ApiError> {
@@ -104,7 +104,7 @@ async fn run(t: &TestApp, arranged: &Arranged, op: Operation) -> Result<(), ApiE
         Operation::Collect => collection::collect(
             &t.app,
             NewCollection {
-                collection_id: "col-new".to_owned(),
+                collection_id: fund_account_tests::fixtures::external_id("col-new"),
                 member_id: member.clone(),
                 currency: Currency::Usd,
                 amount: amount("70"),
@@ -116,8 +116,8 @@ async fn run(t: &TestApp, arranged: &Arranged, op: Operation) -> Result<(), ApiE
         Operation::Refund => collection::refund(
             &t.app,
             NewRefund {
-                refund_id: "ref-1".to_owned(),
-                collection_id: "col-pending".to_owned(),
+                refund_id: fund_account_tests::fixtures::external_id("ref-1"),
+                collection_id: fund_account_tests::fixtures::external_id("col-pending"),
                 amount: amount("25"),
             },
         )
@@ -160,7 +160,7 @@ async fn arrange(t: &TestApp) -> Arranged {
     collection::collect(
         &t.app,
         NewCollection {
-            collection_id: "col-pending".to_owned(),
+            collection_id: fund_account_tests::fixtures::external_id("col-pending"),
             member_id: m.clone(),
             currency: Currency::Usd,
             amount: amount("60"),

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use fund_account::clock::Timestamp;
+use fund_account::ids::WithdrawalId;
 use fund_account::ledger::{Bucket, EntryType, Posting};
 use fund_account::member::MemberId;
 use fund_account::routes::{self, Route};
@@ -177,8 +178,9 @@ async fn make_the_sent_code(t: &TestApp, member: &MemberId, text: &str) {
 /// The payout events name a withdrawal id of their own: a second withdrawal like
 /// `like` under that id, written as the service writes one (money to `in_transit`).
 async fn withdrawal_under_the_events_id(t: &TestApp, like: &str, id: &str) {
-    let mut withdrawal = t.app.store.withdrawal(like).await.unwrap().unwrap();
-    withdrawal.id = id.to_owned();
+    let like = WithdrawalId::parse(like).expect("a withdrawal id");
+    let mut withdrawal = t.app.store.withdrawal(&like).await.unwrap().unwrap();
+    withdrawal.id = WithdrawalId::parse(id).expect("the events' withdrawal id has the shape of one");
     let mut writes = vec![Write::PutWithdrawal {
         withdrawal: withdrawal.clone(),
         expect: Expect::Absent,

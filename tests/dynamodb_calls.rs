@@ -167,7 +167,7 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
 
     // Money in.
     let new_collection = |id: &str| NewCollection {
-        collection_id: id.to_owned(),
+        collection_id: fund_account_tests::fixtures::external_id(id),
         member_id: m.clone(),
         currency: Currency::Usd,
         amount: amount("1000"),
@@ -184,8 +184,8 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
     collection::refund(
         &app,
         NewRefund {
-            refund_id: "r-1".to_owned(),
-            collection_id: "col-1".to_owned(),
+            refund_id: fund_account_tests::fixtures::external_id("r-1"),
+            collection_id: fund_account_tests::fixtures::external_id("col-1"),
             amount: amount("100"),
         },
     )

@@ -77,7 +77,7 @@ struct Model {
     /// (id, currency, amount, refunded, available_at seconds, settled)
     collections: Vec<(String, Currency, i64, i64, i64, bool)>,
     /// (id, currency, amount, status 0 processing / 1 paid / 2 returned)
-    withdrawals: Vec<(String, Currency, i64, u8)>,
+    withdrawals: Vec<(fund_account::ids::WithdrawalId, Currency, i64, u8)>,
     now: i64,
 }
 
@@ -112,7 +112,7 @@ async fn apply(t: &TestApp, m: &MemberId, model: &mut Model, op: &Op, step: usiz
             collection::collect(
                 &t.app,
                 NewCollection {
-                    collection_id: id.clone(),
+                    collection_id: fund_account_tests::fixtures::external_id(&id),
                     member_id: m.clone(),
                     currency: *currency,
                     amount: cents(*c),
@@ -151,8 +151,8 @@ async fn apply(t: &TestApp, m: &MemberId, model: &mut Model, op: &Op, step: usiz
             let result = collection::refund(
                 &t.app,
                 NewRefund {
-                    refund_id: format!("ref-{step}"),
-                    collection_id: id,
+                    refund_id: fund_account_tests::fixtures::external_id(&format!("ref-{step}")),
+                    collection_id: fund_account_tests::fixtures::external_id(&id),
                     amount: cents(*c),
                 },
             )
@@ -262,7 +262,7 @@ async fn run_sequence(adapter: Adapter, ops: Vec<Op>) {
     }
     t.assert_books_balance(&m).await;
     for (id, _, amount, refunded, _, _) in &model.collections {
-        let stored = t.app.store.collection(id).await.unwrap().unwrap();
+        let stored = t.stored_collection(id).await;
         assert_eq!(
             (to_cents(stored.amount), to_cents(stored.refunded)),
             (*amount, *refunded)

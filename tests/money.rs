@@ -3,6 +3,8 @@
 //! payouts — and the books balancing after each.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
 use fund_account::collection::{self, Created, NewCollection, NewRefund};
@@ -11,6 +13,7 @@ use fund_account::ledger::Bucket;
 use fund_account::member::MemberId;
 use fund_account::money::{Amount, Currency};
 use fund_account::records::{CollectionStatus, Refund, WithdrawalStatus};
+use fund_account::routes::{self, Route};
 use fund_account::store::{PageRequest, Write};
 use fund_account::withdrawal::{self, Payout, WithdrawalCreated, WithdrawalRequest};
 use fund_account_tests::fixtures::amount;
@@ -40,7 +43,7 @@ fn new_collection(
     available_at: Option<i64>,
 ) -> NewCollection {
     NewCollection {
-        collection_id: id.to_owned(),
+        collection_id: fund_account_tests::fixtures::external_id(id),
         member_id: member.clone(),
         currency,
         amount: amount(value),
@@ -51,8 +54,8 @@ fn new_collection(
 /// A refund request against `col-1`, the collection most tests here make.
 fn refund_of_col_1(id: &str, value: &str) -> NewRefund {
     NewRefund {
-        refund_id: id.to_owned(),
-        collection_id: "col-1".to_owned(),
+        refund_id: fund_account_tests::fixtures::external_id(id),
+        collection_id: fund_account_tests::fixtures::external_id("col-1"),
         amount: amount(value),
     }
 }
@@ -149,7 +152,7 @@ async fn refunds_come_from_pending_then_available_and_never_exceed_the_collectio
         collection::refund(
             &t.app,
             NewRefund {
-                collection_id: "col-x".to_owned(),
+                collection_id: fund_account_tests::fixtures::external_id("col-x"),
                 ..refund_of_col_1("ref-3", "1")
             }
         )
@@ -209,7 +212,7 @@ async fn refund_state(
         )
         .await
         .unwrap();
-    let collection = t.app.store.collection(collection_id).await.unwrap().unwrap();
+    let collection = t.stored_collection(collection_id).await;
     let entries = ledger.items.into_iter().map(|e| e.id).collect();
     (t.balances(member).await, collection, entries)
 }
@@ -224,7 +227,7 @@ async fn a_refund_of_exactly_what_is_left_uses_the_collection_up(adapter: Adapte
     let last = refund_col_1(&t, "ref-2", "39.99").await.unwrap();
     assert!(last.created, "exactly what is left, to the cent, is refundable");
     assert_eq!(last.record.taken_from, Bucket::Pending);
-    let stored = t.app.store.collection("col-1").await.unwrap().unwrap();
+    let stored = t.stored_collection("col-1").await;
     assert_eq!(stored.refunded, stored.amount, "fully refunded");
     assert_eq!(t.balances(&m).await.usd.pending, amount("0"));
 
@@ -239,7 +242,14 @@ async fn a_refund_of_exactly_what_is_left_uses_the_collection_up(adapter: Adapte
         used_up,
         "a refusal changes nothing"
     );
-    assert_eq!(t.app.store.refund("ref-3").await.unwrap(), None);
+    assert_eq!(
+        t.app
+            .store
+            .refund(&fund_account_tests::fixtures::external_id("ref-3"))
+            .await
+            .unwrap(),
+        None
+    );
 
     // Settled, the used-up collection moves nothing and still refuses (not with
     // `insufficient_funds`: what it lacks is refundable money, not `available`).
@@ -284,7 +294,14 @@ async fn a_refund_repeated_after_its_collection_is_used_up_changes_nothing(adapt
         used_up,
         "repeats and refusals change nothing"
     );
-    assert_eq!(t.app.store.refund("ref-4").await.unwrap(), None);
+    assert_eq!(
+        t.app
+            .store
+            .refund(&fund_account_tests::fixtures::external_id("ref-4"))
+            .await
+            .unwrap(),
+        None
+    );
     t.assert_books_balance(&m).await;
 }
 
@@ -456,7 +473,12 @@ async fn payouts_complete_in_two_phases(adapter: Adapter) {
         Err(ApiError::WithdrawalAlreadySettled)
     );
     assert_eq!(
-        withdrawal::report_payout(&t.app, "wd_nope", Payout::Paid).await,
+        withdrawal::report_payout(
+            &t.app,
+            &fund_account_tests::fixtures::withdrawal_id("wd_nope"),
+            Payout::Paid
+        )
+        .await,
         Err(ApiError::WithdrawalNotFound)
     );
 
@@ -511,7 +533,7 @@ async fn fifty_concurrent_withdrawals_never_overdraw(adapter: Adapter) {
 }
 
 /// The ids of a member's stored withdrawals (one page: the races here make fewer).
-async fn withdrawal_ids(t: &TestApp, member: &MemberId) -> BTreeSet<String> {
+async fn withdrawal_ids(t: &TestApp, member: &MemberId) -> BTreeSet<fund_account::ids::WithdrawalId> {
     let page = t
         .app
         .store
@@ -578,8 +600,8 @@ async fn racing_refunds_of_one_collection_never_exceed_it(adapter: Adapter) {
             let outcome = collection::refund(
                 &t.app,
                 NewRefund {
-                    refund_id: id.clone(),
-                    collection_id: "col-1".to_owned(),
+                    refund_id: fund_account_tests::fixtures::external_id(&id),
+                    collection_id: fund_account_tests::fixtures::external_id("col-1"),
                     amount: amount("15"),
                 },
             )
@@ -607,14 +629,19 @@ async fn racing_refunds_of_one_collection_never_exceed_it(adapter: Adapter) {
     }
     assert_eq!((refunded.len(), refused.len()), (6, 14), "100 / 15 = 6 fit");
     for id in refunded.iter().chain(&refused) {
-        let stored = t.app.store.refund(id).await.unwrap();
+        let stored = t
+            .app
+            .store
+            .refund(&fund_account_tests::fixtures::external_id(id))
+            .await
+            .unwrap();
         assert_eq!(
             stored.is_some(),
             refunded.contains(id),
             "{id} is stored iff it was answered"
         );
     }
-    let stored = t.app.store.collection("col-1").await.unwrap().unwrap();
+    let stored = t.stored_collection("col-1").await;
     assert_eq!(stored.refunded, amount("90"));
     assert_eq!(t.balances(&m).await.usd.pending, amount("10"));
     t.assert_books_balance(&m).await;
@@ -647,8 +674,8 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
             collection::refund(
                 &tr.app,
                 NewRefund {
-                    refund_id: format!("r-{i}"),
-                    collection_id: format!("col-{i}"),
+                    refund_id: fund_account_tests::fixtures::external_id(&format!("r-{i}")),
+                    collection_id: fund_account_tests::fixtures::external_id(&format!("col-{i}")),
                     amount: amount("20"),
                 },
             )
@@ -681,7 +708,7 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
         "{from_pending} refunds came from pending"
     );
     for i in 0..10 {
-        let stored = t.app.store.collection(&format!("col-{i}")).await.unwrap().unwrap();
+        let stored = t.stored_collection(&format!("col-{i}")).await;
         assert_eq!(
             (stored.refunded, stored.status),
             (amount("20"), CollectionStatus::Settled)
@@ -700,23 +727,22 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
 /// Counts the store calls it sees (the reads of the settlement's due index apart) and,
 /// while `conflicting`, answers every commit with a transaction conflict.
 #[derive(Default)]
-struct CallCounter(
-    std::sync::atomic::AtomicUsize,
-    std::sync::atomic::AtomicUsize,
-    std::sync::atomic::AtomicBool,
-);
+struct CallCounter {
+    calls: AtomicUsize,
+    due_reads: AtomicUsize,
+    conflicting: AtomicBool,
+}
 
 #[async_trait::async_trait]
 impl StoreHook for CallCounter {
     async fn before(&self, call: StoreCall<'_>) -> Injection {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.0.fetch_add(1, SeqCst);
+        self.calls.fetch_add(1, SeqCst);
         match call {
             StoreCall::Read("due_collections") => {
-                self.1.fetch_add(1, SeqCst);
+                self.due_reads.fetch_add(1, SeqCst);
                 Injection::Pass
             }
-            StoreCall::Commit(_) if self.2.load(SeqCst) => {
+            StoreCall::Commit(_) if self.conflicting.load(SeqCst) => {
                 Injection::FailBefore(fund_account::store::StoreError::Contention)
             }
             _ => Injection::Pass,
@@ -738,7 +764,7 @@ async fn settlement_pages_past_a_full_page_and_stops_after_a_short_one(adapter: 
         .await
         .unwrap();
     }
-    let due_reads = || calls.1.load(std::sync::atomic::Ordering::SeqCst);
+    let due_reads = || calls.due_reads.load(SeqCst);
     let settled = collection::settle_due(&t.app, t.app.now()).await.unwrap();
     assert_eq!((settled.count, settled.usd), (150, amount("150")));
     assert_eq!(
@@ -748,7 +774,7 @@ async fn settlement_pages_past_a_full_page_and_stops_after_a_short_one(adapter: 
     );
     let usd = t.balances(&m).await.usd;
     assert_eq!((usd.available, usd.pending), (amount("150"), Amount::ZERO));
-    let stored = t.app.store.collection("due-149").await.unwrap().unwrap();
+    let stored = t.stored_collection("due-149").await;
     assert_eq!((stored.status, stored.version), (CollectionStatus::Settled, 2));
     let again = collection::settle_due(&t.app, t.app.now()).await.unwrap();
     assert_eq!((again.count, due_reads()), (0, 3));
@@ -769,7 +795,7 @@ async fn settlement_that_loses_every_race_gives_up_and_the_next_run_settles(adap
         .await
         .unwrap();
     }
-    calls.2.store(true, std::sync::atomic::Ordering::SeqCst);
+    calls.conflicting.store(true, SeqCst);
     let run = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         collection::settle_due(&t.app, t.app.now()),
@@ -777,16 +803,12 @@ async fn settlement_that_loses_every_race_gives_up_and_the_next_run_settles(adap
     .await
     .expect("a run that makes no progress ends");
     assert_eq!(run.unwrap().count, 0);
-    assert_eq!(
-        calls.1.load(std::sync::atomic::Ordering::SeqCst),
-        5,
-        "five passes, then it gives up"
-    );
+    assert_eq!(calls.due_reads.load(SeqCst), 5, "five passes, then it gives up");
     let calm = t.balances(&m).await.usd;
     assert_eq!((calm.available, calm.pending), (Amount::ZERO, amount("3")));
 
     // The conflicts stop (a new hook state): the next run settles all three.
-    calls.2.store(false, std::sync::atomic::Ordering::SeqCst);
+    calls.conflicting.store(false, SeqCst);
     let next = collection::settle_due(&t.app, t.app.now()).await.unwrap();
     assert_eq!(next.count, 3);
     t.assert_books_balance(&m).await;
@@ -808,7 +830,7 @@ async fn settle_one_leaves_a_collection_not_yet_due_or_already_settled(adapter: 
         Some(amount("7")),
         "due at its time"
     );
-    let settled = t.app.store.collection("later").await.unwrap().unwrap();
+    let settled = t.stored_collection("later").await;
     assert_eq!(
         collection::settle_one(&t.app, &settled, t.app.now()).await.unwrap(),
         None
@@ -818,12 +840,11 @@ async fn settle_one_leaves_a_collection_not_yet_due_or_already_settled(adapter: 
     t.assert_books_balance(&m).await;
 }
 
-/// An id that cannot be a withdrawal's is "not found" without a store call: it never
-/// costs a read, and never reaches DynamoDB's key-size limits.
+/// An id that cannot be a withdrawal's is "not found" at the HTTP edge, without a store
+/// call: it never costs a read, and never reaches DynamoDB's key-size limits.
 async fn a_malformed_withdrawal_id_is_not_found_without_a_store_call(adapter: Adapter) {
     let calls = Arc::new(CallCounter::default());
     let t = hooked_app(adapter, calls.clone()).await;
-    let m = MemberId::parse("seller-1").unwrap();
     let ulid = "01JD0000000000000000000000";
     let malformed = [
         "wd_nope".to_owned(),                      // too short
@@ -832,24 +853,38 @@ async fn a_malformed_withdrawal_id_is_not_found_without_a_store_call(adapter: Ad
         format!("wd_{ulid}{}", "0".repeat(2_000)), // far past any key limit
     ];
     for id in &malformed {
-        assert_eq!(
-            withdrawal::report_payout(&t.app, id, Payout::Paid).await,
-            Err(ApiError::WithdrawalNotFound),
-            "{id}"
-        );
-        assert_eq!(
-            withdrawal::member_withdrawal(&t.app, &m, id).await,
-            Err(ApiError::WithdrawalNotFound),
-            "{id}"
-        );
+        for route in [Route::GetWithdrawal, Route::WithdrawalPaid] {
+            let (status, code) = answer_for_withdrawal_id(&t, route, id).await;
+            assert_eq!((status, code.as_str()), (404, "withdrawal_not_found"), "{route:?} {id}");
+        }
     }
-    assert_eq!(calls.0.load(std::sync::atomic::Ordering::SeqCst), 0, "no store call");
+    assert_eq!(calls.calls.load(SeqCst), 0, "no store call");
     // A well-formed id is looked up.
-    assert_eq!(
-        withdrawal::member_withdrawal(&t.app, &m, &format!("wd_{ulid}")).await,
-        Err(ApiError::WithdrawalNotFound)
-    );
-    assert_eq!(calls.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (status, _) = answer_for_withdrawal_id(&t, Route::GetWithdrawal, &format!("wd_{ulid}")).await;
+    assert_eq!(status, 404);
+    assert_eq!(calls.calls.load(SeqCst), 1);
+}
+
+/// `route`'s answer (status and problem code) for the withdrawal `id`, through its handler
+/// with its event from `events/` (the member of `get-withdrawal.json`, the IAM caller of
+/// `withdrawal-paid.json`).
+async fn answer_for_withdrawal_id(t: &TestApp, route: Route, id: &str) -> (u16, String) {
+    let file = fund_account_tests::project_root().join(format!("events/{}.json", route.function()));
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let path = route.path().replace("{id}", id);
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["pathParameters"]["id"] = id.into();
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = routes::handle(route, &t.app, request).await;
+    let body: serde_json::Value = match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("a JSON body, not {other:?}"),
+    };
+    (
+        response.status().as_u16(),
+        body["code"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 /// The payout processor's two reports racing: "paid" has read the withdrawal and is about

@@ -44,7 +44,7 @@ async fn busy_member(t: &TestApp, id: &str) -> MemberId {
     collection::collect(
         &t.app,
         NewCollection {
-            collection_id: format!("{id}-later"),
+            collection_id: fund_account_tests::fixtures::external_id(&format!("{id}-later")),
             member_id: m.clone(),
             currency: Currency::Cny,
             amount: amount("80"),
@@ -56,8 +56,8 @@ async fn busy_member(t: &TestApp, id: &str) -> MemberId {
     collection::refund(
         &t.app,
         collection::NewRefund {
-            refund_id: format!("{id}-r"),
-            collection_id: format!("{id}-later"),
+            refund_id: fund_account_tests::fixtures::external_id(&format!("{id}-r")),
+            collection_id: fund_account_tests::fixtures::external_id(&format!("{id}-later")),
             amount: amount("30"),
         },
     )
@@ -100,7 +100,7 @@ async fn a_run_settles_at_available_at_to_the_second(adapter: Adapter) {
         collection::collect(
             &t.app,
             NewCollection {
-                collection_id: id.to_owned(),
+                collection_id: fund_account_tests::fixtures::external_id(id),
                 member_id: m.clone(),
                 currency: Currency::Usd,
                 amount: amount("10"),
@@ -211,7 +211,7 @@ async fn money_in_transit_without_a_withdrawal_is_reported(adapter: Adapter) {
 async fn refunds_above_a_collection_are_reported(adapter: Adapter) {
     let t = test_app(adapter).await;
     let m = busy_member(&t, "seller-1").await;
-    let mut collection = t.app.store.collection("seller-1-later").await.unwrap().unwrap();
+    let mut collection = t.stored_collection("seller-1-later").await;
     let version = collection.version;
     collection.refunded = amount("81");
     collection.version += 1;
@@ -242,7 +242,7 @@ async fn concurrent_runs_settle_each_collection_once(adapter: Adapter) {
         collection::collect(
             &t.app,
             NewCollection {
-                collection_id: format!("c-{i}"),
+                collection_id: fund_account_tests::fixtures::external_id(&format!("c-{i}")),
                 member_id: m.clone(),
                 currency: Currency::Cny,
                 amount: amount("1"),

@@ -372,20 +372,23 @@ async fn withdrawals_are_versioned_and_listed_per_member(adapter: Adapter) {
         }])
         .await
         .unwrap();
-    assert_eq!(store.withdrawal("wd_01").await.unwrap(), Some(paid));
-    assert_eq!(store.withdrawal("wd_99").await.unwrap(), None);
+    assert_eq!(store.withdrawal(&withdrawal_id("wd_01")).await.unwrap(), Some(paid));
+    assert_eq!(store.withdrawal(&withdrawal_id("wd_99")).await.unwrap(), None);
 
     let listed = store.withdrawals(&member_id("a"), &page(2, None)).await.unwrap();
     assert_eq!(
-        listed.items.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
-        ["wd_04", "wd_03"]
+        listed.items.iter().map(|w| w.id.clone()).collect::<Vec<_>>(),
+        [withdrawal_id("wd_04"), withdrawal_id("wd_03")]
     );
     assert!(listed.more);
     let rest = store
-        .withdrawals(&member_id("a"), &page(2, Some("wd_03")))
+        .withdrawals(&member_id("a"), &page(2, Some(withdrawal_id("wd_03").as_str())))
         .await
         .unwrap();
-    assert_eq!(rest.items.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["wd_01"]);
+    assert_eq!(
+        rest.items.iter().map(|w| w.id.clone()).collect::<Vec<_>>(),
+        [withdrawal_id("wd_01")]
+    );
     assert!(!rest.more);
     // The full account number is kept for the payout processor.
     assert_eq!(rest.items[0].bank_account.account_number, "6222020200112233");
@@ -430,15 +433,27 @@ async fn due_collections_are_the_unsettled_ones_at_or_before_now(adapter: Adapte
         due.iter().map(|c| c.collection_id.as_str()).collect::<Vec<_>>(),
         ["col_e", "col_b"]
     );
-    assert_eq!(store.collection("col_a").await.unwrap(), Some(settled));
-    assert_eq!(store.collection("col_zz").await.unwrap(), None);
+    assert_eq!(
+        store
+            .collection(&fund_account_tests::fixtures::external_id("col_a"))
+            .await
+            .unwrap(),
+        Some(settled)
+    );
+    assert_eq!(
+        store
+            .collection(&fund_account_tests::fixtures::external_id("col_zz"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn refunds_are_written_once(adapter: Adapter) {
     let store = store_of(adapter).await;
     let refund = fund_account::records::Refund {
-        refund_id: "ref_1".to_owned(),
-        collection_id: "col_1".to_owned(),
+        refund_id: fund_account_tests::fixtures::external_id("ref_1"),
+        collection_id: fund_account_tests::fixtures::external_id("col_1"),
         member_id: member_id("s"),
         currency: Currency::Usd,
         amount: amount("5"),
@@ -450,8 +465,20 @@ async fn refunds_are_written_once(adapter: Adapter) {
         store.commit(vec![Write::PutRefund(refund.clone())]).await,
         Err(StoreError::ConditionFailed { write_index: 0 })
     );
-    assert_eq!(store.refund("ref_1").await.unwrap(), Some(refund));
-    assert_eq!(store.refund("ref_2").await.unwrap(), None);
+    assert_eq!(
+        store
+            .refund(&fund_account_tests::fixtures::external_id("ref_1"))
+            .await
+            .unwrap(),
+        Some(refund)
+    );
+    assert_eq!(
+        store
+            .refund(&fund_account_tests::fixtures::external_id("ref_2"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn idempotency_keys_are_held_until_they_expire(adapter: Adapter) {
@@ -711,7 +738,7 @@ async fn member_collections_are_listed_per_member_newest_id_first(adapter: Adapt
         .unwrap();
 
     let ids = |p: &fund_account::store::Page<Collection>| -> Vec<String> {
-        p.items.iter().map(|c| c.collection_id.clone()).collect()
+        p.items.iter().map(|c| c.collection_id.to_string()).collect()
     };
     let a = member_id("a");
     let first = store.member_collections(&a, &page(2, None)).await.unwrap();

@@ -367,7 +367,7 @@ async fn storm(adapter: Adapter, members: usize, clients: u64, ops: u64) {
         );
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (c + 1));
-            let mut withdrawals: Vec<String> = Vec::new();
+            let mut withdrawals: Vec<fund_account::ids::WithdrawalId> = Vec::new();
             for _ in 0..ops {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 let m = &ids[usize::try_from(rng.below(ids.len() as u64)).unwrap()];
@@ -381,7 +381,7 @@ async fn storm(adapter: Adapter, members: usize, clients: u64, ops: u64) {
                     0..=3 => collection::collect(
                         &t.app,
                         NewCollection {
-                            collection_id: format!("col-{n}"),
+                            collection_id: fund_account_tests::fixtures::external_id(&format!("col-{n}")),
                             member_id: m.clone(),
                             currency,
                             amount,
@@ -403,8 +403,11 @@ async fn storm(adapter: Adapter, members: usize, clients: u64, ops: u64) {
                     4 => collection::refund(
                         &t.app,
                         NewRefund {
-                            refund_id: format!("ref-{n}"),
-                            collection_id: format!("col-{}", rng.below(n.max(1))),
+                            refund_id: fund_account_tests::fixtures::external_id(&format!("ref-{n}")),
+                            collection_id: fund_account_tests::fixtures::external_id(&format!(
+                                "col-{}",
+                                rng.below(n.max(1))
+                            )),
                             amount,
                         },
                     )

@@ -174,7 +174,7 @@ async fn expected(app: &App, member_id: &MemberId) -> Result<Expected, ApiError>
             if c.refunded > c.amount || c.refunded.is_negative() {
                 expected
                     .over_refunded
-                    .push((c.collection_id.clone(), c.currency, c.amount, c.refunded));
+                    .push((c.collection_id.to_string(), c.currency, c.amount, c.refunded));
             }
             if c.status == CollectionStatus::Pending {
                 let remaining = c.amount.checked_sub(c.refunded).ok_or(ApiError::Internal)?;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::ApiError;
+use crate::ids::{ExternalId, WithdrawalId};
 use crate::member::MemberId;
 use crate::money::{Amount, Currency};
 
@@ -74,7 +75,7 @@ impl std::fmt::Debug for BankAccount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withdrawal {
     /// `wd_` + a ULID.
-    pub id: String,
+    pub id: WithdrawalId,
     pub member_id: MemberId,
     pub currency: Currency,
     /// What left `available`.
@@ -108,7 +109,7 @@ impl CollectionStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collection {
-    pub collection_id: String,
+    pub collection_id: ExternalId,
     pub member_id: MemberId,
     pub currency: Currency,
     pub amount: Amount,
@@ -127,8 +128,8 @@ pub struct Collection {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
-    pub refund_id: String,
-    pub collection_id: String,
+    pub refund_id: ExternalId,
+    pub collection_id: ExternalId,
     pub member_id: MemberId,
     pub currency: Currency,
     pub amount: Amount,

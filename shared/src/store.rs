@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::ApiError;
+use crate::ids::{ExternalId, WithdrawalId};
 use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry, Posting};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::Currency;
@@ -177,7 +178,7 @@ pub trait Store: Send + Sync {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError>;
+    async fn withdrawal(&self, id: &WithdrawalId) -> Result<Option<Withdrawal>, StoreError>;
 
     /// A member's withdrawals, newest first.
     async fn withdrawals(&self, member_id: &MemberId, page: &PageRequest) -> Result<Page<Withdrawal>, StoreError>;
@@ -190,9 +191,9 @@ pub trait Store: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError>;
 
-    async fn collection(&self, collection_id: &str) -> Result<Option<Collection>, StoreError>;
+    async fn collection(&self, collection_id: &ExternalId) -> Result<Option<Collection>, StoreError>;
 
-    async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError>;
+    async fn refund(&self, refund_id: &ExternalId) -> Result<Option<Refund>, StoreError>;
 
     /// Unsettled collections whose `available_at` is at or before `now`, oldest first.
     async fn due_collections(&self, now: Timestamp, limit: usize) -> Result<Vec<Collection>, StoreError>;

@@ -119,6 +119,17 @@ impl TestApp {
 pub const PAYMENT_PASSWORD: &str = "Vault-Key-2026!";
 
 impl TestApp {
+    /// The stored collection `id`, which the test knows exists.
+    pub async fn stored_collection(&self, id: &str) -> fund_account::records::Collection {
+        let id = fixtures::external_id(id);
+        self.app
+            .store
+            .collection(&id)
+            .await
+            .expect("a read")
+            .expect("the collection exists")
+    }
+
     /// A member without a phone, activated with [`PAYMENT_PASSWORD`].
     pub async fn active_member(&self, id: &str) -> fund_account::member::MemberId {
         let member_id = self.member(id, "login-Pass-2026", None).await;
@@ -143,7 +154,7 @@ impl TestApp {
         fund_account::collection::collect(
             &self.app,
             fund_account::collection::NewCollection {
-                collection_id: id,
+                collection_id: fixtures::external_id(&id),
                 member_id: member.clone(),
                 currency,
                 amount: fixtures::amount(amount),

@@ -121,7 +121,7 @@ impl Store for HookedStore {
     }
     async fn withdrawal(
         &self,
-        id: &str,
+        id: &fund_account::ids::WithdrawalId,
     ) -> Result<Option<fund_account::records::Withdrawal>, fund_account::store::StoreError> {
         hooked_read!(self, "withdrawal", self.inner.withdrawal(id))
     }
@@ -142,11 +142,14 @@ impl Store for HookedStore {
     }
     async fn collection(
         &self,
-        id: &str,
+        id: &fund_account::ids::ExternalId,
     ) -> Result<Option<fund_account::records::Collection>, fund_account::store::StoreError> {
         hooked_read!(self, "collection", self.inner.collection(id))
     }
-    async fn refund(&self, id: &str) -> Result<Option<fund_account::records::Refund>, fund_account::store::StoreError> {
+    async fn refund(
+        &self,
+        id: &fund_account::ids::ExternalId,
+    ) -> Result<Option<fund_account::records::Refund>, fund_account::store::StoreError> {
         hooked_read!(self, "refund", self.inner.refund(id))
     }
     async fn due_collections(

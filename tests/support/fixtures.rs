@@ -1,6 +1,7 @@
 //! Record builders for store-level tests.
 
 use fund_account::clock::Timestamp;
+use fund_account::ids::{ExternalId, WithdrawalId};
 use fund_account::ledger::{Bucket, EntryType, LedgerEntry};
 use fund_account::member::{Member, MemberId, MemberStatus, PhcHash, VerificationCode};
 use fund_account::money::{Amount, Currency};
@@ -63,9 +64,21 @@ pub fn ledger_entry(member: &str, currency: Currency, id: &str, value: &str) -> 
     }
 }
 
+/// A withdrawal id; `wd_01` is short for `wd_01` padded to a ULID's 26 characters, so
+/// that fixtures sort like real ids.
+pub fn withdrawal_id(short: &str) -> WithdrawalId {
+    let ulid = short.strip_prefix("wd_").unwrap_or(short);
+    let text = format!("wd_{ulid:0<26}");
+    WithdrawalId::parse(&text).unwrap_or_else(|| panic!("{text} is a withdrawal id"))
+}
+
+pub fn external_id(text: &str) -> ExternalId {
+    ExternalId::parse(text).unwrap_or_else(|| panic!("{text:?} is an external id"))
+}
+
 pub fn withdrawal(id: &str, member: &str, version: u64) -> Withdrawal {
     Withdrawal {
-        id: id.to_owned(),
+        id: withdrawal_id(id),
         member_id: member_id(member),
         currency: Currency::Usd,
         amount: amount("100"),
@@ -86,7 +99,7 @@ pub fn withdrawal(id: &str, member: &str, version: u64) -> Withdrawal {
 
 pub fn collection(id: &str, member: &str, available_at: Timestamp, status: CollectionStatus) -> Collection {
     Collection {
-        collection_id: id.to_owned(),
+        collection_id: external_id(id),
         member_id: member_id(member),
         currency: Currency::Cny,
         amount: amount("50"),

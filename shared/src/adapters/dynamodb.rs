@@ -33,6 +33,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::ids::{ExternalId, WithdrawalId};
 use crate::ledger::{Balance, Balances, Bucket, LedgerEntry};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
@@ -321,7 +322,7 @@ impl DynamoStore {
                     "GSI1PK".to_owned(),
                     s(format!("{}#WITHDRAWALS", member_pk(&withdrawal.member_id))),
                 );
-                keys.insert("GSI1SK".to_owned(), s(withdrawal.id.clone()));
+                keys.insert("GSI1SK".to_owned(), s(withdrawal.id.to_string()));
                 conditional_put(record_item(withdrawal, keys)?, table, *expect)
             }
             Write::PutCollection { collection, expect } => {
@@ -330,13 +331,13 @@ impl DynamoStore {
                     "GSI1PK".to_owned(),
                     s(format!("{}#COLLECTIONS", member_pk(&collection.member_id))),
                 );
-                keys.insert("GSI1SK".to_owned(), s(collection.collection_id.clone()));
+                keys.insert("GSI1SK".to_owned(), s(collection.collection_id.to_string()));
                 if collection.status == CollectionStatus::Pending {
-                    let shard = due_shard(&collection.collection_id);
+                    let shard = due_shard(collection.collection_id.as_str());
                     keys.insert("GSI2PK".to_owned(), s(format!("DUE#{shard}")));
                     keys.insert(
                         "GSI2SK".to_owned(),
-                        s(due_sort_key(collection.available_at, &collection.collection_id)),
+                        s(due_sort_key(collection.available_at, collection.collection_id.as_str())),
                     );
                 }
                 conditional_put(record_item(collection, keys)?, table, *expect)
@@ -605,7 +606,7 @@ impl Store for DynamoStore {
         self.get_record(format!("IDEMPOTENCY#{member_id}"), key_text).await
     }
 
-    async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError> {
+    async fn withdrawal(&self, id: &WithdrawalId) -> Result<Option<Withdrawal>, StoreError> {
         self.get_record(format!("WITHDRAWAL#{id}"), "WITHDRAWAL").await
     }
 
@@ -633,12 +634,12 @@ impl Store for DynamoStore {
         Ok(page_of(entries, page.limit))
     }
 
-    async fn collection(&self, collection_id: &str) -> Result<Option<Collection>, StoreError> {
+    async fn collection(&self, collection_id: &ExternalId) -> Result<Option<Collection>, StoreError> {
         self.get_record(format!("COLLECTION#{collection_id}"), "COLLECTION")
             .await
     }
 
-    async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError> {
+    async fn refund(&self, refund_id: &ExternalId) -> Result<Option<Refund>, StoreError> {
         self.get_record(format!("REFUND#{refund_id}"), "REFUND").await
     }
 

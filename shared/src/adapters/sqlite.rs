@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::ids::{ExternalId, WithdrawalId};
 use crate::ledger::{Balance, Balances, LedgerEntry};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
@@ -306,14 +307,18 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             );
         }
         Write::PutWithdrawal { withdrawal, expect } => {
-            let stored = stored_version(conn, "SELECT version FROM withdrawals WHERE id = ?1", &withdrawal.id)?;
+            let stored = stored_version(
+                conn,
+                "SELECT version FROM withdrawals WHERE id = ?1",
+                withdrawal.id.as_str(),
+            )?;
             if !expectation_holds(*expect, stored) {
                 return Ok(false);
             }
             conn.execute(
                 "INSERT OR REPLACE INTO withdrawals (id, member_id, version, body) VALUES (?1, ?2, ?3, ?4)",
                 params![
-                    withdrawal.id,
+                    withdrawal.id.as_str(),
                     withdrawal.member_id.as_str(),
                     version_param(withdrawal.version),
                     to_json(withdrawal)?
@@ -344,7 +349,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             .map_err(unavailable)?;
         }
         Write::PutRefund(refund) => {
-            let args = [text(&refund.refund_id), SqlValue::Text(to_json(refund)?)];
+            let args = [text(refund.refund_id.as_str()), SqlValue::Text(to_json(refund)?)];
             return insert_new(
                 conn,
                 "INSERT OR IGNORE INTO refunds (refund_id, body) VALUES (?1, ?2)",
@@ -468,8 +473,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn withdrawal(&self, id: &str) -> Result<Option<Withdrawal>, StoreError> {
-        let args = vec![text(id)];
+    async fn withdrawal(&self, id: &WithdrawalId) -> Result<Option<Withdrawal>, StoreError> {
+        let args = vec![text(id.as_str())];
         self.with_conn(move |conn| one(conn, "SELECT body FROM withdrawals WHERE id = ?1", &args))
             .await
     }
@@ -510,14 +515,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn collection(&self, collection_id: &str) -> Result<Option<Collection>, StoreError> {
-        let args = vec![text(collection_id)];
+    async fn collection(&self, collection_id: &ExternalId) -> Result<Option<Collection>, StoreError> {
+        let args = vec![text(collection_id.as_str())];
         self.with_conn(move |conn| one(conn, "SELECT body FROM collections WHERE collection_id = ?1", &args))
             .await
     }
 
-    async fn refund(&self, refund_id: &str) -> Result<Option<Refund>, StoreError> {
-        let args = vec![text(refund_id)];
+    async fn refund(&self, refund_id: &ExternalId) -> Result<Option<Refund>, StoreError> {
+        let args = vec![text(refund_id.as_str())];
         self.with_conn(move |conn| one(conn, "SELECT body FROM refunds WHERE refund_id = ?1", &args))
             .await
     }

@@ -2,6 +2,8 @@
 //! Manager, and the [`App`] they make. Only the Lambda entry (and the tests that build
 //! functions as deployed) reach this; the domain never does.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
@@ -21,6 +23,11 @@ pub type SmsWiring = fn(&SdkConfig) -> Arc<dyn SmsSender>;
 
 /// How a function raises alerts, given its topic.
 pub type AlertWiring = fn(&SdkConfig, String) -> Arc<dyn AlertSink>;
+
+/// How a function reads the SMS code key, given the secret's ARN. Only the functions that
+/// hash codes name one, so the others never reference the Secrets Manager client.
+pub type CodeSecretWiring =
+    for<'a> fn(&'a SdkConfig, &'a str) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ConfigError>> + Send + 'a>>;
 
 /// SMS through SNS `Publish`.
 pub fn sms_through_sns(aws: &SdkConfig) -> Arc<dyn SmsSender> {
@@ -48,6 +55,7 @@ pub struct Deployment {
     pub handler: Option<Handler>,
     pub sms: SmsWiring,
     pub alerts: Option<AlertWiring>,
+    pub code_secret: Option<CodeSecretWiring>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -64,6 +72,7 @@ const fn http(route: Route, handler: Handler) -> Deployment {
         handler: Some(handler),
         sms: no_sms,
         alerts: None,
+        code_secret: None,
     }
 }
 
@@ -71,9 +80,13 @@ pub const GET_ACCOUNT: Deployment = http(Route::GetAccount, handlers::GET_ACCOUN
 pub const ACTIVATE: Deployment = http(Route::Activate, handlers::ACTIVATE);
 pub const SEND_CODE: Deployment = Deployment {
     sms: sms_through_sns,
+    code_secret: Some(code_secret_from_secrets_manager),
     ..http(Route::SendCode, handlers::SEND_CODE)
 };
-pub const CONFIRM_CODE: Deployment = http(Route::ConfirmCode, handlers::CONFIRM_CODE);
+pub const CONFIRM_CODE: Deployment = Deployment {
+    code_secret: Some(code_secret_from_secrets_manager),
+    ..http(Route::ConfirmCode, handlers::CONFIRM_CODE)
+};
 pub const MEMBER_SYNC: Deployment = http(Route::MemberSync, handlers::MEMBER_SYNC);
 pub const WITHDRAW: Deployment = http(Route::Withdraw, handlers::WITHDRAW);
 pub const GET_WITHDRAWAL: Deployment = http(Route::GetWithdrawal, handlers::GET_WITHDRAWAL);
@@ -88,6 +101,7 @@ pub const RECONCILE: Deployment = Deployment {
     handler: None,
     sms: no_sms,
     alerts: Some(alerts_through_sns),
+    code_secret: None,
 };
 
 /// Every deployed function, as `template.yaml` deploys them.
@@ -120,11 +134,12 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
     let function = deployment.function;
     let table = required(env, vars::TABLE_NAME, "the DynamoDB table's name")?;
     let store = crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
-    let code_hasher = if function.hashes_codes() {
-        let secret_id = required(env, vars::CODE_SECRET_ARN, "the ARN of the SMS code secret")?;
-        Some(CodeHasher::new(fetch_code_secret(aws, &secret_id).await?))
-    } else {
-        None
+    let code_hasher = match deployment.code_secret {
+        Some(fetch) => {
+            let secret_id = required(env, vars::CODE_SECRET_ARN, "the ARN of the SMS code secret")?;
+            Some(CodeHasher::new(fetch(aws, &secret_id).await?))
+        }
+        None => None,
     };
     let fees = if function.charges_fees() {
         fees_from(env)?
@@ -146,6 +161,14 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         fees,
         alerts,
     })
+}
+
+/// The SMS code key from Secrets Manager: one `GetSecretValue` at cold start.
+pub fn code_secret_from_secrets_manager<'a>(
+    aws: &'a SdkConfig,
+    secret_id: &'a str,
+) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ConfigError>> + Send + 'a>> {
+    Box::pin(fetch_code_secret(aws, secret_id))
 }
 
 async fn fetch_code_secret(aws: &SdkConfig, secret_id: &str) -> Result<Vec<u8>, ConfigError> {
@@ -187,6 +210,11 @@ mod tests {
                 deployment.alerts.is_some(),
                 function.raises_alerts(),
                 "{function:?}: alerts"
+            );
+            assert_eq!(
+                deployment.code_secret.is_some(),
+                function.hashes_codes(),
+                "{function:?}: the code secret"
             );
             match function {
                 Function::Http(route) => {

@@ -8,12 +8,13 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::clock::Timestamp;
-use crate::collection::{self, valid_external_id, NewCollection, NewRefund};
+use crate::collection::{self, NewCollection, NewRefund};
 use crate::error::ApiError;
 use crate::http::{
     currency, json_body, member_caller, page_json, page_request, query_param, require_internal_caller, MoneyField,
     Reply,
 };
+use crate::ids::ExternalId;
 use crate::ledger::LedgerEntry;
 use crate::member::MemberId;
 use crate::records::{Collection, Refund};
@@ -37,14 +38,12 @@ struct CreateRefund {
     amount: MoneyField,
 }
 
-fn external_id(name: &str, id: &str) -> Result<String, ApiError> {
-    if valid_external_id(id) {
-        Ok(id.to_owned())
-    } else {
-        Err(ApiError::InvalidRequest(format!(
+fn external_id(name: &str, id: &str) -> Result<ExternalId, ApiError> {
+    ExternalId::parse(id).ok_or_else(|| {
+        ApiError::InvalidRequest(format!(
             "{name} must be 1 to 128 characters of letters, digits, '.', '_', ':', '-'"
-        )))
-    }
+        ))
+    })
 }
 
 /// The collection as its creation answered: a repeat gets the first result again.

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::http::{
     currency, json_body, member_caller, page_json, page_request, path_param, require_internal_caller, MoneyField, Reply,
 };
+use crate::ids::WithdrawalId;
 use crate::password::PaymentPassword;
 use crate::records::{BankAccount, Withdrawal};
 use crate::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
@@ -99,9 +100,15 @@ pub(super) async fn create(app: &App, req: Request) -> Result<Reply, ApiError> {
     })
 }
 
+/// The `{id}` of the path: anything that is not a withdrawal id's shape is "not found",
+/// without a store call.
+fn withdrawal_id(req: &Request) -> Result<WithdrawalId, ApiError> {
+    WithdrawalId::parse(&path_param(req, "id")?).ok_or(ApiError::WithdrawalNotFound)
+}
+
 pub(super) async fn get(app: &App, req: Request) -> Result<Reply, ApiError> {
     let member_id = member_caller(&req)?;
-    let id = path_param(&req, "id")?;
+    let id = withdrawal_id(&req)?;
     let found = withdrawal::member_withdrawal(app, &member_id, &id).await?;
     Ok(Reply::ok(withdrawal_view(&found)))
 }
@@ -115,15 +122,14 @@ pub(super) async fn list(app: &App, req: Request) -> Result<Reply, ApiError> {
 
 pub(super) async fn paid(app: &App, req: Request) -> Result<Reply, ApiError> {
     require_internal_caller(&req)?;
-    let id = path_param(&req, "id")?;
     let Paid {} = json_body(&req)?;
+    let id = withdrawal_id(&req)?;
     let settled = withdrawal::report_payout(app, &id, Payout::Paid).await?;
     Ok(Reply::ok(withdrawal_view(&settled)))
 }
 
 pub(super) async fn returned(app: &App, req: Request) -> Result<Reply, ApiError> {
     require_internal_caller(&req)?;
-    let id = path_param(&req, "id")?;
     let body: Returned = json_body(&req)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
@@ -131,6 +137,7 @@ pub(super) async fn returned(app: &App, req: Request) -> Result<Reply, ApiError>
             "reason must be 1 to {MAX_REASON_CHARS} characters"
         )));
     }
+    let id = withdrawal_id(&req)?;
     let settled = withdrawal::report_payout(
         app,
         &id,

@@ -45,7 +45,7 @@ async fn withdrawals(store: Arc<dyn Store>, samples: usize) -> Result<Vec<Durati
         .await
         .map_err(|e| e.to_string())?;
     let collection = NewCollection {
-        collection_id: "bench-col".to_owned(),
+        collection_id: fund_account::ids::ExternalId::parse("bench-col").ok_or("an external id")?,
         member_id: member.clone(),
         currency: Currency::Cny,
         amount: Amount::parse_request("1000000")?,
