@@ -14,7 +14,7 @@ pub mod aws;
 
 /// JSON logs to stdout for CloudWatch, at the level `RUST_LOG` names (`error`, `warn`,
 /// `info`, `debug`, `trace` or `off`; anything else means the default, `info`). A level,
-/// not `EnvFilter`'s per-module directives: those need the regex engine, about 0.5 MB of
+/// not `EnvFilter`'s per-module directives: those need the regex engine, 0.67 MB of
 /// every function binary, for a setting the template sets to one level.
 pub fn init_json_logs(env: &dyn Env) {
     let level = env
