@@ -14,6 +14,7 @@ use fund_account::password::PaymentPassword;
 use fund_account::store::Write;
 use fund_account::verification::SmsCode;
 use fund_account::withdrawal::{self, Payout};
+use fund_account_tests::fixtures::external_id;
 use fund_account_tests::fixtures::{amount, withdrawal_request};
 use fund_account_tests::{for_each_adapter, hooked_app, test_app, Adapter, Gate, TestApp, PAYMENT_PASSWORD};
 use tokio::task::JoinSet;
@@ -259,7 +260,7 @@ async fn a_burst_of_one_collection_credits_once(adapter: Adapter) {
     for _ in 0..20 {
         let app = Arc::clone(&t.app);
         let request = NewCollection {
-            collection_id: fund_account_tests::fixtures::external_id("col-1"),
+            collection_id: external_id("col-1"),
             member_id: m.clone(),
             currency: Currency::Usd,
             amount: amount("30"),
@@ -285,7 +286,7 @@ async fn a_burst_of_refunds_takes_exactly_what_the_collection_holds(adapter: Ada
     collection::collect(
         &t.app,
         NewCollection {
-            collection_id: fund_account_tests::fixtures::external_id("col-1"),
+            collection_id: external_id("col-1"),
             member_id: m.clone(),
             currency: Currency::Usd,
             amount: amount("100"),
@@ -298,8 +299,8 @@ async fn a_burst_of_refunds_takes_exactly_what_the_collection_holds(adapter: Ada
     for n in 0..25 {
         let app = Arc::clone(&t.app);
         let request = NewRefund {
-            refund_id: fund_account_tests::fixtures::external_id(&format!("ref-{n}")),
-            collection_id: fund_account_tests::fixtures::external_id("col-1"),
+            refund_id: external_id(&format!("ref-{n}")),
+            collection_id: external_id("col-1"),
             amount: amount("10"),
         };
         burst.spawn(async move { collection::refund(&app, request).await });

@@ -10,6 +10,7 @@ use fund_account::money::Currency;
 use fund_account::password::PaymentPassword;
 use fund_account::verification::SmsCode;
 use fund_account::withdrawal::{self, Payout};
+use fund_account_tests::fixtures::external_id;
 use fund_account_tests::fixtures::{amount, withdrawal_request};
 use fund_account_tests::{for_each_adapter, hooked_app, Adapter, Conflicts, TestApp, PAYMENT_PASSWORD};
 
@@ -38,7 +39,7 @@ async fn funded_member(adapter: Adapter, conflicts: &std::sync::Arc<Conflicts>) 
 
 fn new_collection(id: &str, member: &MemberId, value: &str) -> NewCollection {
     NewCollection {
-        collection_id: fund_account_tests::fixtures::external_id(id),
+        collection_id: external_id(id),
         member_id: member.clone(),
         currency: Currency::Usd,
         amount: amount(value),
@@ -65,8 +66,8 @@ async fn a_refund_retries_its_conflicts(adapter: Adapter) {
     let (t, m) = member_with_a_collection(adapter, &conflicts).await;
     conflicts.arm();
     let refund = NewRefund {
-        refund_id: fund_account_tests::fixtures::external_id("ref-1"),
-        collection_id: fund_account_tests::fixtures::external_id("col-1"),
+        refund_id: external_id("ref-1"),
+        collection_id: external_id("col-1"),
         amount: amount("10"),
     };
     assert!(collection::refund(&t.app, refund).await.unwrap().created);

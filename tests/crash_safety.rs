@@ -15,6 +15,7 @@ use fund_account::member::MemberId;
 use fund_account::money::Currency;
 use fund_account::store::StoreError;
 use fund_account::withdrawal::{self, Payout};
+use fund_account_tests::fixtures::external_id;
 use fund_account_tests::fixtures::{amount, withdrawal_request};
 use fund_account_tests::{
     for_each_adapter, hooked_app, Adapter, Fault, Injection, StoreCall, StoreHook, TestApp, PAYMENT_PASSWORD,
@@ -104,7 +105,7 @@ async fn run(t: &TestApp, arranged: &Arranged, op: Operation) -> Result<(), ApiE
         Operation::Collect => collection::collect(
             &t.app,
             NewCollection {
-                collection_id: fund_account_tests::fixtures::external_id("col-new"),
+                collection_id: external_id("col-new"),
                 member_id: member.clone(),
                 currency: Currency::Usd,
                 amount: amount("70"),
@@ -116,8 +117,8 @@ async fn run(t: &TestApp, arranged: &Arranged, op: Operation) -> Result<(), ApiE
         Operation::Refund => collection::refund(
             &t.app,
             NewRefund {
-                refund_id: fund_account_tests::fixtures::external_id("ref-1"),
-                collection_id: fund_account_tests::fixtures::external_id("col-pending"),
+                refund_id: external_id("ref-1"),
+                collection_id: external_id("col-pending"),
                 amount: amount("25"),
             },
         )
@@ -160,7 +161,7 @@ async fn arrange(t: &TestApp) -> Arranged {
     collection::collect(
         &t.app,
         NewCollection {
-            collection_id: fund_account_tests::fixtures::external_id("col-pending"),
+            collection_id: external_id("col-pending"),
             member_id: m.clone(),
             currency: Currency::Usd,
             amount: amount("60"),

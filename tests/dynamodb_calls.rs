@@ -18,6 +18,7 @@ use fund_account::records::BankAccount;
 use fund_account::store::{PageRequest, Store};
 use fund_account::verification::SmsCode;
 use fund_account::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
+use fund_account_tests::fixtures::external_id;
 use fund_account_tests::{app_with, aws_config, sqlite_store, TestApp, PAYMENT_PASSWORD};
 
 /// Counts DynamoDB operations by name (once per operation, whatever the SDK's retries).
@@ -167,7 +168,7 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
 
     // Money in.
     let new_collection = |id: &str| NewCollection {
-        collection_id: fund_account_tests::fixtures::external_id(id),
+        collection_id: external_id(id),
         member_id: m.clone(),
         currency: Currency::Usd,
         amount: amount("1000"),
@@ -184,8 +185,8 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
     collection::refund(
         &app,
         NewRefund {
-            refund_id: fund_account_tests::fixtures::external_id("r-1"),
-            collection_id: fund_account_tests::fixtures::external_id("col-1"),
+            refund_id: external_id("r-1"),
+            collection_id: external_id("col-1"),
             amount: amount("100"),
         },
     )

@@ -13,6 +13,7 @@ use fund_account::money::{Amount, Currency};
 use fund_account::password::PaymentPassword;
 use fund_account::records::BankAccount;
 use fund_account::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
+use fund_account_tests::fixtures::external_id;
 use fund_account_tests::{test_app, Adapter, TestApp, PAYMENT_PASSWORD};
 use proptest::prelude::*;
 
@@ -112,7 +113,7 @@ async fn apply(t: &TestApp, m: &MemberId, model: &mut Model, op: &Op, step: usiz
             collection::collect(
                 &t.app,
                 NewCollection {
-                    collection_id: fund_account_tests::fixtures::external_id(&id),
+                    collection_id: external_id(&id),
                     member_id: m.clone(),
                     currency: *currency,
                     amount: cents(*c),
@@ -151,8 +152,8 @@ async fn apply(t: &TestApp, m: &MemberId, model: &mut Model, op: &Op, step: usiz
             let result = collection::refund(
                 &t.app,
                 NewRefund {
-                    refund_id: fund_account_tests::fixtures::external_id(&format!("ref-{step}")),
-                    collection_id: fund_account_tests::fixtures::external_id(&id),
+                    refund_id: external_id(&format!("ref-{step}")),
+                    collection_id: external_id(&id),
                     amount: cents(*c),
                 },
             )

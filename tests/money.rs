@@ -17,6 +17,7 @@ use fund_account::routes::{self, Route};
 use fund_account::store::{PageRequest, Write};
 use fund_account::withdrawal::{self, Payout, WithdrawalCreated, WithdrawalRequest};
 use fund_account_tests::fixtures::amount;
+use fund_account_tests::fixtures::{external_id, withdrawal_id};
 use fund_account_tests::{
     for_each_adapter, hooked_app, test_app, Adapter, Gate, Injection, StoreCall, StoreHook, TestApp, PAYMENT_PASSWORD,
 };
@@ -43,7 +44,7 @@ fn new_collection(
     available_at: Option<i64>,
 ) -> NewCollection {
     NewCollection {
-        collection_id: fund_account_tests::fixtures::external_id(id),
+        collection_id: external_id(id),
         member_id: member.clone(),
         currency,
         amount: amount(value),
@@ -54,8 +55,8 @@ fn new_collection(
 /// A refund request against `col-1`, the collection most tests here make.
 fn refund_of_col_1(id: &str, value: &str) -> NewRefund {
     NewRefund {
-        refund_id: fund_account_tests::fixtures::external_id(id),
-        collection_id: fund_account_tests::fixtures::external_id("col-1"),
+        refund_id: external_id(id),
+        collection_id: external_id("col-1"),
         amount: amount(value),
     }
 }
@@ -152,7 +153,7 @@ async fn refunds_come_from_pending_then_available_and_never_exceed_the_collectio
         collection::refund(
             &t.app,
             NewRefund {
-                collection_id: fund_account_tests::fixtures::external_id("col-x"),
+                collection_id: external_id("col-x"),
                 ..refund_of_col_1("ref-3", "1")
             }
         )
@@ -242,14 +243,7 @@ async fn a_refund_of_exactly_what_is_left_uses_the_collection_up(adapter: Adapte
         used_up,
         "a refusal changes nothing"
     );
-    assert_eq!(
-        t.app
-            .store
-            .refund(&fund_account_tests::fixtures::external_id("ref-3"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(t.app.store.refund(&external_id("ref-3")).await.unwrap(), None);
 
     // Settled, the used-up collection moves nothing and still refuses (not with
     // `insufficient_funds`: what it lacks is refundable money, not `available`).
@@ -294,14 +288,7 @@ async fn a_refund_repeated_after_its_collection_is_used_up_changes_nothing(adapt
         used_up,
         "repeats and refusals change nothing"
     );
-    assert_eq!(
-        t.app
-            .store
-            .refund(&fund_account_tests::fixtures::external_id("ref-4"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(t.app.store.refund(&external_id("ref-4")).await.unwrap(), None);
     t.assert_books_balance(&m).await;
 }
 
@@ -473,12 +460,7 @@ async fn payouts_complete_in_two_phases(adapter: Adapter) {
         Err(ApiError::WithdrawalAlreadySettled)
     );
     assert_eq!(
-        withdrawal::report_payout(
-            &t.app,
-            &fund_account_tests::fixtures::withdrawal_id("wd_nope"),
-            Payout::Paid
-        )
-        .await,
+        withdrawal::report_payout(&t.app, &withdrawal_id("wd_nope"), Payout::Paid).await,
         Err(ApiError::WithdrawalNotFound)
     );
 
@@ -600,8 +582,8 @@ async fn racing_refunds_of_one_collection_never_exceed_it(adapter: Adapter) {
             let outcome = collection::refund(
                 &t.app,
                 NewRefund {
-                    refund_id: fund_account_tests::fixtures::external_id(&id),
-                    collection_id: fund_account_tests::fixtures::external_id("col-1"),
+                    refund_id: external_id(&id),
+                    collection_id: external_id("col-1"),
                     amount: amount("15"),
                 },
             )
@@ -629,12 +611,7 @@ async fn racing_refunds_of_one_collection_never_exceed_it(adapter: Adapter) {
     }
     assert_eq!((refunded.len(), refused.len()), (6, 14), "100 / 15 = 6 fit");
     for id in refunded.iter().chain(&refused) {
-        let stored = t
-            .app
-            .store
-            .refund(&fund_account_tests::fixtures::external_id(id))
-            .await
-            .unwrap();
+        let stored = t.app.store.refund(&external_id(id)).await.unwrap();
         assert_eq!(
             stored.is_some(),
             refunded.contains(id),
@@ -674,8 +651,8 @@ async fn settlement_racing_withdrawals_and_refunds_keeps_the_books(adapter: Adap
             collection::refund(
                 &tr.app,
                 NewRefund {
-                    refund_id: fund_account_tests::fixtures::external_id(&format!("r-{i}")),
-                    collection_id: fund_account_tests::fixtures::external_id(&format!("col-{i}")),
+                    refund_id: external_id(&format!("r-{i}")),
+                    collection_id: external_id(&format!("col-{i}")),
                     amount: amount("20"),
                 },
             )

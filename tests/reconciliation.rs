@@ -11,6 +11,7 @@ use fund_account::member::MemberId;
 use fund_account::money::Currency;
 use fund_account::reconciliation::{self, Report, RunOptions};
 use fund_account::store::{Expect, Write};
+use fund_account_tests::fixtures::external_id;
 use fund_account_tests::fixtures::{amount, at, member, withdrawal_request};
 use fund_account_tests::{for_each_adapter, sqlite_store, test_app, Adapter, TestApp};
 
@@ -44,7 +45,7 @@ async fn busy_member(t: &TestApp, id: &str) -> MemberId {
     collection::collect(
         &t.app,
         NewCollection {
-            collection_id: fund_account_tests::fixtures::external_id(&format!("{id}-later")),
+            collection_id: external_id(&format!("{id}-later")),
             member_id: m.clone(),
             currency: Currency::Cny,
             amount: amount("80"),
@@ -56,8 +57,8 @@ async fn busy_member(t: &TestApp, id: &str) -> MemberId {
     collection::refund(
         &t.app,
         collection::NewRefund {
-            refund_id: fund_account_tests::fixtures::external_id(&format!("{id}-r")),
-            collection_id: fund_account_tests::fixtures::external_id(&format!("{id}-later")),
+            refund_id: external_id(&format!("{id}-r")),
+            collection_id: external_id(&format!("{id}-later")),
             amount: amount("30"),
         },
     )
@@ -100,7 +101,7 @@ async fn a_run_settles_at_available_at_to_the_second(adapter: Adapter) {
         collection::collect(
             &t.app,
             NewCollection {
-                collection_id: fund_account_tests::fixtures::external_id(id),
+                collection_id: external_id(id),
                 member_id: m.clone(),
                 currency: Currency::Usd,
                 amount: amount("10"),
@@ -242,7 +243,7 @@ async fn concurrent_runs_settle_each_collection_once(adapter: Adapter) {
         collection::collect(
             &t.app,
             NewCollection {
-                collection_id: fund_account_tests::fixtures::external_id(&format!("c-{i}")),
+                collection_id: external_id(&format!("c-{i}")),
                 member_id: m.clone(),
                 currency: Currency::Cny,
                 amount: amount("1"),

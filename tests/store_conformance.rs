@@ -433,27 +433,15 @@ async fn due_collections_are_the_unsettled_ones_at_or_before_now(adapter: Adapte
         due.iter().map(|c| c.collection_id.as_str()).collect::<Vec<_>>(),
         ["col_e", "col_b"]
     );
-    assert_eq!(
-        store
-            .collection(&fund_account_tests::fixtures::external_id("col_a"))
-            .await
-            .unwrap(),
-        Some(settled)
-    );
-    assert_eq!(
-        store
-            .collection(&fund_account_tests::fixtures::external_id("col_zz"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.collection(&external_id("col_a")).await.unwrap(), Some(settled));
+    assert_eq!(store.collection(&external_id("col_zz")).await.unwrap(), None);
 }
 
 async fn refunds_are_written_once(adapter: Adapter) {
     let store = store_of(adapter).await;
     let refund = fund_account::records::Refund {
-        refund_id: fund_account_tests::fixtures::external_id("ref_1"),
-        collection_id: fund_account_tests::fixtures::external_id("col_1"),
+        refund_id: external_id("ref_1"),
+        collection_id: external_id("col_1"),
         member_id: member_id("s"),
         currency: Currency::Usd,
         amount: amount("5"),
@@ -465,20 +453,8 @@ async fn refunds_are_written_once(adapter: Adapter) {
         store.commit(vec![Write::PutRefund(refund.clone())]).await,
         Err(StoreError::ConditionFailed { write_index: 0 })
     );
-    assert_eq!(
-        store
-            .refund(&fund_account_tests::fixtures::external_id("ref_1"))
-            .await
-            .unwrap(),
-        Some(refund)
-    );
-    assert_eq!(
-        store
-            .refund(&fund_account_tests::fixtures::external_id("ref_2"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.refund(&external_id("ref_1")).await.unwrap(), Some(refund));
+    assert_eq!(store.refund(&external_id("ref_2")).await.unwrap(), None);
 }
 
 async fn idempotency_keys_are_held_until_they_expire(adapter: Adapter) {

@@ -16,6 +16,7 @@ use fund_account::password::PaymentPassword;
 use fund_account::reconciliation::{self, RunOptions};
 use fund_account::records::BankAccount;
 use fund_account::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
+use fund_account_tests::fixtures::external_id;
 use fund_account_tests::{test_app, Adapter, RunningGateway, TestApp, PAYMENT_PASSWORD};
 use reqwest::Client;
 use serde_json::{json, Value};
@@ -381,7 +382,7 @@ async fn storm(adapter: Adapter, members: usize, clients: u64, ops: u64) {
                     0..=3 => collection::collect(
                         &t.app,
                         NewCollection {
-                            collection_id: fund_account_tests::fixtures::external_id(&format!("col-{n}")),
+                            collection_id: external_id(&format!("col-{n}")),
                             member_id: m.clone(),
                             currency,
                             amount,
@@ -403,11 +404,8 @@ async fn storm(adapter: Adapter, members: usize, clients: u64, ops: u64) {
                     4 => collection::refund(
                         &t.app,
                         NewRefund {
-                            refund_id: fund_account_tests::fixtures::external_id(&format!("ref-{n}")),
-                            collection_id: fund_account_tests::fixtures::external_id(&format!(
-                                "col-{}",
-                                rng.below(n.max(1))
-                            )),
+                            refund_id: external_id(&format!("ref-{n}")),
+                            collection_id: external_id(&format!("col-{}", rng.below(n.max(1)))),
                             amount,
                         },
                     )
