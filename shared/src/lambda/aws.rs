@@ -26,8 +26,10 @@ pub type AlertWiring = fn(&SdkConfig, String) -> Arc<dyn AlertSink>;
 
 /// How a function reads the SMS code key, given the secret's ARN. Only the functions that
 /// hash codes name one, so the others never reference the Secrets Manager client.
-pub type CodeSecretWiring =
-    for<'a> fn(&'a SdkConfig, &'a str) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ConfigError>> + Send + 'a>>;
+pub type CodeSecretWiring = for<'a> fn(&'a SdkConfig, &'a str) -> SecretFetch<'a>;
+
+/// The code key being read (boxed, so that the wiring can be a plain function pointer).
+pub type SecretFetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, ConfigError>> + Send + 'a>>;
 
 /// SMS through SNS `Publish`.
 pub fn sms_through_sns(aws: &SdkConfig) -> Arc<dyn SmsSender> {
@@ -164,10 +166,7 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
 }
 
 /// The SMS code key from Secrets Manager: one `GetSecretValue` at cold start.
-pub fn code_secret_from_secrets_manager<'a>(
-    aws: &'a SdkConfig,
-    secret_id: &'a str,
-) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ConfigError>> + Send + 'a>> {
+pub fn code_secret_from_secrets_manager<'a>(aws: &'a SdkConfig, secret_id: &'a str) -> SecretFetch<'a> {
     Box::pin(fetch_code_secret(aws, secret_id))
 }
 

@@ -12,15 +12,12 @@ use crate::function_config::{Function, ProcessEnv};
 #[cfg(feature = "aws")]
 pub mod aws;
 
-/// JSON logs to stdout for CloudWatch, at the level `RUST_LOG` names (`error`, `warn`,
-/// `info`, `debug`, `trace` or `off`; anything else means the default, `info`). A level,
-/// not `EnvFilter`'s per-module directives: those need the regex engine, 0.67 MB of
-/// every function binary, for a setting the template sets to one level.
+/// JSON logs to stdout for CloudWatch, at the level `RUST_LOG` names (see [`log_level`]).
+/// A level, not `EnvFilter`'s per-module directives: those need the regex engine, 0.67 MB
+/// of every function binary, for a setting the template sets to one level.
 pub fn init_json_logs(env: &dyn Env) {
-    let level = env
-        .var(vars::RUST_LOG)
-        .and_then(|level| level.trim().parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
+    let setting = env.var(vars::RUST_LOG);
+    let (level, unrecognised) = log_level(setting.as_deref());
     let _ = tracing_subscriber::fmt()
         .json()
         .with_max_level(level)
@@ -29,6 +26,24 @@ pub fn init_json_logs(env: &dyn Env) {
         .without_time() // CloudWatch stamps every line.
         .with_target(false)
         .try_init();
+    if let Some(value) = unrecognised {
+        tracing::warn!(
+            value,
+            "RUST_LOG is not a level (error, warn, info, debug, trace, off); logging at info"
+        );
+    }
+}
+
+/// The level `RUST_LOG` names; unset means `info`, and so does a value that is not a
+/// level, which is handed back so that it is reported rather than silently ignored.
+fn log_level(setting: Option<&str>) -> (LevelFilter, Option<&str>) {
+    match setting {
+        None => (LevelFilter::INFO, None),
+        Some(text) => match text.trim().parse::<LevelFilter>() {
+            Ok(level) => (level, None),
+            Err(_) => (LevelFilter::INFO, Some(text)),
+        },
+    }
 }
 
 /// Builds a function's app as its Lambda does at cold start: logs first, then the app
@@ -122,4 +137,21 @@ pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
         },
     ))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_log_is_a_level_and_anything_else_is_reported() {
+        assert_eq!(log_level(None), (LevelFilter::INFO, None));
+        assert_eq!(log_level(Some("debug")), (LevelFilter::DEBUG, None));
+        assert_eq!(log_level(Some(" WARN ")), (LevelFilter::WARN, None));
+        assert_eq!(log_level(Some("off")), (LevelFilter::OFF, None));
+        assert_eq!(
+            log_level(Some("fund_account=debug")),
+            (LevelFilter::INFO, Some("fund_account=debug"))
+        );
+    }
 }
