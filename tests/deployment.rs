@@ -13,7 +13,7 @@ use fund_account::member::MemberId;
 use fund_account::routes::{self, Route};
 use fund_account::store::{Expect, Write};
 use fund_account::verification::SmsCode;
-use fund_account_tests::{for_each_adapter, project_root, test_app, Adapter, TestApp};
+use fund_account_tests::{event, for_each_adapter, project_root, test_app, Adapter, TestApp};
 use serde_json::Value;
 
 fn read(path: &str) -> String {
@@ -50,7 +50,7 @@ fn every_route_is_deployed_documented_and_has_an_event() {
             openapi.contains(&format!("\n  {}:\n", route.path())),
             "{route:?} in openapi.yaml"
         );
-        let event: Value = serde_json::from_str(&read(&format!("events/{}.json", route.function()))).unwrap();
+        let event = event(route.function());
         assert_eq!(event["routeKey"], format!("{} {}", route.method(), route.path()));
         assert!(
             std::path::Path::new(&project_root().join(format!("functions/{}/Cargo.toml", route.function()))).exists(),
@@ -88,10 +88,6 @@ fn event_files() -> BTreeSet<String> {
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
         .map(|path| path.file_stem().expect("a name").to_string_lossy().into_owned())
         .collect()
-}
-
-fn event(name: &str) -> Value {
-    serde_json::from_str(&read(&format!("events/{name}.json"))).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
 }
 
 /// The event files run in the order of a member's journey, each expected to answer as

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use fund_account::money::Amount;
 use fund_account::routes::{self, Route};
-use fund_account_tests::{project_root, test_app, Adapter, TestApp};
+use fund_account_tests::{test_app, Adapter, TestApp};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
@@ -93,8 +93,7 @@ fn fixture() -> &'static Fixture {
 }
 
 fn event(route: Route) -> Value {
-    let text = std::fs::read_to_string(project_root().join(format!("events/{}.json", route.function()))).unwrap();
-    serde_json::from_str(&text).unwrap()
+    fund_account_tests::event(route.function())
 }
 
 /// Runs an (possibly mangled) event through its route and checks the answer's shape.

@@ -846,8 +846,7 @@ async fn a_malformed_withdrawal_id_is_not_found_without_a_store_call(adapter: Ad
 /// with its event from `events/` (the member of `get-withdrawal.json`, the IAM caller of
 /// `withdrawal-paid.json`).
 async fn answer_for_withdrawal_id(t: &TestApp, route: Route, id: &str) -> (u16, String) {
-    let file = fund_account_tests::project_root().join(format!("events/{}.json", route.function()));
-    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut event = fund_account_tests::event(route.function());
     let path = route.path().replace("{id}", id);
     event["rawPath"] = path.clone().into();
     event["requestContext"]["http"]["path"] = path.into();

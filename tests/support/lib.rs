@@ -30,3 +30,10 @@ pub const T0: i64 = 1_767_225_600_000;
 pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+/// `events/<name>.json`, the API Gateway (or schedule) event `sam local invoke` uses.
+pub fn event(name: &str) -> serde_json::Value {
+    let path = project_root().join(format!("events/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
+}
