@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use fund_account::app::App;
 use fund_account::function_config::{vars, Env, Function};
 use fund_account::ledger::{Bucket, EntryType, Posting};
 use fund_account::member::{MemberId, MemberStatus};
@@ -15,135 +14,8 @@ use fund_account::password::PaymentPassword;
 use fund_account::reconciliation::{self, RunOptions};
 use fund_account::store::Write;
 use fund_account::verification::SmsCode;
-use fund_account_tests::project_root;
+use fund_account_tests::deployed::{function_resource, template, Emulated};
 use serde_yaml::Value as Yaml;
-
-fn template() -> Yaml {
-    let text = std::fs::read_to_string(project_root().join("template.yaml")).expect("template.yaml");
-    serde_yaml::from_str(&text).expect("template.yaml parses")
-}
-
-/// The function resource that builds `binary`.
-fn function_resource<'a>(template: &'a Yaml, binary: &str) -> &'a Yaml {
-    template["Resources"]
-        .as_mapping()
-        .expect("Resources")
-        .values()
-        .find(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
-        .unwrap_or_else(|| panic!("template.yaml builds no {binary}"))
-}
-
-/// The environment the template gives `binary`, unresolved: Globals, then its own.
-fn declared_environment(template: &Yaml, binary: &str) -> BTreeMap<String, Yaml> {
-    let mut env = BTreeMap::new();
-    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
-    let own = &function_resource(template, binary)["Properties"]["Environment"]["Variables"];
-    for variables in [globals, own] {
-        for (name, value) in variables.as_mapping().into_iter().flatten() {
-            env.insert(name.as_str().expect("a variable name").to_owned(), value.clone());
-        }
-    }
-    env
-}
-
-/// What the emulator stands in for each resource a `!Ref` may name.
-struct Emulated {
-    template: Yaml,
-    aws: aws_config::SdkConfig,
-    table: String,
-    topic_arn: String,
-    secret_arn: String,
-}
-
-impl Emulated {
-    async fn create() -> Emulated {
-        let aws = fund_account_tests::aws_config().await;
-        let unique = ulid::Ulid::new().to_string().to_lowercase();
-        let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-        let table = format!("deployed-{unique}");
-        fund_account::adapters::dynamodb::DynamoStore::create_table(&dynamodb, &table)
-            .await
-            .expect("table");
-        let topic_arn = aws_sdk_sns::Client::new(&aws)
-            .create_topic()
-            .name(format!("alerts-{unique}"))
-            .send()
-            .await
-            .expect("topic")
-            .topic_arn
-            .expect("topic arn");
-        // What `GenerateSecretString` would make: 64 random letters and digits.
-        let secret: String = ulid::Ulid::new().to_string().repeat(3).chars().take(64).collect();
-        let secret_arn = aws_sdk_secretsmanager::Client::new(&aws)
-            .create_secret()
-            .name(format!("code-hmac-{unique}"))
-            .secret_string(secret)
-            .send()
-            .await
-            .expect("secret")
-            .arn
-            .expect("secret arn");
-        Emulated {
-            template: template(),
-            aws,
-            table,
-            topic_arn,
-            secret_arn,
-        }
-    }
-
-    /// The environment `template.yaml` gives `function`, resolved.
-    fn environment(&self, function: Function) -> BTreeMap<String, String> {
-        declared_environment(&self.template, function.binary())
-            .into_iter()
-            .map(|(name, value)| {
-                let resolved = self.resolve(&value);
-                (name, resolved)
-            })
-            .collect()
-    }
-
-    /// Starts `function` as its Lambda does, from `env`.
-    async fn start(&self, function: Function, env: &RecordingEnv) -> Result<App, fund_account::app::ConfigError> {
-        fund_account::lambda::start(function, env, &self.aws).await
-    }
-
-    /// `function` started from its template environment.
-    async fn started(&self, function: Function) -> App {
-        let env = RecordingEnv::new(self.environment(function));
-        self.start(function, &env)
-            .await
-            .unwrap_or_else(|e| panic!("{} starts: {e}", function.binary()))
-    }
-
-    /// A variable's value as CloudFormation would resolve it, with the emulator's names.
-    fn resolve(&self, value: &Yaml) -> String {
-        let template = &self.template;
-        // Tagged first: serde_yaml's `as_str` would see through the tag.
-        let Yaml::Tagged(tagged) = value else {
-            return match value {
-                Yaml::String(text) => text.clone(),
-                other => panic!("unsupported value {other:?}"),
-            };
-        };
-        assert_eq!(tagged.tag, "!Ref", "only !Ref is resolved here");
-        let name = tagged.value.as_str().expect("!Ref names something");
-        if let Some(parameter) = template["Parameters"].get(name) {
-            return match &parameter["Default"] {
-                Yaml::String(text) => text.clone(),
-                // One the operator must give (a secret, say): any long enough value.
-                Yaml::Null => "operator-supplied-value-0123456789abcdef".to_owned(),
-                other => panic!("parameter {name} has a default of an unexpected kind: {other:?}"),
-            };
-        }
-        match template["Resources"][name]["Type"].as_str() {
-            Some("AWS::DynamoDB::Table") => self.table.clone(),
-            Some("AWS::SNS::Topic") => self.topic_arn.clone(),
-            Some("AWS::SecretsManager::Secret") => self.secret_arn.clone(),
-            other => panic!("no emulated stand-in for {name} ({other:?})"),
-        }
-    }
-}
 
 /// An environment that remembers every name asked of it.
 struct RecordingEnv {

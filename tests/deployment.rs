@@ -7,12 +7,9 @@
 use std::collections::BTreeSet;
 
 use fund_account::clock::Timestamp;
-use fund_account::ids::WithdrawalId;
-use fund_account::ledger::{Bucket, EntryType, Posting};
 use fund_account::member::MemberId;
 use fund_account::routes::{self, Route};
-use fund_account::store::{Expect, Write};
-use fund_account::verification::SmsCode;
+use fund_account_tests::journey::{make_the_sent_code, withdrawal_under_the_events_id};
 use fund_account_tests::{event, for_each_adapter, project_root, test_app, Adapter, TestApp};
 use serde_json::Value;
 
@@ -151,45 +148,6 @@ impl Journey {
     }
 }
 
-/// The event carries code 123456: make it the live code, as if it had been sent.
-async fn make_the_sent_code(t: &TestApp, member: &MemberId, text: &str) {
-    let mut code = t.app.store.member_state(member).await.unwrap().unwrap().code.unwrap();
-    code.code_hash = t
-        .app
-        .code_hasher()
-        .unwrap()
-        .hash(member, &SmsCode::parse(text).unwrap());
-    let version = code.version;
-    code.version += 1;
-    t.app
-        .store
-        .commit(vec![Write::PutCode {
-            code,
-            expect: Expect::Version(version),
-        }])
-        .await
-        .unwrap();
-}
-
-/// The payout events name a withdrawal id of their own: a second withdrawal like
-/// `like` under that id, written as the service writes one (money to `in_transit`).
-async fn withdrawal_under_the_events_id(t: &TestApp, like: &str, id: &str) {
-    let like = WithdrawalId::parse(like).expect("a withdrawal id");
-    let mut withdrawal = t.app.store.withdrawal(&like).await.unwrap().unwrap();
-    withdrawal.id = WithdrawalId::parse(id).expect("the events' withdrawal id has the shape of one");
-    let mut writes = vec![Write::PutWithdrawal {
-        withdrawal: withdrawal.clone(),
-        expect: Expect::Absent,
-    }];
-    writes.extend(Write::posting(
-        Posting::new(&withdrawal.member_id, withdrawal.currency, EntryType::Withdrawal, id)
-            .change(Bucket::Available, withdrawal.amount.negated())
-            .change(Bucket::InTransit, withdrawal.amount),
-        t.app.now(),
-    ));
-    t.app.store.commit(writes).await.unwrap();
-}
-
 async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Adapter) {
     let mut j = Journey {
         t: test_app(adapter).await,
@@ -209,7 +167,7 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
     assert_eq!(body["status"], "pending_verification", "{body}");
     j.http("send-code", 202).await;
     let code = serde_json::from_str::<Value>(event("confirm-code")["body"].as_str().unwrap()).unwrap();
-    make_the_sent_code(&j.t, &member, code["code"].as_str().unwrap()).await;
+    make_the_sent_code(&j.t.app, &member, code["code"].as_str().unwrap()).await;
     let body = j.http("confirm-code", 200).await;
     assert_eq!(body["status"], "active", "{body}");
 
@@ -246,7 +204,7 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
         .as_str()
         .unwrap()
         .to_owned();
-    withdrawal_under_the_events_id(&j.t, created["id"].as_str().unwrap(), &named).await;
+    withdrawal_under_the_events_id(&j.t.app, created["id"].as_str().unwrap(), &named).await;
     let body = j.http("get-withdrawal", 200).await;
     assert_eq!(
         (body["id"].as_str(), body["status"].as_str()),

@@ -36,6 +36,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "template checks (cfn-lint, sam validate --lint)"
 bash infra/scripts/check-template.sh
 
+step "cargo build --bins (the function binaries tests/function_binaries.rs runs)"
+cargo build --workspace --bins
+
 step "cargo test"
 log=$(mktemp)
 FUZZ_CASES=${FUZZ_CASES:-2000} cargo test --workspace 2>&1 | tee "$log"

@@ -2,6 +2,8 @@
 //!
 //! - [`apps`]: apps under test on either store adapter (`for_each_adapter!`), a manual
 //!   clock, SMS to a readable outbox, members made as the marketplace would.
+//! - [`deployed`]: the deployed shape read from `template.yaml`, its references resolved
+//!   to stand-ins on the emulator.
 //! - [`emulator`]: moto's server (from the project's `.venv`) and SDK clients pointed at it.
 //! - [`gateway`]: the local gateway running in the test process, on either store.
 //! - [`faults`]: AWS behaviour the emulator lacks, injected through the store port.
@@ -11,6 +13,7 @@
 use std::path::PathBuf;
 
 pub mod apps;
+pub mod deployed;
 pub mod emulator;
 pub mod faults;
 pub mod fixtures;
@@ -36,4 +39,50 @@ pub fn event(name: &str) -> serde_json::Value {
     let path = project_root().join(format!("events/{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
+}
+
+/// The event files' own fixtures: what must be true in the store before an event of
+/// `events/` answers as the member journey says (in-process or through a binary).
+pub mod journey {
+    use fund_account::app::App;
+    use fund_account::ids::WithdrawalId;
+    use fund_account::ledger::{Bucket, EntryType, Posting};
+    use fund_account::member::MemberId;
+    use fund_account::store::{Expect, Write};
+    use fund_account::verification::SmsCode;
+
+    /// The confirm-code event carries a code of its own (`text`): make it the member's
+    /// live code, as if it had been sent. `app` must hash codes with the sender's key.
+    pub async fn make_the_sent_code(app: &App, member: &MemberId, text: &str) {
+        let mut code = app.store.member_state(member).await.unwrap().unwrap().code.unwrap();
+        code.code_hash = app.code_hasher().unwrap().hash(member, &SmsCode::parse(text).unwrap());
+        let version = code.version;
+        code.version += 1;
+        app.store
+            .commit(vec![Write::PutCode {
+                code,
+                expect: Expect::Version(version),
+            }])
+            .await
+            .unwrap();
+    }
+
+    /// The payout events name a withdrawal id of their own: a second withdrawal like
+    /// `like` under that id, written as the service writes one (money to `in_transit`).
+    pub async fn withdrawal_under_the_events_id(app: &App, like: &str, id: &str) {
+        let like = WithdrawalId::parse(like).expect("a withdrawal id");
+        let mut withdrawal = app.store.withdrawal(&like).await.unwrap().unwrap();
+        withdrawal.id = WithdrawalId::parse(id).expect("the events' withdrawal id has the shape of one");
+        let mut writes = vec![Write::PutWithdrawal {
+            withdrawal: withdrawal.clone(),
+            expect: Expect::Absent,
+        }];
+        writes.extend(Write::posting(
+            Posting::new(&withdrawal.member_id, withdrawal.currency, EntryType::Withdrawal, id)
+                .change(Bucket::Available, withdrawal.amount.negated())
+                .change(Bucket::InTransit, withdrawal.amount),
+            app.now(),
+        ));
+        app.store.commit(writes).await.unwrap();
+    }
 }

@@ -11,6 +11,7 @@ use crate::function_config::{Function, ProcessEnv};
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod metrics;
 
 /// JSON logs to stdout for CloudWatch, at the level `RUST_LOG` names (see [`log_level`]).
 /// A level, not `EnvFilter`'s per-module directives: those need the regex engine, 0.67 MB
@@ -119,7 +120,9 @@ pub fn reconciliation_options(event: &serde_json::Value) -> crate::reconciliatio
 }
 
 /// Runs the scheduled reconciliation as a Lambda function (EventBridge events in, the
-/// report out).
+/// report out). Each completed run also prints its result as CloudWatch metrics
+/// ([`metrics::reconciliation_emf`]); a failed run prints none, and the alarms on missing
+/// runs and on the function's errors take it from there.
 #[cfg(feature = "aws")]
 pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
@@ -132,6 +135,8 @@ pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
                 let report = crate::reconciliation::run(&app, options)
                     .await
                     .map_err(|e| lambda_http::Error::from(format!("reconciliation failed: {e}")))?;
+                // Embedded Metric Format: a line of its own on stdout, read by CloudWatch Logs.
+                println!("{}", metrics::reconciliation_emf(&report));
                 Ok::<_, lambda_http::Error>(report.to_json())
             }
         },

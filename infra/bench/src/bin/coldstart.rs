@@ -9,76 +9,13 @@
 // Floats here are timings for display; money never passes through this crate.
 #![allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::sync::Notify;
+use bench::runtime_api::{invoke_once, lambda_environment, Answer, Invocation};
 
 const RUNS: usize = 15;
-
-/// One invocation's state, shared with the runtime API server.
-struct Invocation {
-    event: String,
-    handed_out: Mutex<bool>,
-    response: Mutex<Option<(Instant, String)>>,
-    done: Notify,
-}
-
-async fn runtime_api(invocation: Arc<Invocation>, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
-    let path = req.uri().path().to_owned();
-    if path.ends_with("/invocation/next") {
-        let first = {
-            let mut handed = invocation
-                .handed_out
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            !std::mem::replace(&mut *handed, true)
-        };
-        if !first {
-            // One invocation per process: park later polls until the process is killed.
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-        let deadline = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() + 30_000)
-            .unwrap_or(0);
-        return http::Response::builder()
-            .header("lambda-runtime-aws-request-id", "bench-request-1")
-            .header("lambda-runtime-deadline-ms", deadline.to_string())
-            .header(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:000000000000:function:bench",
-            )
-            .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
-            .body(Full::new(Bytes::from(invocation.event.clone())))
-            .unwrap_or_default();
-    }
-    let received = Instant::now();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let outcome = if path.ends_with("/response") { "ok: " } else { "error: " };
-    *invocation
-        .response
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-        Some((received, format!("{outcome}{}", String::from_utf8_lossy(&body))));
-    invocation.done.notify_one();
-    http::Response::builder()
-        .status(202)
-        .body(Full::new(Bytes::new()))
-        .unwrap_or_default()
-}
 
 /// Time from spawning `binary` to its first answer to `event`.
 /// Execs `binary` as Lambda would, with the AWS variables pointed at `endpoint` and the
@@ -89,67 +26,32 @@ async fn cold_start(
     endpoint: &str,
     vars: &[(&str, String)],
 ) -> Result<(Duration, String), String> {
-    let invocation = Arc::new(Invocation {
+    let mut env = lambda_environment("bench", 256, "us-east-1");
+    env.extend(
+        [
+            ("AWS_ACCESS_KEY_ID", "bench"),
+            ("AWS_SECRET_ACCESS_KEY", "bench"),
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("RUST_LOG", "warn"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned())),
+    );
+    env.extend(vars.iter().map(|(name, value)| ((*name).to_owned(), value.clone())));
+    let invoked = invoke_once(&Invocation {
+        binary: binary.to_owned(),
         event: event.to_owned(),
-        handed_out: Mutex::new(false),
-        response: Mutex::new(None),
-        done: Notify::new(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server_invocation = Arc::clone(&invocation);
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let invocation = Arc::clone(&server_invocation);
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let invocation = Arc::clone(&invocation);
-                    async move { Ok::<_, Infallible>(runtime_api(invocation, req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .envs(vars.iter().map(|(name, value)| (*name, value.as_str())))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
-    let waited = tokio::time::timeout(Duration::from_secs(30), invocation.done.notified()).await;
-    let _ = child.kill().await;
-    server.abort();
-    waited.map_err(|_| format!("{}: no answer within 30 s", binary.display()))?;
-    let (at, body) = invocation
-        .response
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
-        .ok_or("no response")?;
-    Ok((at - started, body))
+        env,
+        timeout: Duration::from_secs(30),
+        function_arn: "arn:aws:lambda:us-east-1:000000000000:function:bench".to_owned(),
+    })
+    .await?;
+    let body = match invoked.answer {
+        Answer::Response(body) => format!("ok: {body}"),
+        Answer::Error(body) | Answer::InitError(body) => format!("error: {body}"),
+        Answer::Exited(code) => return Err(format!("{}: exited ({code:?})", binary.display())),
+        Answer::TimedOut => return Err(format!("{}: no answer within 30 s", binary.display())),
+    };
+    Ok((invoked.elapsed, body))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
