@@ -9,6 +9,7 @@
 //! - [`faults`]: AWS behaviour the emulator lacks, injected through the store port.
 //! - [`fixtures`]: record builders for store-level tests.
 //! - [`http`]: the one check of a problem+json answer.
+//! - [`sim`]: a deterministic simulation of DynamoDB's behaviour behind the store port.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod gateway;
 pub mod http;
+pub mod sim;
 
 pub use apps::*;
 pub use emulator::*;
