@@ -91,13 +91,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // What template.yaml gives the functions (each reads only its own): the table, the
     // code secret in Secrets Manager (one more call at a hashing function's cold start),
-    // the fees.
+    // the fees, and the reconciliation's alert topic (only named at cold start: a clean
+    // run publishes nothing).
     let secret_arn = bench::emulator_secret(&endpoint, "bench-code-secret-0123456789abcdef").await?;
     let vars = [
         ("TABLE_NAME", table.clone()),
         ("CODE_SECRET_ARN", secret_arn),
         ("WITHDRAWAL_FEE_USD", "15.00".to_owned()),
         ("WITHDRAWAL_FEE_CNY", "0.00".to_owned()),
+        ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:bench-alerts".to_owned()),
     ];
     let bin_dir = PathBuf::from(bin_dir);
     let hello_event = std::fs::read_to_string(Path::new(events_dir).join("get-account.json"))?;
