@@ -25,12 +25,12 @@ use fund_account::reconciliation::{self, RunOptions};
 use fund_account::records::{CollectionStatus, WithdrawalStatus};
 use fund_account::routes::{self, Route};
 use fund_account::sms::{SmsError, SmsSender};
-use fund_account::store::{Expect, PageRequest, Store, Write};
+use fund_account::store::{Expect, PageRequest, Store, StoreError, Write};
 use fund_account::verification::{
     SmsCode, MAX_ATTEMPTS_PER_CODE, MAX_SENDS_PER_WINDOW, RESEND_COOLDOWN_SECONDS, SEND_WINDOW_SECONDS,
 };
 use fund_account::withdrawal::{self, Payout, MAX_PASSWORD_ATTEMPTS};
-use fund_account_tests::sim::{Faults, OpId, Sim, SimRng};
+use fund_account_tests::sim::{Faults, OpId, Sim, SimRng, Step};
 use fund_account_tests::{T0, TEST_CODE_SECRET};
 
 const PASSWORD: &str = "Vault-Key-2026!";
@@ -140,6 +140,7 @@ struct Journal {
 /// What a seed's run came to.
 struct Outcome {
     refused: BTreeMap<String, u64>,
+    granted: BTreeMap<&'static str, u64>,
     steps: u64,
     requests: usize,
     throttled: u64,
@@ -164,6 +165,8 @@ struct World {
     next_id: u64,
     /// What the limits' invariants have counted so far, from applied commits.
     limits: Limits,
+    /// The first successful body each Idempotency-Key answered: every later one must be it.
+    first_bodies: BTreeMap<String, String>,
     trace: Vec<String>,
     /// Keep the trace (a replayed seed prints it).
     tracing: bool,
@@ -302,6 +305,7 @@ impl World {
             retries: Vec::new(),
             next_id: 0,
             limits: Limits::default(),
+            first_bodies: BTreeMap::new(),
             trace: Vec::new(),
             tracing,
         }
@@ -548,6 +552,24 @@ async fn run(app: &App, request: &Request, active: &[MemberId], pending: &[Membe
     }
 }
 
+/// The member whose item a write touches (a reconciliation run's record has none).
+fn written_member(write: &Write) -> Option<MemberId> {
+    match write {
+        Write::PutMember { member, .. } => Some(member.member_id.clone()),
+        Write::PutCode { code, .. } => Some(code.member_id.clone()),
+        Write::IndexMember { member_id }
+        | Write::CheckMember { member_id, .. }
+        | Write::DeleteCode { member_id, .. }
+        | Write::AdjustBalance { member_id, .. } => Some(member_id.clone()),
+        Write::AppendLedger(entry) => Some(entry.member_id.clone()),
+        Write::PutWithdrawal { withdrawal, .. } => Some(withdrawal.member_id.clone()),
+        Write::PutCollection { collection, .. } => Some(collection.member_id.clone()),
+        Write::PutRefund(refund) => Some(refund.member_id.clone()),
+        Write::PutIdempotency { record, .. } => Some(record.member_id.clone()),
+        Write::PutRun(_) => None,
+    }
+}
+
 /// Every ledger entry of a member in one currency, oldest first.
 async fn all_entries(store: &dyn Store, member: &MemberId, currency: Currency) -> Vec<LedgerEntry> {
     let mut entries = Vec::new();
@@ -572,24 +594,34 @@ impl World {
         self.active.iter().chain(&self.pending).map(|s| s.id.clone()).collect()
     }
 
-    /// The books, read straight from the table: every bucket is the sum of its entries and
-    /// never below zero, and every record's entries are there exactly once.
-    async fn check_books(&self) -> Result<(), String> {
+    /// The books of `members`, read straight from the table: every bucket is the sum of its
+    /// entries and never below zero, and every record's entries are there exactly once.
+    async fn check_books(&self, members: &BTreeSet<MemberId>) -> Result<(), String> {
         let table = &self.sim.table;
         let (collection_ids, refund_ids, keys) = {
             let journal = self.journal.lock().unwrap();
             let mut collections = BTreeSet::new();
+            let mut member_of_collection = BTreeMap::new();
             let mut refunds = BTreeSet::new();
             let mut keys = BTreeSet::new();
             for (request, _) in journal.entries.values() {
-                match request {
-                    Request::Collect { id, .. } => {
+                if let Request::Collect { id, member, .. } = request {
+                    member_of_collection.insert(id.clone(), &self.active[*member].id);
+                    if members.contains(&self.active[*member].id) {
                         collections.insert(id.clone());
                     }
-                    Request::Refund { id, .. } => {
+                }
+            }
+            for (request, _) in journal.entries.values() {
+                match request {
+                    Request::Refund { id, collection, .. }
+                        if member_of_collection
+                            .get(collection)
+                            .is_some_and(|m| members.contains(*m)) =>
+                    {
                         refunds.insert(id.clone());
                     }
-                    Request::Withdraw { member, key, .. } => {
+                    Request::Withdraw { member, key, .. } if members.contains(&self.active[*member].id) => {
                         keys.insert((self.active[*member].id.clone(), key.clone()));
                     }
                     _ => {}
@@ -642,11 +674,11 @@ impl World {
             }
         }
         let mut withdrawal_ids = BTreeSet::new();
-        for member in self.members() {
+        for member in members {
             let mut before = None;
             loop {
                 let page = table
-                    .withdrawals(&member, &PageRequest { limit: 100, before })
+                    .withdrawals(member, &PageRequest { limit: 100, before })
                     .await
                     .unwrap();
                 before = page.items.last().map(|w| w.id.to_string());
@@ -687,11 +719,11 @@ impl World {
         }
 
         let mut found: BTreeMap<(String, &'static str, Bucket), (Amount, u32)> = BTreeMap::new();
-        for member in self.members() {
-            let balances = table.balances(&member).await.unwrap();
+        for member in members {
+            let balances = table.balances(member).await.unwrap();
             for currency in Currency::ALL {
                 let balance = balances.get(currency);
-                let entries = all_entries(table, &member, currency).await;
+                let entries = all_entries(table, member, currency).await;
                 for bucket in Bucket::ALL {
                     let sum = entries
                         .iter()
@@ -738,11 +770,15 @@ impl World {
     /// The limits, from the commits that landed since the last step: a payment password
     /// is never found wrong more than five times without a lock, and a code never checked
     /// more than five times.
-    /// Says whether any commit landed (else the books cannot have changed).
-    fn check_limits(&mut self) -> Result<bool, String> {
+    /// Returns the members whose items the landed commits wrote (only their books can have
+    /// changed).
+    fn check_limits(&mut self) -> Result<BTreeSet<MemberId>, String> {
         let journal = self.journal.lock().unwrap();
         let applied = self.sim.take_applied();
-        let changed = !applied.is_empty();
+        let touched = applied
+            .iter()
+            .flat_map(|(_, writes)| writes.iter().filter_map(written_member))
+            .collect();
         for (op, writes) in applied {
             let Some((request, _)) = journal.entries.get(&op) else {
                 continue;
@@ -824,38 +860,22 @@ impl World {
                 _ => {}
             }
         }
-        Ok(changed)
+        Ok(touched)
     }
 
-    /// What the clients were told, against the table: every success happened (its record
-    /// is there, as answered), every replay of a key answered the first body byte for byte,
-    /// no answer was a 500, and a request refused every time left nothing behind.
-    async fn check_answers(&self, finished: bool) -> Result<(), String> {
+    /// What the clients were just told, against the table: every success happened (its
+    /// record is there, as answered), every replay of a key answered the first body byte
+    /// for byte, and no answer was a 500.
+    async fn check_answers(&mut self, answered: &[(Request, Option<Answer>)]) -> Result<(), String> {
         let table = &self.sim.table;
-        let journal: Vec<(Request, Option<Option<Answer>>)> =
-            self.journal.lock().unwrap().entries.values().cloned().collect();
-        let mut bodies_by_key: BTreeMap<String, String> = BTreeMap::new();
-        // Identities of requests, and whether any attempt might have happened.
-        let mut maybe_happened: BTreeMap<String, bool> = BTreeMap::new();
-        for (request, answer) in &journal {
+        for (request, answer) in answered {
             let Some(answer) = answer else { continue };
-            if let Some(answer) = answer {
-                if answer.status == 500 {
-                    return Err(format!("{request:?} answered 500: {}", answer.body));
-                }
+            if answer.status == 500 {
+                return Err(format!("{request:?} answered 500: {}", answer.body));
             }
-            let happened = answer.as_ref().is_none_or(|a| a.succeeded() || a.ambiguous());
-            let identity = match request {
-                Request::Collect { id, .. } | Request::Refund { id, .. } => Some(id.clone()),
-                Request::Withdraw { key, .. } => Some(key.clone()),
-                _ => None,
-            };
-            if let Some(identity) = identity {
-                *maybe_happened.entry(identity).or_insert(false) |= happened;
-            }
-            let Some(answer) = answer.as_ref().filter(|a| a.succeeded()) else {
+            if !answer.succeeded() {
                 continue;
-            };
+            }
             match request {
                 Request::Collect { id, cents, .. } => {
                     let stored = table.collection(&ExternalId::parse(id).unwrap()).await.unwrap();
@@ -870,12 +890,12 @@ impl World {
                     }
                 }
                 Request::Withdraw { key, .. } => {
-                    if let Some(first) = bodies_by_key.get(key) {
-                        if first != &answer.body {
-                            return Err(format!("key {key} answered {first} and then {}", answer.body));
-                        }
-                    } else {
-                        bodies_by_key.insert(key.clone(), answer.body.clone());
+                    let first = self
+                        .first_bodies
+                        .entry(key.clone())
+                        .or_insert_with(|| answer.body.clone());
+                    if first != &answer.body {
+                        return Err(format!("key {key} answered {first} and then {}", answer.body));
                     }
                     let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
                     let id = WithdrawalId::parse(body["id"].as_str().unwrap()).unwrap();
@@ -899,28 +919,45 @@ impl World {
                 _ => {}
             }
         }
-        if finished {
-            for (request, _) in &journal {
-                let refused_only = |identity: &str| maybe_happened.get(identity) == Some(&false);
-                let left = match request {
-                    Request::Collect { id, .. } if refused_only(id) => table
-                        .collection(&ExternalId::parse(id).unwrap())
-                        .await
-                        .unwrap()
-                        .is_some(),
-                    Request::Refund { id, .. } if refused_only(id) => {
-                        table.refund(&ExternalId::parse(id).unwrap()).await.unwrap().is_some()
-                    }
-                    Request::Withdraw { member, key, .. } if refused_only(key) => table
-                        .idempotency_record(&self.active[*member].id, key)
-                        .await
-                        .unwrap()
-                        .is_some(),
-                    _ => false,
-                };
-                if left {
-                    return Err(format!("{request:?} was refused every time, yet it left a record"));
+        Ok(())
+    }
+
+    /// At the end: a request refused every time (no success, no ambiguous answer, no
+    /// crash) left no record behind.
+    async fn check_refusals_changed_nothing(&self) -> Result<(), String> {
+        let table = &self.sim.table;
+        let journal: Vec<(Request, Option<Option<Answer>>)> =
+            self.journal.lock().unwrap().entries.values().cloned().collect();
+        let mut maybe_happened: BTreeMap<String, bool> = BTreeMap::new();
+        for (request, answer) in &journal {
+            let Some(answer) = answer else { continue };
+            let happened = answer.as_ref().is_none_or(|a| a.succeeded() || a.ambiguous());
+            if let Request::Collect { id, .. } | Request::Refund { id, .. } | Request::Withdraw { key: id, .. } =
+                request
+            {
+                *maybe_happened.entry(id.clone()).or_insert(false) |= happened;
+            }
+        }
+        for (request, _) in &journal {
+            let refused_only = |identity: &str| maybe_happened.get(identity) == Some(&false);
+            let left = match request {
+                Request::Collect { id, .. } if refused_only(id) => table
+                    .collection(&ExternalId::parse(id).unwrap())
+                    .await
+                    .unwrap()
+                    .is_some(),
+                Request::Refund { id, .. } if refused_only(id) => {
+                    table.refund(&ExternalId::parse(id).unwrap()).await.unwrap().is_some()
                 }
+                Request::Withdraw { member, key, .. } if refused_only(key) => table
+                    .idempotency_record(&self.active[*member].id, key)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                _ => false,
+            };
+            if left {
+                return Err(format!("{request:?} was refused every time, yet it left a record"));
             }
         }
         Ok(())
@@ -950,13 +987,13 @@ async fn simulate(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<Stri
             |world: &World, message: String| (format!("seed {seed}, step {step}: {message}"), world.trace.clone());
         match world.check_limits() {
             Err(message) => return Err(fail(&world, message)),
-            // The books change only when a commit lands: checked after each one.
-            Ok(true) => {
-                if let Err(message) = world.check_books().await {
+            // The books change only when a commit lands: checked after each one, for the
+            // members it wrote.
+            Ok(touched) => {
+                if let Err(message) = world.check_books(&touched).await {
                     return Err(fail(&world, message));
                 }
             }
-            Ok(false) => {}
         }
         // Newly answered requests: their answers are checked, their ambiguity retried.
         let newly: Vec<(Request, Option<Answer>)> = {
@@ -975,7 +1012,7 @@ async fn simulate(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<Stri
                     world.trace.push(format!("answered {request:?}: {answer:?}"));
                 }
             }
-            if let Err(message) = world.check_answers(false).await {
+            if let Err(message) = world.check_answers(&newly).await {
                 return Err(fail(&world, message));
             }
             world.queue_retries(&newly);
@@ -1019,6 +1056,22 @@ async fn simulate(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<Stri
                         world.start(guess);
                     }
                 }
+                // Someone guessing the payment password in parallel with the member's own
+                // withdrawals.
+                Request::Withdraw { member, currency, .. } if world.rng.chance(250) => {
+                    let right = world.rng.below(3);
+                    for n in 0..3 + world.rng.below(8) {
+                        let key = world.fresh_id("key");
+                        let cents = 1 + world.rng.below(40_000) as i64;
+                        world.start(Request::Withdraw {
+                            member,
+                            key,
+                            currency,
+                            cents,
+                            right_password: n == right,
+                        });
+                    }
+                }
                 Request::Paid { id } if world.rng.chance(300) => world.start(Request::Returned { id }),
                 Request::Returned { id } if world.rng.chance(300) => world.start(Request::Paid { id }),
                 _ => {}
@@ -1034,7 +1087,11 @@ async fn simulate(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<Stri
     if world.sim.live() != 0 {
         return Err((format!("seed {seed}: operations still live at the end"), world.trace));
     }
-    if let Err(message) = world.check_answers(true).await {
+    let everyone = world.members().into_iter().collect();
+    if let Err(message) = world.check_books(&everyone).await {
+        return Err((format!("seed {seed}, at the end: {message}"), world.trace));
+    }
+    if let Err(message) = world.check_refusals_changed_nothing().await {
         return Err((format!("seed {seed}, at the end: {message}"), world.trace));
     }
     // The reconciliation of the final state, once the indexes have caught up, finds nothing.
@@ -1066,6 +1123,7 @@ async fn simulate(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<Stri
     let requests = world.journal.lock().unwrap().entries.len();
     Ok(Outcome {
         refused: world.sim.refused(),
+        granted: world.sim.granted(),
         steps: world.sim.step(),
         requests,
         throttled,
@@ -1132,6 +1190,9 @@ fn seeds_keep_every_invariant() {
                                 for (target, n) in o.refused {
                                     *refused.entry(target).or_insert(0) += n;
                                 }
+                                for (label, n) in o.granted {
+                                    *refused.entry(format!("service: {label}")).or_insert(0) += n;
+                                }
                             }
                             Err((message, _)) => return Some(message),
                         }
@@ -1145,7 +1206,7 @@ fn seeds_keep_every_invariant() {
     let elapsed = started.elapsed();
     let (steps, requests, conflicts, throttled) = *totals.lock().unwrap();
     println!(
-        "{seeds} seeds from {first} in {:.1} s ({:.1} seeds/s): {requests} requests, {steps} steps, {conflicts} conflicts, {throttled} throttled, refused by condition: {:?}",
+        "{seeds} seeds from {first} in {:.1} s ({:.1} seeds/s): {requests} requests, {steps} steps, {conflicts} conflicts, {throttled} throttled; refused by condition and what the service did: {:?}",
         elapsed.as_secs_f64(),
         seeds as f64 / elapsed.as_secs_f64(),
         refused.lock().unwrap()
@@ -1155,4 +1216,131 @@ fn seeds_keep_every_invariant() {
         "{}\nreplay with SIM_SEED=<seed> cargo test -p fund-account-tests --test sim -- --nocapture",
         failures.join("\n")
     );
+}
+
+// The simulated service's own failure modes, each shown to strike: a simulator that never
+// injected them would pass every seed above.
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+type Results = Arc<Mutex<Vec<(OpId, Result<(), StoreError>)>>>;
+
+/// Starts an operation that makes `commits` commits of `writes`, recording each result.
+fn committer(sim: &Arc<Sim>, writes: Vec<Write>, commits: usize, results: &Results) -> OpId {
+    sim.spawn(|op| {
+        let store = sim.store_for(op);
+        let results = Arc::clone(results);
+        async move {
+            for _ in 0..commits {
+                let result = store.commit(writes.clone()).await;
+                results.lock().unwrap().push((op, result));
+            }
+        }
+    })
+}
+
+fn index_member(id: &str) -> Write {
+    Write::IndexMember {
+        member_id: MemberId::parse(id).unwrap(),
+    }
+}
+
+#[test]
+fn a_transaction_in_flight_cancels_another_on_the_same_item() {
+    paused_runtime().block_on(async {
+        let sim = Sim::new(1, Faults::NONE, Timestamp::from_unix_millis(T0));
+        let results = Results::default();
+        let first = committer(&sim, vec![index_member("m-1"), index_member("m-2")], 1, &results);
+        let second = committer(&sim, vec![index_member("m-2")], 1, &results);
+        let apart = committer(&sim, vec![index_member("m-3")], 1, &results);
+        sim.quiescent().await;
+        assert_eq!(sim.advance(first), Step::Prepared(first));
+        assert_eq!(sim.advance(second), Step::Conflict(second));
+        assert_eq!(sim.advance(apart), Step::Prepared(apart));
+        assert_eq!(sim.advance(apart), Step::Granted(apart, "applied"));
+        assert_eq!(sim.advance(first), Step::Granted(first, "applied"));
+        sim.quiescent().await;
+        let results = results.lock().unwrap().clone();
+        assert_eq!(
+            results.iter().find(|(op, _)| *op == second).map(|(_, r)| r.clone()),
+            Some(Err(StoreError::Contention))
+        );
+        assert!(results.iter().filter(|(op, _)| *op != second).all(|(_, r)| r.is_ok()));
+    });
+}
+
+#[test]
+fn an_item_past_1000_write_units_in_a_second_is_throttled() {
+    paused_runtime().block_on(async {
+        let sim = Sim::new(1, Faults::NONE, Timestamp::from_unix_millis(T0));
+        let results = Results::default();
+        // A transactional write costs two units: 500 fit in one second, the 501st does not.
+        committer(&sim, vec![index_member("hot")], 501, &results);
+        loop {
+            sim.quiescent().await;
+            let Some(op) = sim.parked().first().copied() else { break };
+            sim.advance(op);
+        }
+        let landed = results.lock().unwrap().clone();
+        assert!(landed[..500].iter().all(|(_, r)| r.is_ok()));
+        assert!(matches!(&landed[500].1, Err(StoreError::Unavailable(why)) if why.contains("Throttling")));
+        assert_eq!(sim.pressure().0, 1);
+        // The next second the item takes writes again.
+        sim.clock.advance_seconds(1);
+        committer(&sim, vec![index_member("hot")], 1, &results);
+        loop {
+            sim.quiescent().await;
+            let Some(op) = sim.parked().first().copied() else { break };
+            sim.advance(op);
+        }
+        assert!(results.lock().unwrap()[501].1.is_ok());
+    });
+}
+
+#[test]
+fn an_index_read_sees_the_table_as_it_was() {
+    paused_runtime().block_on(async {
+        let faults = Faults {
+            index_lag_steps: 1_000_000,
+            ..Faults::NONE
+        };
+        let sim = Sim::new(7, faults, Timestamp::from_unix_millis(T0));
+        let now = sim.clock.now();
+        let mut collection = fund_account_tests::fixtures::collection("ord-1", "m-1", now, CollectionStatus::Pending);
+        collection.created_at = now;
+        let results = Results::default();
+        let write = Write::PutCollection {
+            collection,
+            expect: Expect::Absent,
+        };
+        let op = committer(&sim, vec![write], 1, &results);
+        sim.quiescent().await;
+        sim.advance(op);
+        sim.advance(op);
+        sim.quiescent().await;
+        assert!(results.lock().unwrap()[0].1.is_ok());
+        let due = Arc::new(Mutex::new(Vec::new()));
+        for _ in 0..2 {
+            let reader = sim.spawn(|op| {
+                let store = sim.store_for(op);
+                let due = Arc::clone(&due);
+                async move {
+                    let found = store.due_collections(now, 10).await.unwrap().len();
+                    due.lock().unwrap().push(found);
+                }
+            });
+            sim.quiescent().await;
+            sim.advance(reader);
+            sim.quiescent().await;
+            sim.settle_indexes();
+        }
+        // In the table at once; in the index only once it has caught up.
+        assert_eq!(*due.lock().unwrap(), vec![0, 1]);
+    });
 }

@@ -192,6 +192,8 @@ struct Core {
     conflicts: u64,
     /// Commits refused by a condition, by the kind of item that refused.
     refused: BTreeMap<String, u64>,
+    /// What the service did, by kind (`Step::Granted`'s label): proof each fault struck.
+    granted: BTreeMap<&'static str, u64>,
 }
 
 /// The simulated service: the table, the scheduler's view of every parked call, and the
@@ -306,6 +308,11 @@ impl Sim {
     /// Commits refused by a condition so far, by the kind of item that refused.
     pub fn refused(&self) -> BTreeMap<String, u64> {
         self.core().refused.clone()
+    }
+
+    /// What the service did to the calls so far, by kind.
+    pub fn granted(&self) -> BTreeMap<&'static str, u64> {
+        self.core().granted.clone()
     }
 
     /// (throttled calls, transaction conflicts) so far.
@@ -425,6 +432,9 @@ impl Sim {
                 }
             }
         };
+        if let Step::Granted(_, label) = step {
+            *core.granted.entry(label).or_insert(0) += 1;
+        }
         // The operation is gone if its task was dropped: nothing to tell it.
         let _ = parked.grant.send(grant);
         step
