@@ -165,6 +165,8 @@ struct World {
     next_id: u64,
     /// What the limits' invariants have counted so far, from applied commits.
     limits: Limits,
+    /// Requests whose function runs slowly (see the scheduler's pick).
+    slow: BTreeSet<OpId>,
     /// The first successful body each Idempotency-Key answered: every later one must be it.
     first_bodies: BTreeMap<String, String>,
     trace: Vec<String>,
@@ -306,6 +308,7 @@ impl World {
             next_id: 0,
             limits: Limits::default(),
             first_bodies: BTreeMap::new(),
+            slow: BTreeSet::new(),
             trace: Vec::new(),
             tracing,
         }
@@ -462,6 +465,9 @@ impl World {
             }
         });
         self.journal.lock().unwrap().entries.insert(op, (request.clone(), None));
+        if self.rng.chance(100) {
+            self.slow.insert(op);
+        }
         if self.tracing {
             self.trace.push(format!("start op {op}: {request:?}"));
         }
@@ -1078,7 +1084,19 @@ async fn simulate(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<Stri
             }
             continue;
         }
-        let op = *world.rng.pick(&parked);
+        // A slow function (a pause between its read and its commit) is picked an eighth as
+        // often as the others: the window in which the world moves on under it.
+        let weight = |op: &OpId| if world.slow.contains(op) { 1 } else { 8 };
+        let mut ticket = world.rng.below(parked.iter().map(weight).sum());
+        let op = *parked
+            .iter()
+            .find(|op| {
+                let w = weight(op);
+                let hit = ticket < w;
+                ticket = ticket.saturating_sub(w);
+                hit
+            })
+            .unwrap();
         let step = world.sim.advance(op);
         if tracing {
             world.trace.push(format!("{step:?}"));
