@@ -99,7 +99,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("CODE_SECRET_ARN", secret_arn),
         ("WITHDRAWAL_FEE_USD", "15.00".to_owned()),
         ("WITHDRAWAL_FEE_CNY", "0.00".to_owned()),
-        ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:bench-alerts".to_owned()),
+        (
+            "ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:bench-alerts".to_owned(),
+        ),
     ];
     let bin_dir = PathBuf::from(bin_dir);
     let hello_event = std::fs::read_to_string(Path::new(events_dir).join("get-account.json"))?;
