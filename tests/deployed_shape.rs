@@ -340,3 +340,80 @@ fn every_route_is_throttled_and_the_argon2_routes_tighter() {
         assert!(routes.contains_key(key.as_str()), "{key} has its own, tighter limit");
     }
 }
+
+/// The table the adapter creates for local runs (`LOCAL_STORE=dynamodb`, the benchmarks)
+/// is the one `template.yaml` declares (and every DynamoDB test runs on): same keys,
+/// attributes, indexes, billing and TTL attribute.
+#[tokio::test]
+async fn the_adapters_table_is_the_templates() {
+    let client = aws_sdk_dynamodb::Client::new(&fund_account_tests::aws_config().await);
+    let unique = ulid::Ulid::new().to_string().to_lowercase();
+    let (from_template, from_adapter) = (format!("template-{unique}"), format!("adapter-{unique}"));
+    fund_account_tests::create_table_from_template(&client, &from_template).await;
+    fund_account::adapters::dynamodb::DynamoStore::create_table(&client, &from_adapter)
+        .await
+        .unwrap();
+    let template_shape = table_shape(&client, &from_template).await;
+    assert!(
+        template_shape.contains("GSI2") && template_shape.contains("expires_at_ttl"),
+        "{template_shape}"
+    );
+    assert_eq!(template_shape, table_shape(&client, &from_adapter).await);
+}
+
+/// What of a table the code relies on, as DynamoDB describes it.
+async fn table_shape(client: &aws_sdk_dynamodb::Client, name: &str) -> String {
+    use aws_sdk_dynamodb::types::KeySchemaElement;
+    let table = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys = |schema: &[KeySchemaElement]| {
+        schema
+            .iter()
+            .map(|k| format!("{} {}", k.attribute_name(), k.key_type().as_str()))
+            .collect::<Vec<_>>()
+    };
+    let mut attributes: Vec<String> = table
+        .attribute_definitions()
+        .iter()
+        .map(|a| format!("{} {}", a.attribute_name(), a.attribute_type().as_str()))
+        .collect();
+    attributes.sort();
+    let mut indexes: Vec<String> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| {
+            let projection = i
+                .projection()
+                .and_then(|p| p.projection_type())
+                .map(|p| p.as_str().to_owned());
+            format!(
+                "{} {:?} {projection:?}",
+                i.index_name().unwrap_or_default(),
+                keys(i.key_schema())
+            )
+        })
+        .collect();
+    indexes.sort();
+    let billing = table
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .map(|b| b.as_str().to_owned());
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .and_then(|d| d.attribute_name);
+    format!(
+        "keys {:?}\nattributes {attributes:?}\nindexes {indexes:?}\nbilling {billing:?}\nttl {ttl:?}",
+        keys(table.key_schema())
+    )
+}

@@ -18,7 +18,7 @@ use fund_account::collection::{self, NewCollection, NewRefund};
 use fund_account::error::ApiError;
 use fund_account::ids::{ExternalId, WithdrawalId};
 use fund_account::ledger::{Bucket, EntryType, LedgerEntry};
-use fund_account::member::{Member, MemberId, MemberStatus, PhcHash};
+use fund_account::member::{MemberId, MemberStatus, PhcHash};
 use fund_account::money::{Amount, Currency};
 use fund_account::phone::PhoneNumber;
 use fund_account::reconciliation::{self, RunOptions};
@@ -227,21 +227,14 @@ impl World {
             .chain(pending.iter().map(|s| (s, MemberStatus::PendingVerification)))
         {
             let active = status == MemberStatus::Active;
-            let member = Member {
-                member_id: seller.id.clone(),
-                login_password_hash: cheap_hash("login-password"),
-                phone: Some(PhoneNumber::parse(&seller.phone).unwrap()),
-                status,
-                payment_password_hash: active.then(|| hash.clone()),
-                pending_password_hash: (!active).then(|| hash.clone()),
-                code_sends: Vec::new(),
-                activation_attempts: Vec::new(),
-                failed_password_attempts: 0,
-                withdrawals_locked_until: None,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
+            // The fixture member (T0, version 1, no sends), with this seller's phone and
+            // password in force or waiting for its code.
+            let mut member = fund_account_tests::fixtures::member(seller.id.as_str(), 1);
+            member.phone = Some(PhoneNumber::parse(&seller.phone).unwrap());
+            member.status = status;
+            member.code_sends.clear();
+            member.payment_password_hash = active.then(|| hash.clone());
+            member.pending_password_hash = (!active).then(|| hash.clone());
             sim.table
                 .commit(vec![
                     Write::PutMember {

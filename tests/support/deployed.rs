@@ -102,9 +102,7 @@ impl Emulated {
         let unique = ulid::Ulid::new().to_string().to_lowercase();
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let table = format!("deployed-{unique}");
-        fund_account::adapters::dynamodb::DynamoStore::create_table(&dynamodb, &table)
-            .await
-            .expect("table");
+        crate::emulator::create_table_from_template(&dynamodb, &table).await;
         let table_arn = dynamodb
             .describe_table()
             .table_name(&table)

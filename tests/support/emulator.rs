@@ -74,15 +74,98 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// A DynamoDB store on a table of its own, created as `template.yaml` declares it.
+/// A DynamoDB store on a table of its own, created from `template.yaml`'s definition.
 pub async fn dynamodb_store() -> DynamoStore {
     let config = aws_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = format!("fund-account-test-{}", ulid::Ulid::new().to_string().to_lowercase());
-    DynamoStore::create_table(&client, &table)
-        .await
-        .expect("create test table");
+    create_table_from_template(&client, &table).await;
     DynamoStore::new(client, table)
+}
+
+/// Creates `name` on the emulator exactly as `template.yaml`'s `AWS::DynamoDB::Table`
+/// declares it — billing, attributes, keys, indexes and the TTL attribute, read from the
+/// file — so that every DynamoDB test runs on the deployed table's shape, and a change to
+/// one without the other fails them.
+pub async fn create_table_from_template(client: &aws_sdk_dynamodb::Client, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, TimeToLiveSpecification,
+    };
+    use serde_yaml::Value as Yaml;
+
+    let template = crate::deployed::template();
+    let table = template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .find(|resource| resource["Type"].as_str() == Some("AWS::DynamoDB::Table"))
+        .expect("template.yaml declares a DynamoDB table");
+    let properties = &table["Properties"];
+    let text = |value: &Yaml| {
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("the table definition has a string here, not {value:?}"))
+            .to_owned()
+    };
+    let list = |value: &Yaml| value.as_sequence().cloned().unwrap_or_default();
+    let key_schema = |schema: &Yaml| -> Vec<KeySchemaElement> {
+        list(schema)
+            .iter()
+            .map(|key| {
+                KeySchemaElement::builder()
+                    .attribute_name(text(&key["AttributeName"]))
+                    .key_type(KeyType::from(text(&key["KeyType"]).as_str()))
+                    .build()
+                    .expect("a key")
+            })
+            .collect()
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(text(&properties["BillingMode"]).as_str()))
+        .set_key_schema(Some(key_schema(&properties["KeySchema"])));
+    for attribute in list(&properties["AttributeDefinitions"]) {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(text(&attribute["AttributeName"]))
+                .attribute_type(ScalarAttributeType::from(text(&attribute["AttributeType"]).as_str()))
+                .build()
+                .expect("an attribute"),
+        );
+    }
+    for index in list(&properties["GlobalSecondaryIndexes"]) {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(text(&index["IndexName"]))
+                .set_key_schema(Some(key_schema(&index["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            text(&index["Projection"]["ProjectionType"]).as_str(),
+                        ))
+                        .build(),
+                )
+                .build()
+                .expect("an index"),
+        );
+    }
+    request.send().await.expect("create the template's table");
+    let ttl = &properties["TimeToLiveSpecification"];
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(text(&ttl["AttributeName"]))
+                .enabled(ttl["Enabled"].as_bool().expect("TTL Enabled is a boolean"))
+                .build()
+                .expect("a TTL specification"),
+        )
+        .send()
+        .await
+        .expect("the template's TTL");
 }
 
 /// Everything the emulator holds, as its `/moto-api/data.json` shows it (SMS and topic
