@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Validates template.yaml offline: cfn-lint, then `sam validate --lint`; and
-# openapi.yaml with openapi-spec-validator.
+# Validates template.yaml offline: cfn-lint, then `sam validate --lint`, then the
+# checkov security scan (0 failed checks; every exception is skipped inline in the
+# template, with its reason, never here); and openapi.yaml with openapi-spec-validator.
 # Installs the tools on first use into the git-ignored venvs .venv (cfn-lint and
-# openapi-spec-validator, shared with moto) and .venv-sam (aws-sam-cli, which pins its
-# own boto3).
+# openapi-spec-validator, shared with moto), .venv-sam (aws-sam-cli, which pins its
+# own boto3) and .venv-checkov (checkov, which pins boto3 and an older `packaging`
+# that would break moto's and schemathesis' in .venv).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -26,6 +28,7 @@ ensure_tool() {
 ensure_tool .venv cfn-lint cfn-lint
 ensure_tool .venv openapi-spec-validator openapi-spec-validator
 ensure_tool .venv-sam sam aws-sam-cli
+ensure_tool .venv-checkov checkov 'checkov>=3,<4'
 
 echo "== cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml
@@ -33,6 +36,11 @@ echo "cfn-lint: no findings"
 
 echo "== sam validate --lint"
 .venv-sam/bin/sam validate --lint --region us-east-1 -t template.yaml
+
+echo "== checkov template.yaml"
+# --skip-download: offline, no call to the vendor's platform for its guideline links.
+# Exits non-zero on any failed check.
+.venv-checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 echo "== openapi-spec-validator openapi.yaml"
 .venv/bin/openapi-spec-validator openapi.yaml

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: installs what it needs (a project-local
-# Python venv with moto's DynamoDB/SNS server, cfn-lint and aws-sam-cli), starts the
-# emulator, then runs formatting, lints, template checks and every test.
+# Python venv with moto's DynamoDB/SNS server, cfn-lint and aws-sam-cli; checkov in
+# .venv-checkov), starts the emulator, then runs formatting, lints, template checks
+# (cfn-lint, sam validate --lint, checkov with 0 failed checks) and every test.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -33,7 +34,7 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "template checks (cfn-lint, sam validate --lint)"
+step "template checks (cfn-lint, sam validate --lint, checkov)"
 bash infra/scripts/check-template.sh
 
 step "cargo build --bins (the function binaries tests/function_binaries.rs runs)"
