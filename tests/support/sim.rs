@@ -194,6 +194,8 @@ struct Core {
     refused: BTreeMap<String, u64>,
     /// What the service did, by kind (`Step::Granted`'s label): proof each fault struck.
     granted: BTreeMap<&'static str, u64>,
+    /// Operations that crashed since the last `take_crashed`.
+    crashed: Vec<OpId>,
 }
 
 /// The simulated service: the table, the scheduler's view of every parked call, and the
@@ -298,6 +300,11 @@ impl Sim {
 
     pub fn step(&self) -> u64 {
         self.core().step
+    }
+
+    /// Operations that crashed since the last call: their clients get no answer.
+    pub fn take_crashed(&self) -> Vec<OpId> {
+        std::mem::take(&mut self.core().crashed)
     }
 
     /// Commits applied since the last call, in order.
@@ -456,6 +463,7 @@ impl Sim {
 
     /// The operation crashed: it is no longer live, and never answers.
     async fn crash(&self, op: OpId) -> ! {
+        self.core().crashed.push(op);
         self.finished(op);
         match std::future::pending::<std::convert::Infallible>().await {}
     }
