@@ -14,7 +14,7 @@ use fund_account::password::PaymentPassword;
 use fund_account::reconciliation::{self, RunOptions};
 use fund_account::store::Write;
 use fund_account::verification::SmsCode;
-use fund_account_tests::deployed::{function_resource, template, Emulated};
+use fund_account_tests::deployed::{function_resource, role_statements, template, Emulated};
 use serde_yaml::Value as Yaml;
 
 /// An environment that remembers every name asked of it.
@@ -178,16 +178,6 @@ async fn send_code_and_confirm_code_share_the_secret_from_secrets_manager() {
     assert_eq!(state.member.status, MemberStatus::Active);
 }
 
-/// The policy statements of `binary`'s role.
-fn statements<'a>(template: &'a Yaml, binary: &str) -> Vec<&'a Yaml> {
-    function_resource(template, binary)["Properties"]["Policies"]
-        .as_sequence()
-        .into_iter()
-        .flatten()
-        .flat_map(|policy| policy["Statement"].as_sequence().into_iter().flatten())
-        .collect()
-}
-
 /// Whether `binary`'s role may read the SMS code secret.
 fn reads_code_secret(template: &Yaml, binary: &str) -> bool {
     let policies = function_resource(template, binary)["Properties"]["Policies"]
@@ -197,7 +187,7 @@ fn reads_code_secret(template: &Yaml, binary: &str) -> bool {
     let by_template = policies
         .iter()
         .any(|policy| policy.get("AWSSecretsManagerGetSecretValuePolicy").is_some());
-    let by_statement = statements(template, binary).iter().any(|statement| {
+    let by_statement = role_statements(template, binary).iter().any(|statement| {
         let actions = format!("{:?}", statement["Action"]);
         actions.contains("secretsmanager:")
     });
@@ -221,7 +211,7 @@ fn only_the_code_hashing_functions_may_read_the_code_secret() {
 /// The statements of the reconcile role that reach `MEMBER#` partitions, by action.
 fn reconcile_member_statements(template: &Yaml) -> BTreeMap<String, &Yaml> {
     let mut by_action = BTreeMap::new();
-    for statement in statements(template, "reconcile") {
+    for statement in role_statements(template, "reconcile") {
         let leading = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
         let reaches_members = leading
             .as_sequence()

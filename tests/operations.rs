@@ -17,7 +17,7 @@ use fund_account::collection::Settled;
 use fund_account::function_config::Function;
 use fund_account::lambda::metrics;
 use fund_account::reconciliation::{Report, RunOptions};
-use fund_account_tests::deployed::{function_logical_id, function_resource, template};
+use fund_account_tests::deployed::{function_logical_id, function_resource, role_statements, template};
 use fund_account_tests::project_root;
 use serde_yaml::Value as Yaml;
 
@@ -386,16 +386,6 @@ fn the_access_log_names_the_caller_and_never_the_body_or_the_authorization_heade
         let row = format!("| `{name}` | `{}` |", variable.as_str().unwrap());
         assert!(section.contains(&row), "docs/operations.md#access-logs documents {row}");
     }
-}
-
-/// The policy statements of `binary`'s role.
-fn role_statements<'a>(template: &'a Yaml, binary: &str) -> Vec<&'a Yaml> {
-    function_resource(template, binary)["Properties"]["Policies"]
-        .as_sequence()
-        .into_iter()
-        .flatten()
-        .flat_map(|policy| policy["Statement"].as_sequence().into_iter().flatten())
-        .collect()
 }
 
 fn strings(value: &Yaml) -> Vec<String> {

@@ -34,6 +34,16 @@ pub fn function_logical_id<'a>(template: &'a Yaml, binary: &str) -> &'a str {
         .unwrap_or_else(|| panic!("template.yaml builds no {binary}"))
 }
 
+/// The policy statements of `binary`'s role.
+pub fn role_statements<'a>(template: &'a Yaml, binary: &str) -> Vec<&'a Yaml> {
+    function_resource(template, binary)["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|policy| policy["Statement"].as_sequence().into_iter().flatten())
+        .collect()
+}
+
 /// The function resource that builds `binary`.
 pub fn function_resource<'a>(template: &'a Yaml, binary: &str) -> &'a Yaml {
     &template["Resources"][function_logical_id(template, binary)]
