@@ -196,6 +196,13 @@ fn cheap_hash(password: &str) -> PhcHash {
     PhcHash::new(hasher.hash_password(password.as_bytes(), &salt).unwrap().to_string())
 }
 
+/// An app on the simulation's clock, over `store` (a request's view of the service, or
+/// the table itself for setting up and the final reconciliation).
+fn sim_app(sim: &Sim, store: Arc<dyn Store>, sms: Arc<dyn SmsSender>) -> App {
+    let settings = Settings::new(TEST_CODE_SECRET.to_vec(), None, None).unwrap();
+    App::new(store, sms, Arc::clone(&sim.clock) as Arc<dyn Clock>, settings)
+}
+
 fn cents_to_amount(cents: i64) -> Amount {
     Amount::parse_stored(&format!("{}.{:02}", cents / 100, cents % 100)).unwrap()
 }
@@ -251,12 +258,7 @@ impl World {
         // Every seller starts with settled money in both currencies, collected and settled
         // the way any other is (before the clock starts).
         let journal = Arc::new(Mutex::new(Journal::default()));
-        let setup = App::new(
-            Arc::new(sim.table.clone()),
-            Arc::new(Phones::default()),
-            Arc::clone(&sim.clock) as Arc<dyn Clock>,
-            Settings::new(TEST_CODE_SECRET.to_vec(), None, None).unwrap(),
-        );
+        let setup = sim_app(&sim, Arc::new(sim.table.clone()), Arc::new(Phones::default()));
         for (n, seller) in active.iter().enumerate() {
             for currency in Currency::ALL {
                 let request = Request::Collect {
@@ -308,12 +310,10 @@ impl World {
     }
 
     fn app_for(&self, op: OpId) -> Arc<App> {
-        let settings = Settings::new(TEST_CODE_SECRET.to_vec(), None, None).unwrap();
-        Arc::new(App::new(
+        Arc::new(sim_app(
+            &self.sim,
             self.sim.store_for(op),
             Arc::clone(&self.phones) as Arc<dyn SmsSender>,
-            Arc::clone(&self.sim.clock) as Arc<dyn Clock>,
-            settings,
         ))
     }
 
@@ -1113,11 +1113,10 @@ async fn simulate(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<Stri
     }
     // The reconciliation of the final state, once the indexes have caught up, finds nothing.
     world.sim.settle_indexes();
-    let app = App::new(
+    let app = sim_app(
+        &world.sim,
         Arc::new(world.sim.table.clone()),
         Arc::clone(&world.phones) as Arc<dyn SmsSender>,
-        Arc::clone(&world.sim.clock) as Arc<dyn Clock>,
-        Settings::new(TEST_CODE_SECRET.to_vec(), None, None).unwrap(),
     );
     let options = RunOptions {
         settle: false,
@@ -1149,14 +1148,7 @@ async fn simulate(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<Stri
 }
 
 fn run_seed(seed: u64, tracing: bool) -> Result<Outcome, (String, Vec<String>)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        // Backoff sleeps pass in simulated time: the runtime jumps to the next timer
-        // whenever every task waits.
-        .start_paused(true)
-        .build()
-        .unwrap();
-    runtime.block_on(simulate(seed, tracing))
+    paused_runtime().block_on(simulate(seed, tracing))
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -1253,6 +1245,8 @@ fn seeds_keep_every_invariant() {
 // The simulated service's own failure modes, each shown to strike: a simulator that never
 // injected them would pass every seed above.
 
+/// A single-threaded runtime on paused time: backoff sleeps pass in simulated time (the
+/// runtime jumps to the next timer whenever every task waits).
 fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
