@@ -22,8 +22,4 @@ export default {
     redirectUri: '', // empty: this page's origin and path
     tokenField: 'access_token', // which token of the token response the API accepts
   },
-
-  // The API does not publish its fees: these are the deployment's defaults, used only for
-  // the preview before confirming. The 201 answer carries the authoritative fee and net.
-  withdrawalFees: { USD: '15.00', CNY: '0.00' },
 };

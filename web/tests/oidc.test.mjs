@@ -73,7 +73,6 @@ describe('marketplace sign-in', () => {
         body: `export default {
           apiBaseUrl: '',
           auth: { mode: 'oidc', issuer: '${IDP}', clientId: 'fund-account-web', scope: 'openid' },
-          withdrawalFees: { USD: '15.00', CNY: '0.00' },
         };`,
       }),
     );

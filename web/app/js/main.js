@@ -8,6 +8,7 @@ import { formError } from './ui.js';
 import { getLang, locale, pickLang, setLang, t } from './i18n.js';
 import { accountView } from './views/account.js';
 import { codeView, doneView, passwordView } from './views/activation.js';
+import { convertView } from './views/convert.js';
 import { signinView } from './views/signin.js';
 import { withdrawalsView, withdrawView } from './views/withdraw.js';
 
@@ -27,6 +28,7 @@ const routes = {
   '/activate/done': doneView,
   '/withdraw': withdrawView,
   '/withdrawals': withdrawalsView,
+  '/convert': convertView,
 };
 
 class App {
@@ -205,6 +207,7 @@ function renderHeader(app) {
               h('li', null, link('/account', 'app.nav.account')),
               h('li', null, link('/withdraw', 'app.nav.withdraw')),
               h('li', null, link('/withdrawals', 'app.nav.withdrawals')),
+              h('li', null, link('/convert', 'app.nav.convert')),
             ),
           )
         : null,

@@ -113,3 +113,81 @@ export class CursorPages {
 export function badge(prefix, status) {
   return h('span', { class: `badge badge-${status}` }, t(`${prefix}.${status}`));
 }
+
+/**
+ * Loads the current page of a cursor-paged list (`{items, next_cursor}`).
+ * @param {any} app
+ * @param {CursorPages<any>} pages
+ * @param {string} path
+ * @param {number} limit
+ */
+export async function loadListPage(app, pages, path, limit) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (pages.cursor) q.set('cursor', pages.cursor);
+  const res = await app.api.get(`${path}?${q}`);
+  pages.loaded(res.data);
+}
+
+/**
+ * The pager of a list page, or null when there is one page: previous / next load that page
+ * with `load` and draw the view again.
+ * @param {any} app
+ * @param {CursorPages<any>} pages
+ * @param {{id: string, label: string, load: () => Promise<void>}} p
+ */
+export function listPager(app, pages, { id, label, load }) {
+  if (pages.page === 0 && !pages.next) return null;
+  const reload = async () => {
+    try {
+      await load();
+    } catch (error) {
+      pages.error = error;
+      app.showError(error);
+    }
+    app.update();
+  };
+  return pager({
+    id,
+    label,
+    page: pages.page,
+    hasPrev: pages.page > 0,
+    hasNext: Boolean(pages.next),
+    onPrev: () => pages.back() && void reload(),
+    onNext: () => pages.forward() && void reload(),
+  });
+}
+
+/**
+ * A table in its scrolling wrapper: column headers (numeric ones right-aligned), the rows
+ * as given, and a caption for screen readers.
+ * @param {{id: string, caption?: string | null, columns: [string, boolean?][], rows: Node[]}} p
+ */
+export function dataTable({ id, caption = null, columns, rows }) {
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      { id },
+      caption ? h('caption', { class: 'visually-hidden' }, caption) : null,
+      h('thead', null, h('tr', null, columns.map(([text, numeric]) => h('th', { scope: 'col', class: numeric ? 'num' : null }, text)))),
+      h('tbody', null, rows),
+    ),
+  );
+}
+
+/**
+ * A page that needs an active account, for one that is not: why, and the way to activate.
+ * @param {string} titleKey
+ * @param {string} textKey
+ * @param {string} status the account's status
+ */
+export function notActiveCard(titleKey, textKey, status) {
+  return h(
+    'section',
+    { class: 'card narrow' },
+    h('h1', null, t(titleKey)),
+    h('p', null, t(textKey)),
+    h('a', { class: 'button primary', href: status === 'inactive' ? '#/activate' : '#/activate/code' }, t('account.activate')),
+  );
+}

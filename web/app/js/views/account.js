@@ -1,9 +1,10 @@
 // The account overview: status, phone, balances, and the ledger with paging.
 
 import { h } from '../dom.js';
-import { formatTime, t } from '../i18n.js';
+import { feeRuleText } from '../fx.js';
+import { formatTime, getLang, messages, t } from '../i18n.js';
 import { formatMoney } from '../money.js';
-import { badge, CursorPages, formError, pager } from '../ui.js';
+import { badge, CursorPages, dataTable, formError, pager, problemText } from '../ui.js';
 
 const PAGE_SIZE = 10;
 const CURRENCIES = ['USD', 'CNY'];
@@ -15,8 +16,17 @@ export const accountView = {
   async load(app) {
     const s = (app.state.account ??= { account: null, tx: new CursorPages(), currency: '' });
     s.tx.reset();
-    const [account] = await Promise.all([app.api.get('/v1/account'), loadTransactions(app)]);
+    // The fee schedule is a side note: the account shows without it.
+    const [account, fees] = await Promise.all([
+      app.api.get('/v1/account'),
+      app.api.get('/v1/fees').then(
+        (res) => ({ rows: res.data.withdrawal, error: null }),
+        (error) => ({ rows: [], error }),
+      ),
+      loadTransactions(app),
+    ]);
     s.account = account.data;
+    s.fees = fees;
   },
   render(app) {
     const s = app.state.account;
@@ -44,6 +54,7 @@ export const accountView = {
       ),
       balances(a, app),
       transactions(app),
+      feeSchedule(s.fees),
     );
   },
 };
@@ -90,33 +101,18 @@ function balances(a, app) {
       h('h2', { id: 'balances-title' }, t('balances.title')),
       h('button', { type: 'button', class: 'button small', id: 'refresh', onclick: () => app.route() }, t('account.refresh')),
     ),
-    h(
-      'div',
-      { class: 'table-wrap' },
-      h(
-        'table',
-        { id: 'balances' },
-        h(
-          'thead',
-          null,
-          h(
-            'tr',
-            null,
-            h('th', { scope: 'col' }, t('balances.currency')),
-            h('th', { scope: 'col', class: 'num' }, t('balances.available')),
-            h('th', { scope: 'col', class: 'num' }, t('balances.pending')),
-            h('th', { scope: 'col', class: 'num' }, t('balances.in_transit')),
-          ),
-        ),
-        h(
-          'tbody',
-          null,
-          CURRENCIES.map((c) =>
-            h('tr', null, h('th', { scope: 'row' }, c), cell(c, 'available'), cell(c, 'pending'), cell(c, 'in_transit')),
-          ),
-        ),
+    dataTable({
+      id: 'balances',
+      columns: [
+        [t('balances.currency')],
+        [t('balances.available'), true],
+        [t('balances.pending'), true],
+        [t('balances.in_transit'), true],
+      ],
+      rows: CURRENCIES.map((c) =>
+        h('tr', null, h('th', { scope: 'row' }, c), cell(c, 'available'), cell(c, 'pending'), cell(c, 'in_transit')),
       ),
-    ),
+    }),
     h('p', { class: 'hint' }, t('balances.note')),
   );
 }
@@ -143,6 +139,14 @@ async function reload(app) {
     return;
   }
   app.update();
+}
+
+/**
+ * A ledger entry's type in words; a type this client does not know yet, as it is.
+ * @param {string} type
+ */
+function typeText(type) {
+  return `tx.type.${type}` in messages[getLang()] ? t(`tx.type.${type}`) : type;
 }
 
 /** @param {any} app */
@@ -172,7 +176,7 @@ function transactions(app) {
       'tr',
       null,
       h('td', null, h('time', { datetime: e.created_at }, formatTime(e.created_at))),
-      h('td', null, t(`tx.type.${e.type}`)),
+      h('td', null, typeText(e.type)),
       h('td', null, e.currency),
       h('td', null, t(`bucket.${e.bucket}`)),
       h('td', { class: `num ${e.amount.startsWith('-') ? 'negative' : 'positive'}` }, formatMoney(e.amount)),
@@ -186,30 +190,12 @@ function transactions(app) {
     formError(tx.error),
     tx.items.length === 0
       ? h('p', { class: 'empty' }, t('tx.empty'))
-      : h(
-          'div',
-          { class: 'table-wrap' },
-          h(
-            'table',
-            { id: 'transactions' },
-            h('caption', { class: 'visually-hidden' }, `${t('tx.title')}, ${t('paging.page', { n: tx.page + 1 })}`),
-            h(
-              'thead',
-              null,
-              h(
-                'tr',
-                null,
-                h('th', { scope: 'col' }, t('tx.date')),
-                h('th', { scope: 'col' }, t('tx.type')),
-                h('th', { scope: 'col' }, t('tx.currency')),
-                h('th', { scope: 'col' }, t('tx.bucket')),
-                h('th', { scope: 'col', class: 'num' }, t('tx.amount')),
-                h('th', { scope: 'col' }, t('tx.reference')),
-              ),
-            ),
-            h('tbody', null, rows),
-          ),
-        ),
+      : dataTable({
+          id: 'transactions',
+          caption: `${t('tx.title')}, ${t('paging.page', { n: tx.page + 1 })}`,
+          columns: [[t('tx.date')], [t('tx.type')], [t('tx.currency')], [t('tx.bucket')], [t('tx.amount'), true], [t('tx.reference')]],
+          rows,
+        }),
     tx.page > 0 || tx.next
       ? pager({
           id: 'tx',
@@ -221,5 +207,48 @@ function transactions(app) {
           onNext: () => tx.forward() && void reload(app),
         })
       : null,
+  );
+}
+
+/**
+ * The withdrawal fees as the API publishes them (GET /v1/fees): one row per balance
+ * currency and payout currency.
+ * @param {{rows: import('../fx.js').FeeRow[], error: unknown}} fees
+ */
+function feeSchedule(fees) {
+  const money = (value, currency) => (value === null ? t('fees.noMax') : `${formatMoney(value)} ${currency}`);
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'fees-title' },
+    h('h2', { id: 'fees-title' }, t('fees.title')),
+    fees.error ? h('div', { class: 'form-error', id: 'fees-error' }, problemText(fees.error)) : null,
+    fees.rows.length === 0
+      ? fees.error
+        ? null
+        : h('p', { class: 'empty' }, t('fees.empty'))
+      : dataTable({
+          id: 'fees',
+          columns: [
+            [t('fees.pair')],
+            [t('fees.fixed'), true],
+            [t('fees.percent'), true],
+            [t('fees.min'), true],
+            [t('fees.max'), true],
+            [t('fees.rule')],
+          ],
+          rows: fees.rows.map((r) =>
+            h(
+              'tr',
+              { 'data-pair': `${r.currency}-${r.payout_currency}` },
+              h('th', { scope: 'row' }, t('fees.pairText', { from: r.currency, to: r.payout_currency })),
+              h('td', { class: 'num' }, money(r.fixed, r.currency)),
+              h('td', { class: 'num' }, `${r.percent} %`),
+              h('td', { class: 'num' }, money(r.min, r.currency)),
+              h('td', { class: 'num' }, money(r.max, r.currency)),
+              h('td', null, feeRuleText(r)),
+            ),
+          ),
+        }),
+    h('p', { class: 'hint' }, t('fees.note')),
   );
 }

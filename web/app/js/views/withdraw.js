@@ -1,4 +1,11 @@
-// Withdraw (with the fee preview and 'withdraw all'), its result, and the withdrawals list.
+// Withdraw (with the server's preview and 'withdraw all'), its result, and the withdrawals list.
+//
+// The preview is the server's (POST /v1/withdrawals/preview): the fee shown is the fee
+// charged. To the balance's own currency it follows the amount as it is typed. To a bank in
+// another currency it locks an FX quote, so it is asked for with a button (each quote counts
+// against the member's limit of open quotes); its countdown runs on this device's clock,
+// and when it runs out the page fetches a new quote rather than submit the old one. A
+// `410 quote_expired` from the server does the same.
 //
 // Idempotency: each submission gets one Idempotency-Key. If its outcome is unknown (a
 // network error or a 5xx) the key is kept, and pressing Confirm
@@ -6,33 +13,49 @@
 // instead of paying out twice. Any definite answer (201, or a 4xx refusal, which leaves the
 // key free on the server) ends the submission; a changed form starts a new one.
 
-import config from '../../config.js';
 import { ApiError } from '../api.js';
 import { field, h, valueOf } from '../dom.js';
+import {
+  countdown,
+  CURRENCIES,
+  feeRuleText,
+  newIdempotencyKey,
+  payoutCurrencies,
+  quoteDeadline,
+  rateText,
+  serverDate,
+  tickCountdown,
+} from '../fx.js';
 import { formatTime, t } from '../i18n.js';
-import { formatMoney, parseAmount, parseMoney, toPlain } from '../money.js';
-import { badge, CursorPages, formError, pager, problemText } from '../ui.js';
+import { formatMoney, parseAmount, toPlain } from '../money.js';
+import { badge, CursorPages, dataTable, formError, listPager, loadListPage, notActiveCard, problemText } from '../ui.js';
 
-const CURRENCIES = ['USD', 'CNY'];
 const PAGE_SIZE = 10;
+/** How long typing pauses before a same-currency preview is asked for. */
+const PREVIEW_DELAY_MS = 300;
+/** Refusals about the quote itself: the quote is dropped and a new rate can be asked for. */
+const QUOTE_CODES = ['quote_required', 'quote_mismatch', 'quote_not_found', 'quote_used'];
 
-function newForm(currency = 'USD') {
-  return { currency, amount: '' };
+function newForm(currency = 'USD', payout = currency) {
+  return { currency, payout, amount: '' };
 }
 
-/** A fresh Idempotency-Key: 122 random bits. */
-function newKey() {
-  if (typeof crypto.randomUUID === 'function') return `web-${crypto.randomUUID()}`;
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return `web-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
-}
+/**
+ * @typedef {{fingerprint: string, data: any, deadline: number | null}} Preview
+ */
 
 /** @type {import('../main.js').View} */
 export const withdrawView = {
   title: 'wd.title',
   nav: '/withdraw',
   async load(app) {
-    const res = await app.api.get('/v1/account');
+    const [account, fees] = await Promise.all([
+      app.api.get('/v1/account'),
+      app.api.get('/v1/fees').then(
+        (res) => ({ rows: res.data.withdrawal, error: null }),
+        (error) => ({ rows: null, error }),
+      ),
+    ]);
     const s = (app.state.withdraw ??= {
       form: newForm(),
       errors: {},
@@ -43,23 +66,29 @@ export const withdrawView = {
       retry: null,
       uncertain: false,
     });
-    s.account = res.data;
+    s.account = account.data;
+    s.fees = fees.rows;
+    s.feesError = fees.error;
     s.errors = {};
     s.error = null;
     s.busy = false;
+    s.notice = null;
+    /** @type {Preview | null} */
+    s.preview = null;
+    s.previewError = null;
+    s.previewPending = null;
+    s.previewSeq = 0;
+    if (!payoutCurrencies(s.fees, s.form.currency).includes(s.form.payout)) s.form.payout = s.form.currency;
+    app.every(1000, () => tick(app));
+    if (s.form.payout === s.form.currency && previewFingerprint(s)) void fetchPreview(app);
+  },
+  leave(app) {
+    window.clearTimeout(app.state.withdraw?.previewTimer);
   },
   render(app) {
     const s = app.state.withdraw;
     const a = s.account;
-    if (a.status !== 'active') {
-      return h(
-        'section',
-        { class: 'card narrow' },
-        h('h1', null, t('wd.title')),
-        h('p', null, t('wd.notActive')),
-        h('a', { class: 'button primary', href: a.status === 'inactive' ? '#/activate' : '#/activate/code' }, t('account.activate')),
-      );
-    }
+    if (a.status !== 'active') return notActiveCard('wd.title', 'wd.notActive', a.status);
     if (s.result) return resultView(app);
     return formView(app);
   },
@@ -85,6 +114,8 @@ function formView(app) {
     attrs: {
       onchange: (event) => {
         s.form.currency = event.target.value;
+        if (!payoutCurrencies(s.fees, s.form.currency).includes(s.form.payout)) s.form.payout = s.form.currency;
+        formChanged(app);
         app.update();
       },
     },
@@ -96,6 +127,26 @@ function formView(app) {
         { value: c, selected: c === currency },
         t('wd.currencyOption', { currency: c, available: formatMoney(a.balances[c].available) }),
       ),
+    );
+  }
+
+  const payoutField = field({
+    id: 'wd-payout',
+    label: t('wd.payout'),
+    hint: t('wd.payoutHint'),
+    type: 'select',
+    error: errorOf('payout'),
+    attrs: {
+      onchange: (event) => {
+        s.form.payout = event.target.value;
+        formChanged(app);
+        app.update();
+      },
+    },
+  });
+  for (const c of payoutCurrencies(s.fees, currency)) {
+    payoutField.input.append(
+      h('option', { value: c, selected: c === s.form.payout }, t(c === currency ? 'wd.payoutSame' : 'wd.payoutOther', { currency: c })),
     );
   }
 
@@ -112,11 +163,10 @@ function formView(app) {
       spellcheck: 'false',
       oninput: (event) => {
         s.form.amount = event.target.value;
-        refreshPreview(app);
+        formChanged(app);
       },
       onrestore: (event) => {
         s.form.amount = event.target.value;
-        refreshPreview(app);
       },
     },
     after: h(
@@ -130,7 +180,7 @@ function formView(app) {
           s.form.amount = s.account.balances[s.form.currency].available;
           const input = /** @type {HTMLInputElement} */ (document.getElementById('wd-amount'));
           input.value = s.form.amount;
-          refreshPreview(app);
+          formChanged(app);
         },
       },
       t('wd.all'),
@@ -182,13 +232,14 @@ function formView(app) {
         s.uncertain ? h('p', { class: 'hint' }, t('wd.networkRetry')) : null,
       ),
       currencyField.node,
+      payoutField.node,
       amountField.node,
       h(
         'section',
         { class: 'preview', 'aria-labelledby': 'wd-preview-title' },
         h('h2', { id: 'wd-preview-title' }, t('wd.previewTitle')),
-        h('div', { id: 'wd-preview', 'aria-live': 'polite' }, preview(s)),
-        h('p', { class: 'hint', id: 'wd-fee-note' }, t('wd.feeNote')),
+        h('div', { id: 'wd-preview' }, preview(app)),
+        h('p', { class: 'hint', id: 'wd-fee-note' }, feeNote(s)),
       ),
       h(
         'fieldset',
@@ -213,30 +264,150 @@ function formView(app) {
   );
 }
 
-/** The fee and net amount for what is typed, with the client's default fees. */
-function preview(s) {
-  const currency = s.form.currency;
-  const minor = parseAmount(s.form.amount);
-  if (minor === null || minor === 0n) return h('p', { class: 'hint' }, t('wd.previewEmpty'));
-  const feeText = String(config.withdrawalFees?.[currency] ?? '0.00');
-  const fee = parseMoney(feeText);
-  if (minor <= fee) {
-    return h('p', { class: 'warning' }, t('wd.previewBelowFee', { fee: formatMoney(fee), currency }));
-  }
-  const row = (key, id, value) =>
-    h('div', null, h('dt', null, t(key)), h('dd', { id }, `${formatMoney(value)} ${currency}`));
-  return h(
-    'dl',
-    { class: 'facts preview-facts' },
-    row('wd.previewAmount', 'wd-preview-amount', minor),
-    row('wd.previewFee', 'wd-preview-fee', fee),
-    row('wd.previewNet', 'wd-preview-net', minor - fee),
-  );
+/** The schedule's rule for the chosen pair, from GET /v1/fees. */
+function feeNote(s) {
+  const row = (s.fees || []).find((r) => r.currency === s.form.currency && r.payout_currency === s.form.payout);
+  if (!row) return t('wd.feeByServer');
+  return t('wd.feeRule', { from: row.currency, to: row.payout_currency, rule: feeRuleText(row) });
 }
 
-function refreshPreview(app) {
+/**
+ * What a preview is for: currency, amount and payout currency; null while the amount is not
+ * one the API would take.
+ */
+function previewFingerprint(s) {
+  const minor = parseAmount(s.form.amount);
+  if (minor === null || minor === 0n) return null;
+  return JSON.stringify([s.form.currency, toPlain(minor), s.form.payout]);
+}
+
+/** The preview box: the server's numbers for what is in the form, or how to get them. */
+function preview(app) {
+  const s = app.state.withdraw;
+  const fingerprint = previewFingerprint(s);
+  const cross = s.form.payout !== s.form.currency;
+  const notice = s.notice ? h('p', { class: 'notice', id: 'wd-notice', tabindex: '-1' }, t(`wd.notice.${s.notice}`)) : null;
+  if (!fingerprint) return h('p', { class: 'hint' }, t('wd.previewEmpty'));
+  const p = s.preview && s.preview.fingerprint === fingerprint ? s.preview : null;
+  const getRate = (key) =>
+    h(
+      'button',
+      {
+        type: 'button',
+        id: 'wd-get-rate',
+        class: 'button small',
+        'aria-disabled': s.previewPending ? 'true' : null,
+        onclick: () => {
+          if (!s.previewPending) void fetchPreview(app);
+        },
+      },
+      t(key),
+    );
+  if (!p) {
+    if (s.previewError && s.previewError.fingerprint === fingerprint) {
+      return [
+        notice,
+        h('p', { class: 'warning', id: 'wd-preview-error' }, problemText(s.previewError.error, { currency: s.form.currency })),
+        cross ? getRate('wd.getRateAgain') : null,
+      ];
+    }
+    if (s.previewPending === fingerprint) return [notice, h('p', { class: 'hint' }, t('wd.previewLoading'))];
+    if (cross) return [notice, h('p', { class: 'hint' }, t('wd.previewRateHint')), getRate('wd.getRate')];
+    return h('p', { class: 'hint' }, t('wd.previewLoading'));
+  }
+  const d = p.data;
+  const row = (key, id, value) => h('div', null, h('dt', null, t(key)), h('dd', { id }, value));
+  const money = (v, c) => `${formatMoney(v)} ${c}`;
+  return [
+    notice,
+    h(
+      'dl',
+      { class: 'facts preview-facts' },
+      row('wd.previewAmount', 'wd-preview-amount', money(d.amount, d.currency)),
+      row('wd.previewFee', 'wd-preview-fee', money(d.fee, d.currency)),
+      row(cross ? 'wd.previewConverted' : 'wd.previewNet', 'wd-preview-net', money(d.net_amount, d.currency)),
+      cross ? row('wd.previewRate', 'wd-preview-rate', rateText(d.rate, d.currency, d.payout_currency)) : null,
+      cross ? row('wd.previewPayout', 'wd-preview-payout', money(d.payout_amount, d.payout_currency)) : null,
+    ),
+    cross && p.deadline !== null
+      ? [
+          countdown('wd-countdown', p.deadline),
+          h('p', { class: 'hint' }, t('wd.markupNote'), ' ', h('a', { href: '#/convert' }, t('wd.markupLink'))),
+          h('p', { class: 'hint small' }, t('quote.ref', { id: d.quote_id })),
+        ]
+      : null,
+  ];
+}
+
+/** Draws the preview box again (not the whole form: the focus stays in the amount). */
+function showPreview(app) {
   const box = document.getElementById('wd-preview');
-  if (box) box.replaceChildren(preview(app.state.withdraw));
+  if (box && app.view === withdrawView && !app.state.withdraw.result) box.replaceChildren(...[preview(app)].flat(2).filter(Boolean));
+}
+
+/** The form changed: a preview for other values goes; a same-currency one is asked for. */
+function formChanged(app) {
+  const s = app.state.withdraw;
+  const fingerprint = previewFingerprint(s);
+  s.notice = null;
+  if (s.preview && s.preview.fingerprint !== fingerprint) s.preview = null;
+  window.clearTimeout(s.previewTimer);
+  if (fingerprint && s.form.payout === s.form.currency && !s.preview) {
+    s.previewTimer = window.setTimeout(() => void fetchPreview(app), PREVIEW_DELAY_MS);
+  }
+  showPreview(app);
+}
+
+/**
+ * Asks the server for the preview of what is in the form (for another payout currency, a
+ * new locked quote). An answer for values no longer in the form is dropped.
+ * @param {any} app
+ * @param {string | null} [notice] what to tell the user once it is there
+ * @returns {Promise<boolean>} whether a preview for the form is now shown
+ */
+async function fetchPreview(app, notice = null) {
+  const s = app.state.withdraw;
+  const fingerprint = previewFingerprint(s);
+  if (!fingerprint) return false;
+  const seq = ++s.previewSeq;
+  const { currency, payout } = s.form;
+  const amount = toPlain(/** @type {bigint} */ (parseAmount(s.form.amount)));
+  s.previewPending = fingerprint;
+  s.previewError = null;
+  s.notice = notice;
+  showPreview(app);
+  try {
+    const res = await app.api.post('/v1/withdrawals/preview', { currency, amount, payout_currency: payout });
+    if (seq !== s.previewSeq) return false;
+    const d = res.data;
+    const deadline = d.expires_at ? quoteDeadline(d.expires_at, serverDate(res.headers), Date.now()) : null;
+    s.preview = { fingerprint, data: d, deadline };
+  } catch (error) {
+    if (seq !== s.previewSeq) return false;
+    s.previewError = { fingerprint, error };
+  }
+  s.previewPending = null;
+  showPreview(app);
+  if (notice && s.preview) {
+    app.announce(t(`wd.notice.${notice}`));
+    document.getElementById('wd-notice')?.focus();
+  } else if (s.previewError) {
+    app.announce(document.getElementById('wd-preview-error')?.textContent || '');
+  }
+  return Boolean(s.preview);
+}
+
+/** Once a second: the quote's countdown; when it runs out, a new quote. */
+function tick(app) {
+  const s = app.state.withdraw;
+  const p = s?.preview;
+  if (!p || p.deadline === null || s.result || s.previewPending) return;
+  if (!tickCountdown('wd-countdown', p.deadline)) return;
+  // While a submission's outcome is unknown its quote is kept, so that pressing Confirm
+  // again resends the very same request (the server replays it, or answers 410).
+  if (s.busy || s.uncertain) return;
+  s.preview = null;
+  void fetchPreview(app, 'refreshed');
 }
 
 /**
@@ -247,7 +418,8 @@ async function submit(event, app) {
   event.preventDefault();
   const s = app.state.withdraw;
   if (s.busy) return;
-  const currency = s.form.currency;
+  const { currency, payout } = s.form;
+  const cross = payout !== currency;
   const amountText = valueOf('wd-amount').trim();
   const holder = valueOf('wd-holder').trim();
   const number = valueOf('wd-number').trim();
@@ -268,28 +440,46 @@ async function submit(event, app) {
     app.showError(t(/** @type {string} */ (firstError)));
     return;
   }
+  s.form.amount = amountText;
+  const fingerprint = previewFingerprint(s);
+  /** @type {string | null} */
+  let quoteId = null;
+  if (cross) {
+    // Never without a rate the seller has seen, and never on a quote that ran out.
+    const p = s.preview && s.preview.fingerprint === fingerprint ? s.preview : null;
+    const stale = p && p.deadline !== null && Date.now() >= p.deadline && !s.uncertain;
+    if (!p || stale) {
+      s.preview = null;
+      app.update();
+      await fetchPreview(app, stale ? 'refreshed' : 'checkRate');
+      return;
+    }
+    quoteId = p.data.quote_id;
+  }
   const amount = toPlain(/** @type {bigint} */ (minor));
-  const fingerprint = JSON.stringify([currency, amount, holder, number, bankName]);
-  if (!s.retry || s.retry.fingerprint !== fingerprint) s.retry = { key: newKey(), fingerprint };
+  const retryFingerprint = JSON.stringify([currency, amount, payout, quoteId, holder, number, bankName]);
+  if (!s.retry || s.retry.fingerprint !== retryFingerprint) s.retry = { key: newIdempotencyKey(), fingerprint: retryFingerprint };
   s.busy = true;
   s.uncertain = false;
+  s.notice = null;
   app.update();
   try {
-    const res = await app.api.post(
-      '/v1/withdrawals',
-      {
-        currency,
-        amount,
-        payment_password: password,
-        bank_account: { holder_name: holder, account_number: number, bank_name: bankName },
-      },
-      { 'idempotency-key': s.retry.key },
-    );
+    /** @type {Record<string, unknown>} */
+    const body = {
+      currency,
+      amount,
+      payout_currency: payout,
+      payment_password: password,
+      bank_account: { holder_name: holder, account_number: number, bank_name: bankName },
+    };
+    if (quoteId) body.quote_id = quoteId;
+    const res = await app.api.post('/v1/withdrawals', body, { 'idempotency-key': s.retry.key });
     s.retry = null;
     s.busy = false;
     s.result = res.data;
     s.replayed = res.headers.get('idempotent-replayed') === 'true';
-    s.form = newForm(currency);
+    s.form = newForm(currency, payout);
+    s.preview = null;
     try {
       s.account = (await app.api.get('/v1/account')).data;
     } catch {
@@ -298,7 +488,9 @@ async function submit(event, app) {
     app.update({ preserve: false });
     const title = document.getElementById('wd-result-title');
     title?.focus();
-    app.announce(`${t('wd.resultTitle')}. ${t('wd.previewNet')}: ${formatMoney(res.data.net_amount)} ${res.data.currency}`);
+    const w = res.data;
+    const received = w.payout_amount && w.payout_currency ? `${formatMoney(w.payout_amount)} ${w.payout_currency}` : `${formatMoney(w.net_amount)} ${w.currency}`;
+    app.announce(`${t('wd.resultTitle')}. ${t('wd.previewPayout')}: ${received}`);
   } catch (error) {
     s.busy = false;
     if (error instanceof ApiError && error.uncertain) {
@@ -306,9 +498,18 @@ async function submit(event, app) {
     } else {
       s.retry = null;
     }
+    const input = /** @type {HTMLInputElement | null} */ (document.getElementById('wd-password'));
+    if (error instanceof ApiError && error.code === 'quote_expired') {
+      // The server's clock says the quote is over: a new one, shown, and nothing sent.
+      s.preview = null;
+      app.update();
+      if (input) input.value = '';
+      await fetchPreview(app, 'refreshed');
+      return;
+    }
+    if (error instanceof ApiError && QUOTE_CODES.includes(error.code)) s.preview = null;
     placeError(s, error);
     app.update();
-    const input = /** @type {HTMLInputElement | null} */ (document.getElementById('wd-password'));
     if (input) input.value = '';
     app.showError(error, { currency });
   }
@@ -319,6 +520,7 @@ function placeError(s, error) {
   const code = error instanceof ApiError ? error.code : '';
   if (['insufficient_funds', 'amount_below_fee', 'invalid_amount'].includes(code)) s.errors.amount = error;
   else if (code === 'unsupported_currency') s.errors.currency = error;
+  else if (code === 'unsupported_payout') s.errors.payout = error;
   else if (code === 'invalid_bank_account') s.errors.bank = error;
   else if (code === 'payment_password_incorrect' || code === 'payment_password_locked') s.errors.password = error;
   else s.error = error;
@@ -328,7 +530,8 @@ function placeError(s, error) {
 function resultView(app) {
   const s = app.state.withdraw;
   const w = s.result;
-  const money = (v) => `${formatMoney(v)} ${w.currency}`;
+  const money = (v, c = w.currency) => `${formatMoney(v)} ${c}`;
+  const cross = Boolean(w.payout_currency && w.payout_currency !== w.currency);
   const row = (key, id, value) => h('div', null, h('dt', null, t(key)), h('dd', { id }, value));
   return h(
     'section',
@@ -346,7 +549,9 @@ function resultView(app) {
         row('wd.id', 'wd-result-id', h('span', { class: 'mono' }, w.id)),
         row('wd.previewAmount', 'wd-result-amount', money(w.amount)),
         row('wd.previewFee', 'wd-result-fee', money(w.fee)),
-        row('wd.previewNet', 'wd-result-net', money(w.net_amount)),
+        row(cross ? 'wd.previewConverted' : 'wd.previewNet', 'wd-result-net', money(w.net_amount)),
+        cross ? row('wd.previewRate', 'wd-result-rate', rateText(w.rate, w.currency, w.payout_currency)) : null,
+        cross ? row('wd.previewPayout', 'wd-result-payout', money(w.payout_amount, w.payout_currency)) : null,
         row('wd.status', 'wd-result-status', badge('wstatus', w.status)),
         row('wd.bankAccount', 'wd-result-bank', bankText(w.bank_account)),
       ),
@@ -400,79 +605,48 @@ export const withdrawalsView = {
       formError(pages.error),
       pages.items.length === 0
         ? h('p', { class: 'empty' }, t('wds.empty'))
-        : h(
-            'div',
-            { class: 'table-wrap' },
-            h(
-              'table',
-              { id: 'withdrawals' },
-              h('caption', { class: 'visually-hidden' }, `${t('wds.title')}, ${t('paging.page', { n: pages.page + 1 })}`),
+        : dataTable({
+            id: 'withdrawals',
+            caption: `${t('wds.title')}, ${t('paging.page', { n: pages.page + 1 })}`,
+            columns: [
+              [t('wds.date')],
+              [t('wds.amount'), true],
+              [t('wds.fee'), true],
+              [t('wds.net'), true],
+              [t('wds.bank')],
+              [t('wds.status')],
+            ],
+            rows: pages.items.map((w) =>
               h(
-                'thead',
-                null,
+                'tr',
+                { 'data-id': w.id },
+                h('td', null, h('time', { datetime: w.created_at }, formatTime(w.created_at))),
+                h('td', { class: 'num' }, money(w, w.amount)),
+                h('td', { class: 'num' }, money(w, w.fee)),
                 h(
-                  'tr',
-                  null,
-                  h('th', { scope: 'col' }, t('wds.date')),
-                  h('th', { scope: 'col', class: 'num' }, t('wds.amount')),
-                  h('th', { scope: 'col', class: 'num' }, t('wds.fee')),
-                  h('th', { scope: 'col', class: 'num' }, t('wds.net')),
-                  h('th', { scope: 'col' }, t('wds.bank')),
-                  h('th', { scope: 'col' }, t('wds.status')),
+                  'td',
+                  { class: 'num' },
+                  money(w, w.net_amount),
+                  w.payout_currency && w.payout_currency !== w.currency
+                    ? h('div', { class: 'small' }, t('wds.payout', { amount: `${formatMoney(w.payout_amount)} ${w.payout_currency}` }))
+                    : null,
                 ),
-              ),
-              h(
-                'tbody',
-                null,
-                pages.items.map((w) =>
-                  h(
-                    'tr',
-                    { 'data-id': w.id },
-                    h('td', null, h('time', { datetime: w.created_at }, formatTime(w.created_at))),
-                    h('td', { class: 'num' }, money(w, w.amount)),
-                    h('td', { class: 'num' }, money(w, w.fee)),
-                    h('td', { class: 'num' }, money(w, w.net_amount)),
-                    h('td', null, bankText(w.bank_account)),
-                    h(
-                      'td',
-                      null,
-                      badge('wstatus', w.status),
-                      w.return_reason ? h('div', { class: 'small' }, t('wds.reason', { reason: w.return_reason })) : null,
-                    ),
-                  ),
+                h('td', null, bankText(w.bank_account)),
+                h(
+                  'td',
+                  null,
+                  badge('wstatus', w.status),
+                  w.return_reason ? h('div', { class: 'small' }, t('wds.reason', { reason: w.return_reason })) : null,
                 ),
               ),
             ),
-          ),
-      pages.page > 0 || pages.next
-        ? pager({
-            id: 'wds',
-            label: t('wds.title'),
-            page: pages.page,
-            hasPrev: pages.page > 0,
-            hasNext: Boolean(pages.next),
-            onPrev: () => pages.back() && void reloadPage(app),
-            onNext: () => pages.forward() && void reloadPage(app),
-          })
-        : null,
+          }),
+      listPager(app, pages, { id: 'wds', label: t('wds.title'), load: () => loadPage(app) }),
     );
   },
 };
 
-async function loadPage(app) {
-  const pages = app.state.withdrawals.pages;
-  const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (pages.cursor) q.set('cursor', pages.cursor);
-  const res = await app.api.get(`/v1/withdrawals?${q}`);
-  pages.loaded(res.data);
-}
-
-async function reloadPage(app) {
-  try {
-    await loadPage(app);
-  } catch (error) {
-    app.state.withdrawals.pages.error = error;
-    app.showError(error);
-  }
-  app.update();
+/** @param {any} app */
+function loadPage(app) {
+  return loadListPage(app, app.state.withdrawals.pages, '/v1/withdrawals', PAGE_SIZE);
 }
