@@ -191,6 +191,8 @@ async fn apply(t: &TestApp, m: &MemberId, model: &mut Model, op: &Op, step: usiz
                         account_number: "6222020200112233".to_owned(),
                         bank_name: "ICBC".to_owned(),
                     },
+                    payout_currency: *currency,
+                    quote_id: None,
                 },
             )
             .await;

@@ -199,7 +199,7 @@ fn cheap_hash(password: &str) -> PhcHash {
 /// An app on the simulation's clock, over `store` (a request's view of the service, or
 /// the table itself for setting up and the final reconciliation).
 fn sim_app(sim: &Sim, store: Arc<dyn Store>, sms: Arc<dyn SmsSender>) -> App {
-    let settings = Settings::new(TEST_CODE_SECRET.to_vec(), None, None).unwrap();
+    let settings = Settings::new(TEST_CODE_SECRET.to_vec()).unwrap();
     App::new(store, sms, Arc::clone(&sim.clock) as Arc<dyn Clock>, settings)
 }
 

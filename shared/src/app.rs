@@ -5,35 +5,11 @@ use std::sync::Arc;
 use crate::alerts::{AlertSink, LogAlerts};
 use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::money::{Amount, Currency};
+use crate::fees::FeeSchedule;
+use crate::fx::FxSettings;
 use crate::sms::SmsSender;
 use crate::store::Store;
 use crate::verification::CodeHasher;
-
-/// Withdrawal fees per currency, from configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fees {
-    pub usd: Amount,
-    pub cny: Amount,
-}
-
-impl Default for Fees {
-    fn default() -> Fees {
-        Fees {
-            usd: Amount::parse_request("15.00").unwrap_or(Amount::ZERO),
-            cny: Amount::ZERO,
-        }
-    }
-}
-
-impl Fees {
-    pub fn for_currency(&self, currency: Currency) -> Amount {
-        match currency {
-            Currency::Usd => self.usd,
-            Currency::Cny => self.cny,
-        }
-    }
-}
 
 /// Ports and settings of one process.
 pub struct App {
@@ -43,13 +19,19 @@ pub struct App {
     /// Only in the processes that hash SMS codes: in AWS the key is a secret that only
     /// the send-code and confirm-code functions may read.
     pub code_hasher: Option<CodeHasher>,
-    pub fees: Fees,
+    /// The withdrawal fee schedule (published by `GET /v1/fees`).
+    pub fees: FeeSchedule,
+    /// FX markups and the staleness limit of reference rates.
+    pub fx: FxSettings,
     pub alerts: Arc<dyn AlertSink>,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("fees", &self.fees).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("fees", &self.fees)
+            .field("fx", &self.fx)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,28 +48,33 @@ pub const MIN_CODE_SECRET_BYTES: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub code_hasher_key: Vec<u8>,
-    pub fees: Fees,
+    pub fees: FeeSchedule,
+    pub fx: FxSettings,
 }
 
 impl Settings {
-    pub fn new(
-        code_hasher_key: Vec<u8>,
-        usd_fee: Option<Amount>,
-        cny_fee: Option<Amount>,
-    ) -> Result<Settings, ConfigError> {
+    /// Settings with the contract's default fees and FX settings.
+    pub fn new(code_hasher_key: Vec<u8>) -> Result<Settings, ConfigError> {
         if code_hasher_key.len() < MIN_CODE_SECRET_BYTES {
             return Err(ConfigError(format!(
                 "the SMS code secret must be at least {MIN_CODE_SECRET_BYTES} bytes"
             )));
         }
-        let defaults = Fees::default();
         Ok(Settings {
             code_hasher_key,
-            fees: Fees {
-                usd: usd_fee.unwrap_or(defaults.usd),
-                cny: cny_fee.unwrap_or(defaults.cny),
-            },
+            fees: FeeSchedule::default(),
+            fx: FxSettings::default(),
         })
+    }
+
+    pub fn with_fees(mut self, fees: FeeSchedule) -> Settings {
+        self.fees = fees;
+        self
+    }
+
+    pub fn with_fx(mut self, fx: FxSettings) -> Settings {
+        self.fx = fx;
+        self
     }
 }
 
@@ -99,6 +86,7 @@ impl App {
             clock,
             code_hasher: Some(CodeHasher::new(settings.code_hasher_key)),
             fees: settings.fees,
+            fx: settings.fx,
             alerts: Arc::new(LogAlerts),
         }
     }

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids::ExternalId;
-use crate::ledger::{Bucket, EntryType, Posting};
+use crate::ledger::{Bucket, EntryType, PlatformAccount, Posting, Transaction};
 use crate::member::MemberId;
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, Refund};
@@ -73,16 +73,21 @@ async fn attempt_collect(app: &App, request: &NewCollection) -> Result<Attempt<C
             version: None,
         },
     ];
-    writes.extend(Write::posting(
-        Posting::new(
-            &request.member_id,
-            request.currency,
-            EntryType::Collection,
-            request.collection_id.as_str(),
+    // The money came in from the order: the platform's clearing account holds the
+    // other side until it leaves to a bank or back to the buyer.
+    let reference = request.collection_id.as_str();
+    let transaction = Transaction::new(&request.member_id, reference, now)
+        .member(
+            Posting::new(&request.member_id, request.currency, EntryType::Collection, reference)
+                .change(Bucket::Pending, request.amount),
         )
-        .change(Bucket::Pending, request.amount),
-        now,
-    ));
+        .platform(
+            PlatformAccount::Clearing,
+            request.currency,
+            request.amount.negated(),
+            EntryType::Collection,
+        );
+    writes.extend(Write::transaction(transaction, now)?);
     match commit(&*app.store, writes).await? {
         Commit::Applied => Ok(Attempt::Done(Created {
             record: collection,
@@ -190,16 +195,19 @@ pub async fn refund(app: &App, request: NewRefund) -> Result<Created<Refund>, Ap
                     expect: Expect::Version(collection.version),
                 },
             ];
-            writes.extend(Write::posting(
-                Posting::new(
-                    &collection.member_id,
-                    collection.currency,
-                    EntryType::Refund,
-                    request.refund_id.as_str(),
+            let reference = request.refund_id.as_str();
+            let transaction = Transaction::new(&collection.member_id, reference, now)
+                .member(
+                    Posting::new(&collection.member_id, collection.currency, EntryType::Refund, reference)
+                        .change(taken_from, request.amount.negated()),
                 )
-                .change(taken_from, request.amount.negated()),
-                now,
-            ));
+                .platform(
+                    PlatformAccount::Clearing,
+                    collection.currency,
+                    request.amount,
+                    EntryType::Refund,
+                );
+            writes.extend(Write::transaction(transaction, now)?);
             match commit(&*app.store, writes).await? {
                 Commit::Applied => Ok(Attempt::Done(Created { record, created: true })),
                 // The refund id is taken: a repeat, or a conflict.
@@ -268,17 +276,13 @@ pub async fn settle_one(app: &App, collection: &Collection, now: Timestamp) -> R
         expect: Expect::Version(collection.version),
     }];
     if !remaining.is_zero() {
-        writes.extend(Write::posting(
-            Posting::new(
-                &collection.member_id,
-                collection.currency,
-                EntryType::CollectionSettled,
-                collection.collection_id.as_str(),
-            )
-            .change(Bucket::Pending, remaining.negated())
-            .change(Bucket::Available, remaining),
-            now,
-        ));
+        let reference = collection.collection_id.as_str();
+        let transaction = Transaction::new(&collection.member_id, reference, now).member(
+            Posting::new(&collection.member_id, collection.currency, EntryType::CollectionSettled, reference)
+                .change(Bucket::Pending, remaining.negated())
+                .change(Bucket::Available, remaining),
+        );
+        writes.extend(Write::transaction(transaction, now)?);
     }
     match commit(&*app.store, writes).await? {
         Commit::Applied => Ok(Some(remaining)),

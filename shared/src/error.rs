@@ -85,6 +85,32 @@ pub enum ApiError {
     RefundExceedsCollection { refundable: Amount },
     #[error("the withdrawal already has the other outcome")]
     WithdrawalAlreadySettled,
+    #[error("the platform does not pay out this currency to a bank in that currency")]
+    UnsupportedPayout,
+    #[error("a withdrawal in another currency needs the quote_id of its preview")]
+    QuoteRequired,
+    #[error("the quote was made for other values or another use")]
+    QuoteMismatch,
+    #[error("quote not found")]
+    QuoteNotFound,
+    #[error("the quote has been used")]
+    QuoteUsed,
+    #[error("the quote has expired; ask for a new one")]
+    QuoteExpired,
+    #[error("at most 10 unexpired, unused quotes may be held at once")]
+    QuoteLimit { retry_after_seconds: i64 },
+    #[error("sell and buy currencies must differ")]
+    InvalidCurrencyPair,
+    #[error("mid must be a positive decimal string with at most 8 fraction digits")]
+    InvalidRate,
+    #[error("{0}")]
+    InvalidAsOf(String),
+    #[error("{0}")]
+    StaleRate(String),
+    #[error("{0}")]
+    RateOutOfBand(String),
+    #[error("no current reference rate for this pair; try again shortly")]
+    FxRateUnavailable,
     #[error("the SMS could not be sent; try again shortly")]
     SmsUnavailable,
     #[error("a dependency is unavailable; try again shortly")]
@@ -198,6 +224,22 @@ impl ApiError {
             RefundExceedsCollection { refundable } => Answer::new(S::UNPROCESSABLE_ENTITY, "refund_exceeds_collection")
                 .with("refundable", json!(refundable.to_string())),
             WithdrawalAlreadySettled => Answer::new(S::CONFLICT, "withdrawal_already_settled"),
+            UnsupportedPayout => Answer::new(S::UNPROCESSABLE_ENTITY, "unsupported_payout"),
+            QuoteRequired => Answer::new(S::UNPROCESSABLE_ENTITY, "quote_required"),
+            QuoteMismatch => Answer::new(S::UNPROCESSABLE_ENTITY, "quote_mismatch"),
+            QuoteNotFound => Answer::new(S::NOT_FOUND, "quote_not_found"),
+            QuoteUsed => Answer::new(S::CONFLICT, "quote_used"),
+            QuoteExpired => Answer::new(S::GONE, "quote_expired"),
+            QuoteLimit { retry_after_seconds } => {
+                Answer::new(S::TOO_MANY_REQUESTS, "quote_limit").retry_in(*retry_after_seconds)
+            }
+            InvalidCurrencyPair => Answer::new(S::UNPROCESSABLE_ENTITY, "invalid_currency_pair"),
+            InvalidRate => Answer::new(S::UNPROCESSABLE_ENTITY, "invalid_rate"),
+            InvalidAsOf(_) => Answer::new(S::UNPROCESSABLE_ENTITY, "invalid_as_of"),
+            StaleRate(_) => Answer::new(S::CONFLICT, "stale_rate"),
+            RateOutOfBand(_) => Answer::new(S::CONFLICT, "rate_out_of_band"),
+            // The treasury feed is minutes behind, not a second: ask again in a minute.
+            FxRateUnavailable => Answer::new(S::SERVICE_UNAVAILABLE, "fx_rate_unavailable").retry_in(60),
             SmsUnavailable => Answer::new(S::SERVICE_UNAVAILABLE, "sms_unavailable").transient(),
             ServiceUnavailable | Contention => Answer::new(S::SERVICE_UNAVAILABLE, "service_unavailable").transient(),
             Internal => Answer::new(S::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -292,6 +334,21 @@ mod tests {
             RefundConflict,
             RefundExceedsCollection { refundable: amount },
             WithdrawalAlreadySettled,
+            UnsupportedPayout,
+            QuoteRequired,
+            QuoteMismatch,
+            QuoteNotFound,
+            QuoteUsed,
+            QuoteExpired,
+            QuoteLimit {
+                retry_after_seconds: 60,
+            },
+            InvalidCurrencyPair,
+            InvalidRate,
+            InvalidAsOf("x".to_owned()),
+            StaleRate("x".to_owned()),
+            RateOutOfBand("x".to_owned()),
+            FxRateUnavailable,
             SmsUnavailable,
             ServiceUnavailable,
             Contention,

@@ -6,7 +6,9 @@
 //! deployment tests build every function from exactly the environment the template gives
 //! it and check that each variable declared is read and each variable read is declared.
 
-use crate::app::{ConfigError, Fees};
+use crate::app::ConfigError;
+use crate::fees::FeeSchedule;
+use crate::fx::FxSettings;
 use crate::routes::Route;
 
 /// A deployed function: one per route, and the scheduled reconciliation.
@@ -23,9 +25,13 @@ pub mod vars {
     /// The Secrets Manager secret holding the SMS code HMAC key (the functions that hash
     /// codes). The key itself is never in an environment variable.
     pub const CODE_SECRET_ARN: &str = "CODE_SECRET_ARN";
-    /// The withdrawal fees (the function that creates withdrawals).
-    pub const WITHDRAWAL_FEE_USD: &str = "WITHDRAWAL_FEE_USD";
-    pub const WITHDRAWAL_FEE_CNY: &str = "WITHDRAWAL_FEE_CNY";
+    /// The withdrawal fee schedule, a JSON array of rows (the functions that charge or
+    /// show fees).
+    pub const FEE_SCHEDULE: &str = "FEE_SCHEDULE";
+    /// FX markups per pair, a JSON object (the functions that lock quotes).
+    pub const FX_MARKUP_PERCENT: &str = "FX_MARKUP_PERCENT";
+    /// How old a reference rate may be, in seconds, before quotes stop.
+    pub const FX_RATE_MAX_AGE_SECONDS: &str = "FX_RATE_MAX_AGE_SECONDS";
     /// The reconciliation alert topic (the reconcile function).
     pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
     /// The log filter (every function).
@@ -60,9 +66,17 @@ impl Function {
         matches!(self, Function::Http(Route::SendCode | Route::ConfirmCode))
     }
 
-    /// Whether the function charges withdrawal fees.
-    pub fn charges_fees(self) -> bool {
-        matches!(self, Function::Http(Route::Withdraw))
+    /// Whether the function charges or shows withdrawal fees, and so reads the schedule.
+    pub fn uses_fee_schedule(self) -> bool {
+        matches!(
+            self,
+            Function::Http(Route::Withdraw | Route::PreviewWithdrawal | Route::GetFees)
+        )
+    }
+
+    /// Whether the function locks FX quotes, and so reads the markups and staleness limit.
+    pub fn locks_quotes(self) -> bool {
+        matches!(self, Function::Http(Route::PreviewWithdrawal | Route::CreateQuote))
     }
 
     /// Whether the function raises reconciliation alerts.
@@ -92,16 +106,24 @@ pub(crate) fn required(env: &dyn Env, name: &str, what: &str) -> Result<String, 
         .ok_or_else(|| ConfigError(format!("set {name} to {what}")))
 }
 
-/// The fees of the function that charges them: both variables required, so a template
-/// that forgets one fails the cold start instead of charging a built-in default.
-pub fn fees_from(env: &dyn Env) -> Result<Fees, ConfigError> {
-    let fee = |name: &str| {
-        let text = required(env, name, "a decimal amount such as 15.00")?;
-        crate::money::Amount::parse_request(&text)
-            .map_err(|_| ConfigError(format!("{name} must be a decimal amount such as 15.00, not {text:?}")))
-    };
-    Ok(Fees {
-        usd: fee(vars::WITHDRAWAL_FEE_USD)?,
-        cny: fee(vars::WITHDRAWAL_FEE_CNY)?,
+/// The fee schedule of a function that charges or shows fees: required, so a template
+/// that forgets it fails the cold start instead of charging a built-in default.
+pub fn fees_from(env: &dyn Env) -> Result<FeeSchedule, ConfigError> {
+    let text = required(env, vars::FEE_SCHEDULE, "the fee schedule, a JSON array of fee rows")?;
+    FeeSchedule::parse(&text).map_err(|e| ConfigError(e.0))
+}
+
+/// The FX settings of a function that locks quotes: both variables required.
+pub fn fx_from(env: &dyn Env) -> Result<FxSettings, ConfigError> {
+    let markups = required(env, vars::FX_MARKUP_PERCENT, "the markups, e.g. {\"USD-CNY\": \"0.50\"}")?;
+    let age = required(env, vars::FX_RATE_MAX_AGE_SECONDS, "seconds, e.g. 300")?;
+    let max_rate_age_seconds = age
+        .parse::<i64>()
+        .ok()
+        .filter(|s| (1..=86_400).contains(s))
+        .ok_or_else(|| ConfigError(format!("{} must be 1 to 86400 seconds, not {age:?}", vars::FX_RATE_MAX_AGE_SECONDS)))?;
+    Ok(FxSettings {
+        markups: FxSettings::parse_markups(&markups).map_err(ConfigError)?,
+        max_rate_age_seconds,
     })
 }

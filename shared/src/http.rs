@@ -226,6 +226,17 @@ impl MoneyField {
     }
 }
 
+/// The `Idempotency-Key` header: required (`400 idempotency_key_required`) and
+/// well-formed (`400 invalid_idempotency_key`).
+pub fn idempotency_key(req: &Request) -> Result<crate::records::IdempotencyKey, ApiError> {
+    match req.headers().get("idempotency-key") {
+        None => Err(ApiError::IdempotencyKeyRequired),
+        Some(value) => {
+            crate::records::IdempotencyKey::parse(value.to_str().map_err(|_| ApiError::InvalidIdempotencyKey)?)
+        }
+    }
+}
+
 /// A currency code, or `422 unsupported_currency`.
 pub fn currency(code: &str) -> Result<crate::money::Currency, ApiError> {
     crate::money::Currency::parse(code).map_err(|_| ApiError::UnsupportedCurrency)

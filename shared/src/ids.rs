@@ -16,37 +16,58 @@ pub fn stable_hash(text: &str) -> u32 {
         .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
-/// A withdrawal's id: `wd_` and a ULID. A path segment becomes one only through
-/// [`WithdrawalId::parse`], at the HTTP edge, so anything else is "not found" without a
-/// store call — and never reaches DynamoDB's key-size limits.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct WithdrawalId(String);
+/// Declares an id that is a prefix and a ULID. A path segment or body field becomes one
+/// only through `parse`, at the HTTP edge, so anything else is "not found" without a store
+/// call — and never reaches DynamoDB's key-size limits.
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl WithdrawalId {
-    const PREFIX: &'static str = "wd_";
+        impl $name {
+            const PREFIX: &'static str = $prefix;
 
-    /// A new id, sorting by `now`.
-    pub fn new_at(now: Timestamp) -> Self {
-        Self(format!("{}{}", Self::PREFIX, ulid_at(now)))
-    }
+            /// A new id, sorting by `now`.
+            pub fn new_at(now: Timestamp) -> Self {
+                Self(format!("{}{}", Self::PREFIX, ulid_at(now)))
+            }
 
-    /// `Some` if `text` has the shape of a withdrawal id.
-    pub fn parse(text: &str) -> Option<Self> {
-        let ulid = text.strip_prefix(Self::PREFIX)?;
-        (ulid.len() == 26 && ulid.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| Self(text.to_owned()))
-    }
+            /// `Some` if `text` has the shape of this id.
+            pub fn parse(text: &str) -> Option<Self> {
+                let ulid = text.strip_prefix(Self::PREFIX)?;
+                (ulid.len() == 26 && ulid.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| Self(text.to_owned()))
+            }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for WithdrawalId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+prefixed_id!(
+    /// A withdrawal's id: `wd_` and a ULID.
+    WithdrawalId,
+    "wd_"
+);
+prefixed_id!(
+    /// An FX quote's id: `fxq_` and a ULID.
+    QuoteId,
+    "fxq_"
+);
+prefixed_id!(
+    /// A conversion's id: `cv_` and a ULID.
+    ConversionId,
+    "cv_"
+);
 
 /// An id the marketplace chooses for a collection or a refund: 1 to 128 characters of
 /// `[A-Za-z0-9._:-]`, parsed once at the HTTP edge.

@@ -44,6 +44,11 @@ pub enum EntryType {
     Withdrawal,
     WithdrawalPaid,
     WithdrawalReturned,
+    ConversionOut,
+    ConversionIn,
+    /// The platform's side of the entries written before the books were double-entry
+    /// (booked once by the migration run, see `reconciliation`).
+    Opening,
 }
 
 impl EntryType {
@@ -55,6 +60,9 @@ impl EntryType {
             EntryType::Withdrawal => "withdrawal",
             EntryType::WithdrawalPaid => "withdrawal_paid",
             EntryType::WithdrawalReturned => "withdrawal_returned",
+            EntryType::ConversionOut => "conversion_out",
+            EntryType::ConversionIn => "conversion_in",
+            EntryType::Opening => "opening",
         }
     }
 }
@@ -73,6 +81,10 @@ pub struct LedgerEntry {
     /// The collection, refund or withdrawal id that caused it.
     pub reference: String,
     pub created_at: Timestamp,
+    /// The ledger transaction (`lt_` + a ULID) this entry is one leg of. Entries written
+    /// before the books were double-entry have none (format 1; see `docs/data-model.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
 }
 
 /// One currency's balance.
@@ -219,6 +231,207 @@ impl Posting {
                 amount: *amount,
                 entry_type: self.entry_type,
                 reference: self.reference.clone(),
+                created_at: now,
+                transaction: None,
+            })
+            .collect()
+    }
+}
+
+/// The platform's own accounts, one of each per currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformAccount {
+    /// Money that came in from orders or went out to banks: negative while the platform
+    /// holds sellers' money.
+    Clearing,
+    /// Withdrawal fees earned (when a withdrawal is paid).
+    FeeRevenue,
+    /// What conversions and cross-currency payouts bought (positive) and sold (negative).
+    FxPosition,
+}
+
+impl PlatformAccount {
+    pub const ALL: [PlatformAccount; 3] = [
+        PlatformAccount::Clearing,
+        PlatformAccount::FeeRevenue,
+        PlatformAccount::FxPosition,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformAccount::Clearing => "clearing",
+            PlatformAccount::FeeRevenue => "fee_revenue",
+            PlatformAccount::FxPosition => "fx_position",
+        }
+    }
+}
+
+/// Sub-items of each platform account. Every member's movements write the platform's
+/// accounts; spread over this many items, each takes a sixteenth of the writes, so no
+/// single item nears DynamoDB's 1,000 write units per second. Reads sum the shards.
+pub const PLATFORM_SHARDS: u32 = 16;
+
+/// One sub-item of a platform account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlatformShard {
+    pub account: PlatformAccount,
+    pub currency: Currency,
+    pub shard: u32,
+}
+
+impl PlatformShard {
+    /// Every shard of every platform account, in a fixed order.
+    pub fn all() -> impl Iterator<Item = PlatformShard> {
+        PlatformAccount::ALL.into_iter().flat_map(|account| {
+            Currency::ALL.into_iter().flat_map(move |currency| {
+                (0..PLATFORM_SHARDS).map(move |shard| PlatformShard {
+                    account,
+                    currency,
+                    shard,
+                })
+            })
+        })
+    }
+
+    /// `account/currency/shard`: the shard's name in keys and reports.
+    pub fn name(&self) -> String {
+        format!("{}#{}#{:02}", self.account.as_str(), self.currency, self.shard)
+    }
+}
+
+/// One line of a platform account's ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformEntry {
+    pub id: String,
+    pub account: PlatformAccount,
+    pub currency: Currency,
+    pub shard: u32,
+    pub amount: Amount,
+    #[serde(rename = "type")]
+    pub entry_type: EntryType,
+    pub reference: String,
+    /// The member whose movement this is the platform's side of.
+    pub member_id: MemberId,
+    pub transaction: String,
+    pub created_at: Timestamp,
+}
+
+impl PlatformEntry {
+    pub fn shard(&self) -> PlatformShard {
+        PlatformShard {
+            account: self.account,
+            currency: self.currency,
+            shard: self.shard,
+        }
+    }
+}
+
+/// One movement of money: the member's postings and the platform's legs, which together
+/// sum to zero in every currency. It becomes one commit (see `store::Write::transaction`),
+/// so the books balance after every commit, not only eventually.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// `lt_` + a ULID: names the movement in every entry it writes.
+    pub id: String,
+    pub member_id: MemberId,
+    pub reference: String,
+    pub postings: Vec<Posting>,
+    pub platform: Vec<(PlatformAccount, Currency, Amount, EntryType)>,
+}
+
+/// A transaction whose legs do not sum to zero: a bug in the code that built it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("transaction {reference} does not balance in {currency}: its legs sum to {sum}")]
+pub struct Unbalanced {
+    pub reference: String,
+    pub currency: Currency,
+    pub sum: Amount,
+}
+
+impl Transaction {
+    pub fn new(member_id: &MemberId, reference: &str, now: Timestamp) -> Transaction {
+        Transaction {
+            id: format!("lt_{}", crate::ids::ulid_at(now)),
+            member_id: member_id.clone(),
+            reference: reference.to_owned(),
+            postings: Vec::new(),
+            platform: Vec::new(),
+        }
+    }
+
+    /// Adds the member's side in one currency.
+    pub fn member(mut self, posting: Posting) -> Transaction {
+        self.postings.push(posting);
+        self
+    }
+
+    /// Adds a signed amount to one of the platform's accounts.
+    pub fn platform(
+        mut self,
+        account: PlatformAccount,
+        currency: Currency,
+        amount: Amount,
+        entry_type: EntryType,
+    ) -> Transaction {
+        self.platform.push((account, currency, amount, entry_type));
+        self
+    }
+
+    /// The sum of every leg in `currency`.
+    pub fn sum(&self, currency: Currency) -> Option<Amount> {
+        let member = self
+            .postings
+            .iter()
+            .filter(|p| p.currency == currency)
+            .flat_map(|p| p.moves.iter().map(|(_, a)| *a));
+        let platform = self
+            .platform
+            .iter()
+            .filter(|(_, c, _, _)| *c == currency)
+            .map(|(_, _, a, _)| *a);
+        member
+            .chain(platform)
+            .try_fold(Amount::ZERO, |total, amount| total.checked_add(amount))
+    }
+
+    /// Refuses a transaction that does not sum to zero in every currency.
+    pub fn check_balanced(&self) -> Result<(), Unbalanced> {
+        for currency in Currency::ALL {
+            let sum = self.sum(currency);
+            if sum != Some(Amount::ZERO) {
+                return Err(Unbalanced {
+                    reference: self.reference.clone(),
+                    currency,
+                    sum: sum.unwrap_or(Amount::ZERO),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The shard this transaction's platform legs go to: spread by the transaction's own
+    /// id (random), not the member's, so that one busy seller spreads too.
+    pub fn shard(&self) -> u32 {
+        crate::ids::stable_hash(&self.id) % PLATFORM_SHARDS
+    }
+
+    /// The platform's entries of this transaction, one per non-zero leg.
+    pub fn platform_entries(&self, now: Timestamp) -> Vec<PlatformEntry> {
+        let shard = self.shard();
+        self.platform
+            .iter()
+            .filter(|(_, _, amount, _)| !amount.is_zero())
+            .map(|(account, currency, amount, entry_type)| PlatformEntry {
+                id: format!("le_{}", crate::ids::ulid_at(now)),
+                account: *account,
+                currency: *currency,
+                shard,
+                amount: *amount,
+                entry_type: *entry_type,
+                reference: self.reference.clone(),
+                member_id: self.member_id.clone(),
+                transaction: self.id.clone(),
                 created_at: now,
             })
             .collect()

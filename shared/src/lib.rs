@@ -3,9 +3,10 @@
 //! (`docs/architecture.md`; `tests/architecture.rs` checks them):
 //!
 //! - Values: [`money`], [`clock`], [`ids`], [`phone`], [`member`], [`records`],
-//!   [`ledger`], [`password`], [`verification`], [`error`].
+//!   [`ledger`], [`password`], [`verification`], [`error`], [`fees`], [`fx`].
 //! - Ports: [`store::Store`], [`sms::SmsSender`], [`alerts::AlertSink`].
-//! - Operations: [`activation`], [`withdrawal`], [`collection`], [`reconciliation`], over
+//! - Operations: [`activation`], [`withdrawal`], [`collection`], [`exchange`],
+//!   [`reconciliation`], over
 //!   [`app::App`] (the ports of a process) and [`retry`].
 //! - Adapters: [`adapters`] (DynamoDB, SNS, SQLite, outbox).
 //! - Edge: [`http`] (callers, decoding, problem+json), [`routes`] (one handler and its
@@ -19,7 +20,10 @@ pub mod app;
 pub mod clock;
 pub mod collection;
 pub mod error;
+pub mod exchange;
+pub mod fees;
 pub mod function_config;
+pub mod fx;
 pub mod http;
 pub mod ids;
 pub mod lambda;

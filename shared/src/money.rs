@@ -134,6 +134,26 @@ impl Amount {
         self.0.is_zero()
     }
 
+    /// The value, for arithmetic that leaves the cent grid (fees, FX) and rounds back.
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+
+    /// An amount from a value the caller has already rounded to the cent.
+    pub(crate) fn from_rounded(value: Decimal) -> Amount {
+        Amount::from_decimal(value)
+    }
+
+    /// The amount in cents (exact: amounts hold two decimals).
+    pub fn to_cents(self) -> i128 {
+        self.0.mantissa()
+    }
+
+    /// An amount of `cents`, or `None` beyond a 96-bit decimal.
+    pub fn from_cents(cents: i128) -> Option<Amount> {
+        Decimal::try_from_i128_with_scale(cents, MINOR_DIGITS).ok().map(Amount)
+    }
+
     pub fn is_negative(self) -> bool {
         self.0.is_sign_negative() && !self.0.is_zero()
     }

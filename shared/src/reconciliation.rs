@@ -1,8 +1,15 @@
 //! The scheduled run: settles what has matured, then proves the books — for every
 //! account and currency, each bucket equals the sum of its ledger, none is negative,
 //! `in_transit` equals the member's processing withdrawals, `pending` equals what is left
-//! of the unsettled collections, and no refund total exceeds its collection. It reports
+//! of the unsettled collections, and no refund total exceeds its collection. Then the
+//! platform's side: each shard of each platform account equals the sum of its entries,
+//! and all accounts of a currency — members' and platform's — sum to zero. It reports
 //! (log, stored run record, alert) and never rewrites a balance.
+//!
+//! The zero-sum check adds up entries, not balances, and only entries stamped at least
+//! [`BOOKS_SETTLE_SECONDS`] before the run started: entries never change, and every
+//! movement commits all its legs at once within a function's timeout of its stamp, so
+//! that set is complete on both sides whatever moves during the walk — no snapshot needed.
 
 use std::time::{Duration, Instant};
 
@@ -12,17 +19,21 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::collection::{settle_due, Settled};
 use crate::error::ApiError;
-use crate::ledger::{Balance, Balances, Bucket};
+use crate::clock::Timestamp;
+use crate::ledger::{Balance, Balances, Bucket, EntryType, PlatformAccount, PlatformEntry, PlatformShard};
 use crate::member::{MemberId, MEMBER_SHARDS};
 use crate::money::{Amount, Currency};
 use crate::records::{CollectionStatus, RunRecord, WithdrawalStatus};
-use crate::store::{Page, PageRequest, StoreError, Write};
+use crate::store::{Doc, DocKey, Expect, Page, PageRequest, StoreError, Write};
 
 /// Items read per page: memory stays bounded whatever the size of an account.
 pub const AUDIT_PAGE: usize = 100;
 /// Reads of an account that keeps changing under live traffic before it is left for the
 /// next run (reported as busy, not as a discrepancy).
 pub const AUDIT_ATTEMPTS: usize = 3;
+/// How old an entry must be for the zero-sum check: Lambda's longest timeout. A movement
+/// stamped earlier has committed every leg, or never will.
+pub const BOOKS_SETTLE_SECONDS: i64 = 15 * 60;
 
 /// What a run does, and which part of the members it walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +47,9 @@ pub struct RunOptions {
     /// Before reporting a discrepancy the account is checked once more after this
     /// pause (DynamoDB's indexes are eventually consistent).
     pub recheck_after: Duration,
+    /// The migration to double-entry: book, once per member and currency, the platform's
+    /// side of ledger entries written before (see [`book_opening`]).
+    pub book_openings: bool,
 }
 
 impl RunOptions {
@@ -47,6 +61,16 @@ impl RunOptions {
             segment: 0,
             segments: 1,
             recheck_after: Duration::ZERO,
+            book_openings: false,
+        }
+    }
+
+    /// The migration run: book openings, then verify (nothing is settled).
+    pub fn book_openings() -> RunOptions {
+        RunOptions {
+            settle: false,
+            book_openings: true,
+            ..RunOptions::full()
         }
     }
 
@@ -62,7 +86,8 @@ impl RunOptions {
 /// One thing found wrong with the books.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Discrepancy {
-    pub member_id: String,
+    /// `None` for the platform's own accounts and the books as a whole.
+    pub member_id: Option<String>,
     pub currency: Option<Currency>,
     pub kind: &'static str,
     pub detail: String,
@@ -78,6 +103,8 @@ pub struct Report {
     /// Accounts that kept changing while read; the next run checks them.
     pub accounts_busy: u64,
     pub settled: Settled,
+    /// Openings booked by a migration run.
+    pub openings_booked: u64,
     pub discrepancies: Vec<Discrepancy>,
     pub duration_ms: u64,
     pub options: RunOptions,
@@ -95,6 +122,7 @@ impl Report {
                 "count": self.settled.count,
                 "amounts": { "USD": self.settled.usd.to_string(), "CNY": self.settled.cny.to_string() },
             },
+            "openings_booked": self.openings_booked,
             "discrepancies": self.discrepancies,
             "duration_ms": self.duration_ms,
             "segment": self.options.segment,
@@ -110,6 +138,34 @@ struct Expected {
     processing: Balances,
     unsettled: Balances,
     over_refunded: Vec<(String, Currency, Amount, Amount)>,
+    /// Per currency: the sum of the entries old enough for the zero-sum check.
+    settled_sum: Sums,
+    /// Per currency: entries written before double-entry (no transaction), their sum and
+    /// the newest one's time.
+    legacy: [(Amount, Option<Timestamp>); 2],
+}
+
+/// An amount per currency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sums([Amount; 2]);
+
+impl Sums {
+    fn add(&mut self, currency: Currency, amount: Amount) -> Result<(), ApiError> {
+        let slot = &mut self.0[currency_index(currency)];
+        *slot = slot.checked_add(amount).ok_or(ApiError::Internal)?;
+        Ok(())
+    }
+
+    fn get(&self, currency: Currency) -> Amount {
+        self.0[currency_index(currency)]
+    }
+}
+
+fn currency_index(currency: Currency) -> usize {
+    match currency {
+        Currency::Usd => 0,
+        Currency::Cny => 1,
+    }
 }
 
 fn add(balances: &mut Balances, currency: Currency, bucket: Bucket, amount: Amount) -> Result<(), ApiError> {
@@ -148,13 +204,23 @@ where
     }
 }
 
-async fn expected(app: &App, member_id: &MemberId) -> Result<Expected, ApiError> {
+async fn expected(app: &App, member_id: &MemberId, cutoff: Timestamp) -> Result<Expected, ApiError> {
     let mut expected = Expected::default();
     for currency in Currency::ALL {
         each_item(
             |page| async move { app.store.ledger(member_id, Some(currency), &page).await },
             |entry| entry.id.as_str(),
-            |entry| add(&mut expected.ledger, currency, entry.bucket, entry.amount),
+            |entry| {
+                if entry.created_at < cutoff {
+                    expected.settled_sum.add(currency, entry.amount)?;
+                }
+                if entry.transaction.is_none() {
+                    let (sum, newest) = &mut expected.legacy[currency_index(currency)];
+                    *sum = sum.checked_add(entry.amount).ok_or(ApiError::Internal)?;
+                    *newest = (*newest).max(Some(entry.created_at));
+                }
+                add(&mut expected.ledger, currency, entry.bucket, entry.amount)
+            },
         )
         .await?;
     }
@@ -191,7 +257,7 @@ fn compare(member_id: &MemberId, balances: &Balances, expected: &Expected) -> Ve
     let mut found = Vec::new();
     let mut report = |currency: Option<Currency>, kind: &'static str, detail: String| {
         found.push(Discrepancy {
-            member_id: member_id.as_str().to_owned(),
+            member_id: Some(member_id.as_str().to_owned()),
             currency,
             kind,
             detail,
@@ -242,16 +308,138 @@ fn compare(member_id: &MemberId, balances: &Balances, expected: &Expected) -> Ve
 /// rest, and only a read during which they did not move counts (every balance change
 /// writes its ledger entries in the same transaction, so an unmoved balance means the
 /// ledger read in between is consistent with it). `None`: it kept moving.
-async fn audit_member(app: &App, member_id: &MemberId) -> Result<Option<Vec<Discrepancy>>, ApiError> {
+async fn audit_member(
+    app: &App,
+    member_id: &MemberId,
+    cutoff: Timestamp,
+) -> Result<Option<(Vec<Discrepancy>, Expected)>, ApiError> {
     for _ in 0..AUDIT_ATTEMPTS {
         let before = app.store.balances(member_id).await?;
-        let expected = expected(app, member_id).await?;
+        let expected = expected(app, member_id, cutoff).await?;
         let after = app.store.balances(member_id).await?;
         if before == after {
-            return Ok(Some(compare(member_id, &after, &expected)));
+            return Ok(Some((compare(member_id, &after, &expected), expected)));
         }
     }
     Ok(None)
+}
+
+/// Where a member's migration marker lives: what its openings have booked so far.
+fn opening_key(member_id: &MemberId, currency: Currency) -> DocKey {
+    DocKey::new(format!("OPENING#{member_id}"), currency.code())
+}
+
+/// What the openings of one member and currency have booked.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+struct OpeningMarker {
+    booked: Amount,
+}
+
+/// The migration to double-entry, for one member and currency: the entries written
+/// before it have no platform side; this books it once, into clearing, as what they sum
+/// to. The marker records what was booked, and is written in the same commit on the
+/// version read, so a repeated or concurrent run books each cent once — and a late
+/// entry from a function still on the old code is booked by the next run. The opening
+/// entry carries the newest legacy entry's time, so the zero-sum check sees both sides
+/// at once. Returns whether it booked anything.
+async fn book_opening(app: &App, member_id: &MemberId, currency: Currency, legacy: Amount, newest: Timestamp) -> Result<bool, ApiError> {
+    crate::retry::retrying(|| async move {
+        let key = opening_key(member_id, currency);
+        let stored = app.store.docs(std::slice::from_ref(&key)).await?.pop().flatten();
+        let (marker, expect, version) = match &stored {
+            Some(doc) => (doc.parse::<OpeningMarker>()?, Expect::Version(doc.version), doc.version + 1),
+            None => (OpeningMarker::default(), Expect::Absent, 1),
+        };
+        let delta = legacy.checked_sub(marker.booked).ok_or(ApiError::Internal)?;
+        if delta.is_zero() {
+            return Ok(crate::retry::Attempt::Done(false));
+        }
+        let reference = format!("opening/{member_id}/{currency}");
+        let transaction = format!("lt_{}", crate::ids::ulid_at(newest));
+        let shard = PlatformShard {
+            account: PlatformAccount::Clearing,
+            currency,
+            shard: crate::ids::stable_hash(&transaction) % crate::ledger::PLATFORM_SHARDS,
+        };
+        let entry = PlatformEntry {
+            id: format!("le_{}", crate::ids::ulid_at(newest)),
+            account: PlatformAccount::Clearing,
+            currency,
+            shard: shard.shard,
+            amount: delta.negated(),
+            entry_type: EntryType::Opening,
+            reference,
+            member_id: member_id.clone(),
+            transaction,
+            created_at: newest,
+        };
+        let writes = vec![
+            Write::PutDoc {
+                doc: Doc::new(key, version, &OpeningMarker { booked: legacy })?,
+                expect,
+            },
+            Write::AdjustPlatform {
+                shard,
+                delta: delta.negated(),
+            },
+            Write::AppendPlatformEntry(entry),
+        ];
+        Ok(crate::retry::commit(&*app.store, writes).await?.done_or_reread(true))
+    })
+    .await
+}
+
+/// Checks every platform shard against its entries (each with a stable read, like a
+/// member's), and adds the entries old enough for the zero-sum check to `settled`.
+/// `None` when some shard kept moving.
+async fn audit_platform(
+    app: &App,
+    cutoff: Timestamp,
+    settled: &mut Sums,
+    found: &mut Vec<Discrepancy>,
+) -> Result<bool, ApiError> {
+    let balance_of = |all: &[(PlatformShard, Amount)], shard: PlatformShard| {
+        all.iter().find(|(s, _)| *s == shard).map_or(Amount::ZERO, |(_, b)| *b)
+    };
+    let mut complete = true;
+    for shard in PlatformShard::all() {
+        let mut stable = None;
+        for _ in 0..AUDIT_ATTEMPTS {
+            let before = balance_of(&app.store.platform_balances().await?, shard);
+            let (mut total, mut old) = (Amount::ZERO, Amount::ZERO);
+            each_item(
+                |page| async move { app.store.platform_entries(shard, &page).await },
+                |entry| entry.id.as_str(),
+                |entry| {
+                    total = total.checked_add(entry.amount).ok_or(ApiError::Internal)?;
+                    if entry.created_at < cutoff {
+                        old = old.checked_add(entry.amount).ok_or(ApiError::Internal)?;
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+            let after = balance_of(&app.store.platform_balances().await?, shard);
+            if before == after {
+                stable = Some((after, total, old));
+                break;
+            }
+        }
+        let Some((balance, total, old)) = stable else {
+            complete = false;
+            continue;
+        };
+        settled.add(shard.currency, old)?;
+        if balance != total {
+            found.push(Discrepancy {
+                member_id: None,
+                currency: Some(shard.currency),
+                kind: "platform_balance_mismatch",
+                detail: format!("{} is {balance} but its entries sum to {total}", shard.name()),
+            });
+        }
+    }
+    Ok(complete)
 }
 
 /// One run: settle (segment 0 only, since the due index is global), verify the
@@ -267,6 +455,9 @@ pub async fn run(app: &App, options: RunOptions) -> Result<Report, ApiError> {
     };
 
     let (mut accounts_checked, mut accounts_busy, mut discrepancies) = (0u64, 0u64, Vec::new());
+    let cutoff = started_at.plus_seconds(-BOOKS_SETTLE_SECONDS);
+    let mut settled_sum = Sums::default();
+    let mut openings_booked = 0u64;
     if options.verify {
         let segments = options.segments.max(1);
         for shard in (0..MEMBER_SHARDS).filter(|s| s % segments == options.segment % segments) {
@@ -275,13 +466,29 @@ pub async fn run(app: &App, options: RunOptions) -> Result<Report, ApiError> {
                 let page = app.store.member_ids(shard, after.as_ref(), AUDIT_PAGE).await?;
                 for member_id in &page.items {
                     accounts_checked += 1;
-                    let mut found = audit_member(app, member_id).await?;
-                    if found.as_ref().is_some_and(|f| !f.is_empty()) && !options.recheck_after.is_zero() {
+                    let mut found = audit_member(app, member_id, cutoff).await?;
+                    if options.book_openings {
+                        if let Some((_, expected)) = &found {
+                            for currency in Currency::ALL {
+                                if let (legacy, Some(newest)) = expected.legacy[currency_index(currency)] {
+                                    if book_opening(app, member_id, currency, legacy, newest).await? {
+                                        openings_booked += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if found.as_ref().is_some_and(|(f, _)| !f.is_empty()) && !options.recheck_after.is_zero() {
                         tokio::time::sleep(options.recheck_after).await;
-                        found = audit_member(app, member_id).await?;
+                        found = audit_member(app, member_id, cutoff).await?;
                     }
                     match found {
-                        Some(found) => discrepancies.extend(found),
+                        Some((found, expected)) => {
+                            discrepancies.extend(found);
+                            for currency in Currency::ALL {
+                                settled_sum.add(currency, expected.settled_sum.get(currency))?;
+                            }
+                        }
                         None => accounts_busy += 1,
                     }
                 }
@@ -289,6 +496,30 @@ pub async fn run(app: &App, options: RunOptions) -> Result<Report, ApiError> {
                     (true, Some(last)) => after = Some(last.clone()),
                     _ => break,
                 }
+            }
+        }
+        // The platform's accounts and the zero sum are checked by the run that walks
+        // every member (segment 0 of 1), and only when no account was left busy: the sum
+        // needs every account.
+        if options.segments.max(1) == 1 {
+            let complete = audit_platform(app, cutoff, &mut settled_sum, &mut discrepancies).await?;
+            if complete && accounts_busy == 0 {
+                for currency in Currency::ALL {
+                    let sum = settled_sum.get(currency);
+                    if !sum.is_zero() {
+                        discrepancies.push(Discrepancy {
+                            member_id: None,
+                            currency: Some(currency),
+                            kind: "books_unbalanced",
+                            detail: format!(
+                                "all accounts in {currency} sum to {sum} over entries before {}",
+                                cutoff.to_rfc3339()
+                            ),
+                        });
+                    }
+                }
+            } else {
+                accounts_busy += 1;
             }
         }
     }
@@ -300,6 +531,7 @@ pub async fn run(app: &App, options: RunOptions) -> Result<Report, ApiError> {
         accounts_checked,
         accounts_busy,
         settled,
+        openings_booked,
         discrepancies,
         duration_ms: u64::try_from(clock_started.elapsed().as_millis()).unwrap_or(u64::MAX),
         options,

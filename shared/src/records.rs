@@ -86,6 +86,10 @@ pub struct Withdrawal {
     pub status: WithdrawalStatus,
     pub bank_account: BankAccount,
     pub return_reason: Option<String>,
+    /// For a payout in another currency: what the bank receives, at which rate, under
+    /// which quote. `None`: `net_amount` in `currency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout: Option<crate::fx::Payout>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
@@ -138,16 +142,50 @@ pub struct Refund {
     pub created_at: Timestamp,
 }
 
-/// A withdrawal's Idempotency-Key: kept with the first successful response.
+/// How long an Idempotency-Key and its response are kept.
+pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 60 * 60;
+
+/// An `Idempotency-Key` header: 1 to 255 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Result<IdempotencyKey, ApiError> {
+        let valid = (1..=255).contains(&text.len()) && text.bytes().all(|b| (0x20..=0x7e).contains(&b));
+        if valid {
+            Ok(IdempotencyKey(text.to_owned()))
+        } else {
+            Err(ApiError::InvalidIdempotencyKey)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What an Idempotency-Key first created: a replay answers with it, so its body is byte
+/// for byte the first response's, whatever happened to the record since. Stored as
+/// `{"withdrawal": …}` or `{"conversion": …}`, so records written before conversions
+/// existed read unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Created {
+    Withdrawal(Withdrawal),
+    Conversion(crate::fx::Conversion),
+}
+
+/// An Idempotency-Key (one namespace per member across routes): kept with the first
+/// successful response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     pub member_id: MemberId,
     pub key: String,
-    /// SHA-256 of the request's canonical form, without the payment password.
+    /// SHA-256 of the route and the request's canonical form, without the payment
+    /// password.
     pub fingerprint: String,
-    /// The withdrawal as it was created: a replay answers with it, so its body is byte for
-    /// byte the first response's, whatever happened to the withdrawal since.
-    pub withdrawal: Withdrawal,
+    #[serde(flatten)]
+    pub created: Created,
     pub created_at: Timestamp,
     /// Kept at least this long (DynamoDB TTL; also checked on read).
     pub expires_at: Timestamp,

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::ids::{ExternalId, WithdrawalId};
-use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry, Posting};
+use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry, PlatformEntry, PlatformShard, Posting, Transaction};
 use crate::member::{Member, MemberId, VerificationCode};
-use crate::money::Currency;
+use crate::money::{Amount, Currency};
 use crate::records::{Collection, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 
 /// Most writes one commit may carry (DynamoDB's `TransactWriteItems` limit).
@@ -26,6 +26,57 @@ pub enum Expect {
     Absent,
     /// The stored record has this version.
     Version(u64),
+}
+
+/// Where a document lives: a partition and a sort key within it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocKey {
+    pub partition: String,
+    pub sort: String,
+}
+
+impl DocKey {
+    pub fn new(partition: impl Into<String>, sort: impl Into<String>) -> DocKey {
+        DocKey {
+            partition: partition.into(),
+            sort: sort.into(),
+        }
+    }
+}
+
+/// A record kept whole under its key, with a version for conditional writes: FX quotes
+/// and the quote book, reference rates and their history, conversions, platform ledger
+/// entries and migration markers. The domain (`fx`, `ledger`) owns the body's format;
+/// the adapters store it as it is, so new records need no new adapter code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub key: DocKey,
+    pub version: u64,
+    /// When the store may delete it (DynamoDB TTL); reads still check it.
+    pub expires_at: Option<Timestamp>,
+    /// The record as JSON.
+    pub body: String,
+}
+
+impl Doc {
+    pub fn new<T: serde::Serialize>(key: DocKey, version: u64, record: &T) -> Result<Doc, StoreError> {
+        Ok(Doc {
+            key,
+            version,
+            expires_at: None,
+            body: serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        })
+    }
+
+    pub fn expiring(mut self, at: Timestamp) -> Doc {
+        self.expires_at = Some(at);
+        self
+    }
+
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| StoreError::Corrupt(format!("{}/{}: {e}", self.key.partition, self.key.sort)))
+    }
 }
 
 /// One change in a commit.
@@ -81,6 +132,14 @@ pub enum Write {
         record: IdempotencyRecord,
         now: Timestamp,
     },
+    /// Writes a document, if the stored one is as expected.
+    PutDoc { doc: Doc, expect: Expect },
+    /// Adds a signed amount to one shard of a platform account (creating it at zero).
+    /// Unconditional: platform accounts may go negative (clearing does), and an
+    /// unconditional add never conflicts with another member's.
+    AdjustPlatform { shard: PlatformShard, delta: Amount },
+    /// Adds a platform ledger entry; fails if its id exists.
+    AppendPlatformEntry(PlatformEntry),
 }
 
 /// Why a commit or read failed.
@@ -138,6 +197,8 @@ pub struct WithdrawalContext {
     pub balance: Balance,
     /// The key's record, possibly expired: callers check `expires_at`.
     pub idempotency: Option<IdempotencyRecord>,
+    /// The documents asked for, in order (a quote and the quote book).
+    pub docs: Vec<Option<Doc>>,
 }
 
 /// A page request: newest first, strictly older than `before` (an item id) when given.
@@ -164,13 +225,28 @@ pub trait Store: Send + Sync {
     /// that must never see the profile's password hashes (the reconciliation).
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError>;
 
-    /// Profile, one balance and one idempotency record, consistently.
+    /// Profile, one balance, one idempotency record and the documents `docs`,
+    /// consistently (one `TransactGetItems` in DynamoDB).
     async fn withdrawal_context(
         &self,
         member_id: &MemberId,
         currency: Currency,
         idempotency_key: &str,
+        docs: &[DocKey],
     ) -> Result<WithdrawalContext, StoreError>;
+
+    /// Documents by key, consistently, in the order asked (at most 100).
+    async fn docs(&self, keys: &[DocKey]) -> Result<Vec<Option<Doc>>, StoreError>;
+
+    /// The documents of one partition, highest sort key first.
+    async fn doc_page(&self, partition: &str, page: &PageRequest) -> Result<Page<Doc>, StoreError>;
+
+    /// The balance of every platform shard that has been written (absent ones are zero).
+    async fn platform_balances(&self) -> Result<Vec<(PlatformShard, Amount)>, StoreError>;
+
+    /// One platform shard's entries, newest first.
+    async fn platform_entries(&self, shard: PlatformShard, page: &PageRequest)
+        -> Result<Page<PlatformEntry>, StoreError>;
 
     async fn idempotency_record(
         &self,
@@ -233,6 +309,8 @@ pub enum WriteTarget {
     Refund,
     Run,
     Idempotency,
+    Doc,
+    Platform,
 }
 
 impl Write {
@@ -249,6 +327,46 @@ impl Write {
         writes
     }
 
+    /// The writes of a ledger transaction: each member posting (its entries marked with
+    /// the transaction's id), one add per platform account touched and its entries.
+    /// Refuses (as an invalid commit, a bug) a transaction that does not sum to zero.
+    pub fn transaction(transaction: Transaction, now: Timestamp) -> Result<Vec<Write>, StoreError> {
+        transaction
+            .check_balanced()
+            .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+        let mut writes = Vec::new();
+        for posting in &transaction.postings {
+            writes.push(Write::AdjustBalance {
+                member_id: posting.member_id.clone(),
+                currency: posting.currency,
+                deltas: posting.deltas(),
+            });
+            writes.extend(posting.entries(now).into_iter().map(|mut entry| {
+                entry.transaction = Some(transaction.id.clone());
+                Write::AppendLedger(entry)
+            }));
+        }
+        let entries = transaction.platform_entries(now);
+        let mut adds: Vec<(PlatformShard, Amount)> = Vec::new();
+        for entry in &entries {
+            match adds.iter_mut().find(|(shard, _)| *shard == entry.shard()) {
+                Some((_, total)) => {
+                    *total = total
+                        .checked_add(entry.amount)
+                        .ok_or_else(|| StoreError::InvalidCommit("platform leg overflow".to_owned()))?;
+                }
+                None => adds.push((entry.shard(), entry.amount)),
+            }
+        }
+        writes.extend(
+            adds.into_iter()
+                .filter(|(_, delta)| !delta.is_zero())
+                .map(|(shard, delta)| Write::AdjustPlatform { shard, delta }),
+        );
+        writes.extend(entries.into_iter().map(Write::AppendPlatformEntry));
+        Ok(writes)
+    }
+
     /// The kind of item this write touches.
     pub fn target(&self) -> WriteTarget {
         match self {
@@ -262,6 +380,8 @@ impl Write {
             Write::PutRefund(_) => WriteTarget::Refund,
             Write::PutRun(_) => WriteTarget::Run,
             Write::PutIdempotency { .. } => WriteTarget::Idempotency,
+            Write::PutDoc { .. } => WriteTarget::Doc,
+            Write::AdjustPlatform { .. } | Write::AppendPlatformEntry(_) => WriteTarget::Platform,
         }
     }
 
@@ -289,6 +409,9 @@ impl Write {
             Write::PutIdempotency { record, .. } => {
                 format!("idempotency/{}/{}", record.member_id, record.key)
             }
+            Write::PutDoc { doc, .. } => format!("doc/{}/{}", doc.key.partition, doc.key.sort),
+            Write::AdjustPlatform { shard, .. } => format!("platform/{}", shard.name()),
+            Write::AppendPlatformEntry(entry) => format!("platform-entry/{}/{}", entry.shard().name(), entry.id),
         }
     }
 }

@@ -11,12 +11,14 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
-use crate::ids::WithdrawalId;
-use crate::ledger::{Bucket, EntryType, Posting};
+use crate::exchange::{quote_docs, QuoteState};
+use crate::fx::{Payout as FxPayout, QuotePurpose};
+use crate::ids::{QuoteId, WithdrawalId};
+use crate::ledger::{Bucket, EntryType, PlatformAccount, Posting, Transaction};
 use crate::member::{Member, MemberId, MemberStatus, PhcHash};
 use crate::money::{Amount, Currency};
 use crate::password::{self, PaymentPassword};
-use crate::records::{BankAccount, IdempotencyRecord, Withdrawal, WithdrawalStatus};
+use crate::records::{BankAccount, Created, IdempotencyRecord, Withdrawal, WithdrawalStatus};
 use crate::retry::{commit, retrying, Attempt, Backoff, Commit};
 use crate::store::{Expect, WithdrawalContext, Write};
 
@@ -24,27 +26,7 @@ use crate::store::{Expect, WithdrawalContext, Write};
 pub const MAX_PASSWORD_ATTEMPTS: u32 = 5;
 /// How long the lock lasts.
 pub const PASSWORD_LOCK_SECONDS: i64 = 3 * 60 * 60;
-/// How long an Idempotency-Key and its response are kept.
-pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 60 * 60;
-
-/// An `Idempotency-Key` header: 1 to 255 printable ASCII characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    pub fn parse(text: &str) -> Result<IdempotencyKey, ApiError> {
-        let valid = (1..=255).contains(&text.len()) && text.bytes().all(|b| (0x20..=0x7e).contains(&b));
-        if valid {
-            Ok(IdempotencyKey(text.to_owned()))
-        } else {
-            Err(ApiError::InvalidIdempotencyKey)
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::records::{IdempotencyKey, IDEMPOTENCY_TTL_SECONDS};
 
 /// A withdrawal as the member asks for it.
 #[derive(Debug, Clone)]
@@ -54,20 +36,44 @@ pub struct WithdrawalRequest {
     pub amount: Amount,
     pub password: PaymentPassword,
     pub bank_account: BankAccount,
+    /// The bank account's currency (`currency` when the request leaves it out).
+    pub payout_currency: Currency,
+    /// The preview's quote, for a payout in another currency.
+    pub quote_id: Option<QuoteId>,
 }
 
 impl WithdrawalRequest {
     /// What makes two requests "the same" for their key: everything but the password,
-    /// amounts compared as values.
+    /// amounts compared as values. A same-currency withdrawal without a quote keeps the
+    /// form keys were stored with before payouts in other currencies existed (so their
+    /// replays still match); the others add the route, `payout_currency` and `quote_id`.
     pub fn fingerprint(&self) -> String {
-        let canonical = json!([
+        let mut canonical = json!([
             self.currency.code(),
             self.amount.to_string(),
             self.bank_account.holder_name,
             self.bank_account.account_number,
             self.bank_account.bank_name,
         ]);
+        if self.payout_currency != self.currency || self.quote_id.is_some() {
+            canonical = json!([
+                "POST /v1/withdrawals",
+                canonical,
+                self.payout_currency.code(),
+                self.quote_id.as_ref().map(QuoteId::as_str),
+            ]);
+        }
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+
+    /// The checks of the request's values alone, before any read: a payout in another
+    /// currency needs a quote, a same-currency one must not have one.
+    pub fn check_values(&self) -> Result<(), ApiError> {
+        match (self.payout_currency == self.currency, &self.quote_id) {
+            (false, None) => Err(ApiError::QuoteRequired),
+            (true, Some(_)) => Err(ApiError::QuoteMismatch),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -104,7 +110,8 @@ pub enum Decision {
 
 /// Decides a withdrawal from what was read: pure, so every rule is testable without a
 /// store. `verdict` is the password check so far (for the member's current hash, or it
-/// asks for one); `fee` is what this currency's withdrawals cost.
+/// asks for one); `fee` is what the schedule in force charges for this amount (a quote's
+/// recorded fee takes its place).
 pub fn decide(
     member_id: &MemberId,
     context: &WithdrawalContext,
@@ -120,15 +127,37 @@ pub fn decide(
     // SHA-256 of the request: once per decision, for the replay check and the new record.
     let fingerprint = request.fingerprint();
     if let Some(record) = context.idempotency.as_ref().filter(|r| r.expires_at > now) {
-        return if record.fingerprint == fingerprint {
-            Ok(Decision::Replay(record.withdrawal.clone()))
-        } else {
-            Err(ApiError::IdempotencyKeyReused)
+        return match (&record.created, record.fingerprint == fingerprint) {
+            (Created::Withdrawal(withdrawal), true) => Ok(Decision::Replay(withdrawal.clone())),
+            _ => Err(ApiError::IdempotencyKeyReused),
         };
     }
     if let Some(locked_until) = member.withdrawals_locked_until.filter(|until| *until > now) {
         return Err(ApiError::PaymentPasswordLocked { locked_until });
     }
+    let quote = match &request.quote_id {
+        Some(_) => {
+            let state = QuoteState::from_docs(&context.docs)
+                .map_err(|_| ApiError::Internal)?
+                .ok_or(ApiError::QuoteNotFound)?;
+            let quote = &state.quote;
+            let made_for_this = match quote.purpose {
+                QuotePurpose::Withdrawal { amount, .. } => {
+                    amount == request.amount
+                        && quote.sell_currency == request.currency
+                        && quote.buy_currency == request.payout_currency
+                }
+                // A conversion's quote is refused by `check_usable` below.
+                QuotePurpose::Conversion => true,
+            };
+            if !made_for_this {
+                return Err(ApiError::QuoteMismatch);
+            }
+            state.check_usable(true, now)?;
+            Some(state)
+        }
+        None => None,
+    };
     let hash = member.payment_password_hash.as_ref().ok_or(ApiError::Internal)?;
     let right = match verdict {
         Some(verdict) if &verdict.hash == hash => verdict.right,
@@ -137,6 +166,11 @@ pub fn decide(
     if !right {
         return Ok(count_wrong_password(member, now));
     }
+    // A quote records the fee its preview showed: that is the fee charged.
+    let fee = match quote.as_ref().map(|q| &q.quote.purpose) {
+        Some(QuotePurpose::Withdrawal { fee, .. }) => *fee,
+        _ => fee,
+    };
     if request.amount <= fee {
         return Err(ApiError::AmountBelowFee { fee });
     }
@@ -155,6 +189,12 @@ pub fn decide(
         status: WithdrawalStatus::Processing,
         bank_account: request.bank_account.clone(),
         return_reason: None,
+        payout: quote.as_ref().map(|q| FxPayout {
+            currency: q.quote.buy_currency,
+            amount: q.quote.buy_amount,
+            rate: q.quote.rate,
+            quote_id: q.quote.id.clone(),
+        }),
         created_at: now,
         updated_at: now,
         version: 1,
@@ -163,7 +203,7 @@ pub fn decide(
         member_id: member_id.clone(),
         key: request.key.as_str().to_owned(),
         fingerprint,
-        withdrawal: withdrawal.clone(),
+        created: Created::Withdrawal(withdrawal.clone()),
         created_at: now,
         expires_at: now.plus_seconds(IDEMPOTENCY_TTL_SECONDS),
     };
@@ -190,17 +230,16 @@ pub fn decide(
             expect: Expect::Absent,
         },
     ];
-    writes.extend(Write::posting(
-        Posting::new(
-            member_id,
-            request.currency,
-            EntryType::Withdrawal,
-            withdrawal.id.as_str(),
-        )
-        .change(Bucket::Available, request.amount.negated())
-        .change(Bucket::InTransit, request.amount),
-        now,
-    ));
+    if let Some(state) = &quote {
+        writes.extend(state.spend(withdrawal.id.as_str(), now).map_err(|_| ApiError::Internal)?);
+    }
+    let reference = withdrawal.id.as_str();
+    let transaction = Transaction::new(member_id, reference, now).member(
+        Posting::new(member_id, request.currency, EntryType::Withdrawal, reference)
+            .change(Bucket::Available, request.amount.negated())
+            .change(Bucket::InTransit, request.amount),
+    );
+    writes.extend(Write::transaction(transaction, now).map_err(ApiError::from)?);
     Ok(Decision::Create { withdrawal, writes })
 }
 
@@ -233,11 +272,17 @@ pub async fn withdraw(
     member_id: &MemberId,
     request: WithdrawalRequest,
 ) -> Result<WithdrawalCreated, ApiError> {
+    request.check_values()?;
+    let row = app
+        .fees
+        .row(request.currency, request.payout_currency)
+        .ok_or(ApiError::UnsupportedPayout)?;
+    let fee = row.fee(request.amount);
     let mut verdict = None;
     let mut backoff = Backoff::new();
     loop {
         // A read cancelled by a transaction in flight is retried like a lost write.
-        match attempt_withdrawal(app, member_id, &request, &mut verdict).await {
+        match attempt_withdrawal(app, member_id, &request, fee, &mut verdict).await {
             Ok(Attempt::Done(created)) => return Ok(created),
             Err(error) if error != ApiError::Contention => return Err(error),
             Ok(Attempt::Retry) | Err(_) => backoff.wait().await?,
@@ -249,13 +294,17 @@ async fn attempt_withdrawal(
     app: &App,
     member_id: &MemberId,
     request: &WithdrawalRequest,
+    fee: Amount,
     verdict: &mut Option<PasswordVerdict>,
 ) -> Result<Attempt<WithdrawalCreated>, ApiError> {
     let now = app.now();
-    let fee = app.fees.for_currency(request.currency);
+    let docs = match &request.quote_id {
+        Some(quote_id) => quote_docs(member_id, quote_id),
+        None => Vec::new(),
+    };
     let context = app
         .store
-        .withdrawal_context(member_id, request.currency, request.key.as_str())
+        .withdrawal_context(member_id, request.currency, request.key.as_str(), &docs)
         .await?;
     let mut decision = decide(member_id, &context, request, verdict.as_ref(), fee, now)?;
     if let Decision::VerifyPassword(hash) = decision {
@@ -332,36 +381,71 @@ pub async fn report_payout(app: &App, withdrawal_id: &WithdrawalId, report: Payo
             next.status = target;
             next.updated_at = now;
             next.version += 1;
-            let posting = match &report {
-                Payout::Paid => Posting::new(
-                    &withdrawal.member_id,
-                    withdrawal.currency,
-                    EntryType::WithdrawalPaid,
-                    withdrawal.id.as_str(),
-                )
-                .change(Bucket::InTransit, withdrawal.amount.negated()),
-                Payout::Returned { reason } => {
-                    next.return_reason = Some(reason.clone());
-                    // The whole amount comes back, fee included: nothing was paid out.
-                    Posting::new(
-                        &withdrawal.member_id,
-                        withdrawal.currency,
-                        EntryType::WithdrawalReturned,
-                        withdrawal.id.as_str(),
-                    )
-                    .change(Bucket::InTransit, withdrawal.amount.negated())
-                    .change(Bucket::Available, withdrawal.amount)
-                }
-            };
+            if let Payout::Returned { reason } = &report {
+                next.return_reason = Some(reason.clone());
+            }
             let mut writes = vec![Write::PutWithdrawal {
                 withdrawal: next.clone(),
                 expect: Expect::Version(withdrawal.version),
             }];
-            writes.extend(Write::posting(posting, now));
+            writes.extend(Write::transaction(payout_transaction(&withdrawal, &report, now), now)?);
             Ok(commit(&*app.store, writes).await?.done_or_reread(next))
         }
     })
     .await
+}
+
+/// The ledger transaction of a payout report. Paid: `in_transit` leaves the member; the
+/// fee is earned; the net amount goes out through clearing — or, for a payout in another
+/// currency, the platform's FX position buys the net amount and sells the payout amount,
+/// which goes out through clearing in that currency. Returned: the whole amount comes
+/// back to `available`, fee included, and the platform books nothing (no FX either).
+pub fn payout_transaction(withdrawal: &Withdrawal, report: &Payout, now: Timestamp) -> Transaction {
+    let member_id = &withdrawal.member_id;
+    let reference = withdrawal.id.as_str();
+    let currency = withdrawal.currency;
+    match report {
+        Payout::Returned { .. } => Transaction::new(member_id, reference, now).member(
+            Posting::new(member_id, currency, EntryType::WithdrawalReturned, reference)
+                .change(Bucket::InTransit, withdrawal.amount.negated())
+                .change(Bucket::Available, withdrawal.amount),
+        ),
+        Payout::Paid => {
+            let paid = Transaction::new(member_id, reference, now)
+                .member(
+                    Posting::new(member_id, currency, EntryType::WithdrawalPaid, reference)
+                        .change(Bucket::InTransit, withdrawal.amount.negated()),
+                )
+                .platform(PlatformAccount::FeeRevenue, currency, withdrawal.fee, EntryType::WithdrawalPaid);
+            match &withdrawal.payout {
+                None => paid.platform(
+                    PlatformAccount::Clearing,
+                    currency,
+                    withdrawal.net_amount,
+                    EntryType::WithdrawalPaid,
+                ),
+                Some(payout) => paid
+                    .platform(
+                        PlatformAccount::FxPosition,
+                        currency,
+                        withdrawal.net_amount,
+                        EntryType::WithdrawalPaid,
+                    )
+                    .platform(
+                        PlatformAccount::FxPosition,
+                        payout.currency,
+                        payout.amount.negated(),
+                        EntryType::WithdrawalPaid,
+                    )
+                    .platform(
+                        PlatformAccount::Clearing,
+                        payout.currency,
+                        payout.amount,
+                        EntryType::WithdrawalPaid,
+                    ),
+            }
+        }
+    }
 }
 
 /// A withdrawal of `member_id`'s; another member's is "not found".
@@ -420,6 +504,7 @@ mod tests {
                 ..Balance::default()
             },
             idempotency: None,
+            docs: Vec::new(),
         }
     }
 
@@ -431,6 +516,8 @@ mod tests {
             password: PaymentPassword::new("Right-Pass-1".to_owned()),
             bank_account: BankAccount::parse("Li Wei".to_owned(), "6222020200112233".to_owned(), "ICBC".to_owned())
                 .unwrap(),
+            payout_currency: Currency::Usd,
+            quote_id: None,
         }
     }
 
@@ -485,7 +572,8 @@ mod tests {
             unreachable!()
         };
         assert_eq!(
-            record.withdrawal, withdrawal,
+            record.created,
+            Created::Withdrawal(withdrawal.clone()),
             "the key keeps the withdrawal it answered with"
         );
         assert_eq!(record.expires_at, at(100).plus_seconds(IDEMPOTENCY_TTL_SECONDS));

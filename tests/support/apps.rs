@@ -24,7 +24,7 @@ pub const TEST_CODE_SECRET: &[u8] = b"test-code-secret-0123456789abcdef";
 /// An app over `store`, with the local outbox for SMS and a manual clock at [`T0`].
 pub fn app_with(store: Arc<dyn Store>, sms: Arc<dyn SmsSender>) -> (Arc<App>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::starting_at(Timestamp::from_unix_millis(T0)));
-    let settings = Settings::new(TEST_CODE_SECRET.to_vec(), None, None).expect("valid settings");
+    let settings = Settings::new(TEST_CODE_SECRET.to_vec()).expect("valid settings");
     let app = App::new(store, sms, Arc::clone(&clock) as Arc<dyn Clock>, settings);
     (Arc::new(app), clock)
 }

@@ -101,12 +101,39 @@ impl Store for HookedStore {
         member_id: &fund_account::member::MemberId,
         currency: fund_account::money::Currency,
         key: &str,
+        docs: &[fund_account::store::DocKey],
     ) -> Result<fund_account::store::WithdrawalContext, fund_account::store::StoreError> {
         hooked_read!(
             self,
             "withdrawal_context",
-            self.inner.withdrawal_context(member_id, currency, key)
+            self.inner.withdrawal_context(member_id, currency, key, docs)
         )
+    }
+    async fn docs(
+        &self,
+        keys: &[fund_account::store::DocKey],
+    ) -> Result<Vec<Option<fund_account::store::Doc>>, fund_account::store::StoreError> {
+        hooked_read!(self, "docs", self.inner.docs(keys))
+    }
+    async fn doc_page(
+        &self,
+        partition: &str,
+        page: &fund_account::store::PageRequest,
+    ) -> Result<fund_account::store::Page<fund_account::store::Doc>, fund_account::store::StoreError> {
+        hooked_read!(self, "doc_page", self.inner.doc_page(partition, page))
+    }
+    async fn platform_balances(
+        &self,
+    ) -> Result<Vec<(fund_account::ledger::PlatformShard, fund_account::money::Amount)>, fund_account::store::StoreError>
+    {
+        hooked_read!(self, "platform_balances", self.inner.platform_balances())
+    }
+    async fn platform_entries(
+        &self,
+        shard: fund_account::ledger::PlatformShard,
+        page: &fund_account::store::PageRequest,
+    ) -> Result<fund_account::store::Page<fund_account::ledger::PlatformEntry>, fund_account::store::StoreError> {
+        hooked_read!(self, "platform_entries", self.inner.platform_entries(shard, page))
     }
     async fn idempotency_record(
         &self,

@@ -61,6 +61,7 @@ pub fn ledger_entry(member: &str, currency: Currency, id: &str, value: &str) -> 
         entry_type: EntryType::Collection,
         reference: "col_1".to_owned(),
         created_at: at(0),
+        transaction: None,
     }
 }
 
@@ -91,6 +92,7 @@ pub fn withdrawal(id: &str, member: &str, version: u64) -> Withdrawal {
             bank_name: "ICBC".to_owned(),
         },
         return_reason: None,
+        payout: None,
         created_at: at(0),
         updated_at: at(0),
         version,
@@ -130,6 +132,8 @@ pub fn withdrawal_request(
             account_number: "6222020200112233".to_owned(),
             bank_name: "ICBC".to_owned(),
         },
+        payout_currency: currency,
+        quote_id: None,
     }
 }
 
@@ -138,7 +142,7 @@ pub fn idempotency(member: &str, key: &str, expires_at: Timestamp) -> Idempotenc
         member_id: member_id(member),
         key: key.to_owned(),
         fingerprint: "f".repeat(64),
-        withdrawal: withdrawal("wd_1", member, 1),
+        created: fund_account::records::Created::Withdrawal(withdrawal("wd_1", member, 1)),
         created_at: at(0),
         expires_at,
     }

@@ -31,11 +31,13 @@ use async_trait::async_trait;
 use fund_account::adapters::sqlite::SqliteStore;
 use fund_account::clock::{Clock, ManualClock, Timestamp};
 use fund_account::ids::{ExternalId, WithdrawalId};
-use fund_account::ledger::{Balances, LedgerEntry};
+use fund_account::ledger::{Balances, LedgerEntry, PlatformEntry, PlatformShard};
 use fund_account::member::MemberId;
-use fund_account::money::Currency;
+use fund_account::money::{Amount, Currency};
 use fund_account::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
-use fund_account::store::{MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write};
+use fund_account::store::{
+    Doc, DocKey, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
+};
 use tokio::sync::{oneshot, Notify};
 
 /// An operation in the simulation: one request a client made.
@@ -539,6 +541,11 @@ fn member_item(member_id: &MemberId) -> String {
     format!("member/{member_id}")
 }
 
+/// A document's item identity, as `Write::item_identity` names it.
+fn doc_item(key: &DocKey) -> String {
+    format!("doc/{}/{}", key.partition, key.sort)
+}
+
 #[async_trait]
 impl Store for SimStore {
     async fn member_state(&self, member_id: &MemberId) -> Result<Option<MemberState>, StoreError> {
@@ -555,16 +562,41 @@ impl Store for SimStore {
         member_id: &MemberId,
         currency: Currency,
         idempotency_key: &str,
+        docs: &[DocKey],
     ) -> Result<WithdrawalContext, StoreError> {
-        let items = vec![
+        let mut items = vec![
             member_item(member_id),
             format!("balance/{member_id}/{currency}"),
             format!("idempotency/{member_id}/{idempotency_key}"),
         ];
+        items.extend(docs.iter().map(doc_item));
         self.call(CallKind::TransactRead(items), || {
-            self.sim.table.withdrawal_context(member_id, currency, idempotency_key)
+            self.sim.table.withdrawal_context(member_id, currency, idempotency_key, docs)
         })
         .await
+    }
+
+    async fn docs(&self, keys: &[DocKey]) -> Result<Vec<Option<Doc>>, StoreError> {
+        let items = keys.iter().map(doc_item).collect();
+        self.call(CallKind::TransactRead(items), || self.sim.table.docs(keys)).await
+    }
+
+    async fn doc_page(&self, partition: &str, page: &PageRequest) -> Result<Page<Doc>, StoreError> {
+        self.call(CallKind::Read, || self.sim.table.doc_page(partition, page))
+            .await
+    }
+
+    async fn platform_balances(&self) -> Result<Vec<(PlatformShard, Amount)>, StoreError> {
+        self.call(CallKind::Read, || self.sim.table.platform_balances()).await
+    }
+
+    async fn platform_entries(
+        &self,
+        shard: PlatformShard,
+        page: &PageRequest,
+    ) -> Result<Page<PlatformEntry>, StoreError> {
+        self.call(CallKind::Read, || self.sim.table.platform_entries(shard, page))
+            .await
     }
 
     async fn idempotency_record(

@@ -269,3 +269,84 @@ export async function signIn(page, memberId, password = LOGIN_PASSWORD) {
 export function storageDump(page) {
   return page.evaluate(() => JSON.stringify({ session: { ...sessionStorage }, local: { ...localStorage } }));
 }
+
+/**
+ * The treasury's reference rate, as of now (PUT /internal/fx-rates/{pair}): quotes refuse
+ * a rate older than a few minutes, so a test sets it before it asks for one.
+ * @param {string} [pair]
+ * @param {string} [mid]
+ */
+export async function setReferenceRate(pair = 'USD-CNY', mid = '7.20') {
+  const res = await call('PUT', `/internal/fx-rates/${pair}`, {
+    internal: true,
+    body: { mid, as_of: new Date().toISOString() },
+  });
+  assert.equal(res.status, 200, `set ${pair}: ${JSON.stringify(res.body)}`);
+}
+
+/**
+ * Records the page's `method path` calls to the gateway as they complete: each request's
+ * JSON body and headers, and the answer's status and JSON body.
+ * @param {import('playwright-core').Page} page
+ * @param {string} method
+ * @param {string} path
+ */
+export function recordCalls(page, method, path) {
+  /** @type {{body: any, headers: Record<string, string>, status: number, answer: any}[]} */
+  const calls = [];
+  page.on('response', async (response) => {
+    const request = response.request();
+    const url = new URL(request.url());
+    if (request.method() !== method || url.origin !== GATEWAY_URL || url.pathname !== path) return;
+    const text = await response.text().catch(() => '');
+    calls.push({
+      body: request.postDataJSON(),
+      headers: request.headers(),
+      status: response.status(),
+      answer: text ? JSON.parse(text) : null,
+    });
+  });
+  return calls;
+}
+
+/**
+ * Waits until `calls` (from recordCalls) holds `n` entries.
+ * @param {unknown[]} calls
+ * @param {number} n
+ */
+export async function waitForCalls(calls, n, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  while (calls.length < n) {
+    if (Date.now() > deadline) throw new Error(`expected ${n} calls, saw ${calls.length}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * Answers the page's next `POST path` itself with `410 quote_expired` (the gateway cannot be
+ * made to let 30 minutes pass), recording the body it would have sent; later calls go to
+ * the gateway.
+ * @param {import('playwright-core').Page} page
+ * @param {string} path
+ */
+export async function expireNextQuoteUse(page, path) {
+  /** @type {any[]} */
+  const refused = [];
+  await page.route(`${GATEWAY_URL}${path}`, async (route) => {
+    if (route.request().method() !== 'POST' || refused.length > 0) return route.continue();
+    refused.push(route.request().postDataJSON());
+    return route.fulfill({
+      status: 410,
+      contentType: 'application/problem+json',
+      headers: { 'x-request-id': 'E2EQUOTEEXPIRED0001' },
+      body: JSON.stringify({
+        type: 'urn:fund-account:problem:quote_expired',
+        title: 'Gone',
+        status: 410,
+        detail: 'the quote has expired',
+        code: 'quote_expired',
+      }),
+    });
+  });
+  return refused;
+}

@@ -148,7 +148,7 @@ describe('language in the browser', () => {
     const m = await fundedMember();
     const { context, page, problems } = await openPage(browser, {
       locale: 'zh-CN',
-      expectHttp: ['POST /v1/withdrawals 422'],
+      expectHttp: ['POST /v1/withdrawals 422', 'POST /v1/withdrawals/preview 422'],
     });
     await page.goto(`${GATEWAY_URL}/`);
     await heading(page, '登录');
@@ -159,8 +159,12 @@ describe('language in the browser', () => {
     await page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: '提现', exact: true }).click();
     await heading(page, '提现');
 
+    await page.getByLabel('提现金额', { exact: true }).fill('1000');
+    await waitForText(page.locator('#wd-preview-fee'), '15.00 USD');
+    await waitForText(page.locator('#wd-preview-net'), '985.00 USD');
+    await waitForText(page.locator('#wd-fee-note'), 'USD → USD 手续费：15.00 USD。');
     await page.getByLabel('提现金额', { exact: true }).fill('3000');
-    await waitForText(page.locator('#wd-preview-net'), '2,985.00 USD');
+    await waitForText(page.locator('#wd-preview-error'), '提现金额超过可用余额（1,500.00 USD）。');
     await page.getByLabel('开户名').fill('李伟');
     await page.getByLabel('银行账号').fill('6222020200112233');
     await page.getByLabel('开户银行').fill('中国工商银行');

@@ -1,4 +1,4 @@
-// Withdrawals in the browser: the fee preview, 'withdraw all', the server's refusals in
+// Withdrawals in the browser: the server's fee preview, 'withdraw all', the server's refusals in
 // place, one Idempotency-Key per submission (reused after a network error), the list;
 // and the account page's balances and ledger paging.
 
@@ -71,7 +71,7 @@ describe('withdrawals', () => {
 
   test('a withdrawal with the fee preview, its result and the list', async () => {
     const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser);
+    const { context, page, problems } = await openPage(browser, { expectHttp: ['POST /v1/withdrawals/preview 422'] });
     await signIn(page, m.memberId);
     await openWithdraw(page);
 
@@ -80,11 +80,12 @@ describe('withdrawals', () => {
     await waitForText(page.locator('#wd-preview-amount'), '500.00 USD');
     await waitForText(page.locator('#wd-preview-fee'), '15.00 USD');
     await waitForText(page.locator('#wd-preview-net'), '485.00 USD');
-    await waitForText(page.locator('#wd-fee-note'), 'Default fees: USD 15.00, CNY 0.00');
-    // Not more than the fee: said before sending.
+    await waitForText(page.locator('#wd-fee-note'), 'Fee for USD → USD: 15.00 USD.');
+    // Not more than the fee: the server's preview says so before sending.
     await page.getByLabel('Amount', { exact: true }).fill('15');
-    await waitForText(page.locator('#wd-preview'), 'The amount must be more than the fee of 15.00 USD.');
+    await waitForText(page.locator('#wd-preview-error'), 'The amount must be more than the withdrawal fee (15.00 USD).');
     await page.getByLabel('Amount', { exact: true }).fill('500');
+    await waitForText(page.locator('#wd-preview-net'), '485.00 USD');
     await fillRest(page);
     await checkA11y(page, 'withdraw form with preview');
     await shot(page, 'withdraw-03-fee-preview');
@@ -151,12 +152,13 @@ describe('withdrawals', () => {
   test('insufficient funds and a wrong payment password show in place, with the request id', async () => {
     const m = await fundedMember();
     const { context, page, problems } = await openPage(browser, {
-      expectHttp: ['POST /v1/withdrawals 422', 'POST /v1/withdrawals 403'],
+      expectHttp: ['POST /v1/withdrawals 422', 'POST /v1/withdrawals 403', 'POST /v1/withdrawals/preview 422'],
     });
     await signIn(page, m.memberId);
     await openWithdraw(page);
 
     await page.getByLabel('Amount', { exact: true }).fill('2000');
+    await waitForText(page.locator('#wd-preview-error'), 'The amount is more than your available balance (1,500.00 USD).');
     await fillRest(page);
     await page.getByRole('button', { name: 'Confirm withdrawal' }).click();
     const amountError = page.locator('#wd-amount-error');

@@ -66,11 +66,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Gateway, String> {
-        let settings = Settings::new(config.code_secret.clone(), None, None).map_err(|e| e.to_string())?;
-        let settings = Settings {
-            fees: fees_from_env(settings.fees)?,
-            ..settings
-        };
+        let settings = settings_from_env(Settings::new(config.code_secret.clone()).map_err(|e| e.to_string())?)?;
         let embedded = SqliteStore::open(&config.data_dir.join("fund-account.sqlite3")).map_err(|e| e.to_string())?;
 
         let store: Arc<dyn Store> = match (&config.store, &aws) {
@@ -101,18 +97,21 @@ impl Gateway {
     }
 }
 
-fn fees_from_env(defaults: fund_account::app::Fees) -> Result<fund_account::app::Fees, String> {
-    let mut fees = defaults;
-    for (name, slot) in [
-        ("WITHDRAWAL_FEE_USD", &mut fees.usd),
-        ("WITHDRAWAL_FEE_CNY", &mut fees.cny),
-    ] {
-        if let Ok(text) = std::env::var(name) {
-            *slot = fund_account::money::Amount::parse_request(&text)
-                .map_err(|_| format!("{name} must be a decimal amount such as 15.00"))?;
-        }
-    }
-    Ok(fees)
+/// The contract's default fees and FX settings, or what `FEE_SCHEDULE`,
+/// `FX_MARKUP_PERCENT` and `FX_RATE_MAX_AGE_SECONDS` say (read as the deployed functions
+/// read them, so a schedule that works here works there).
+fn settings_from_env(settings: Settings) -> Result<Settings, String> {
+    use fund_account::function_config::{fees_from, fx_from, vars, Env, ProcessEnv};
+    let env = ProcessEnv;
+    let settings = match env.var(vars::FEE_SCHEDULE) {
+        Some(_) => settings.with_fees(fees_from(&env).map_err(|e| e.to_string())?),
+        None => settings,
+    };
+    let settings = match (env.var(vars::FX_MARKUP_PERCENT), env.var(vars::FX_RATE_MAX_AGE_SECONDS)) {
+        (None, None) => settings,
+        _ => settings.with_fx(fx_from(&env).map_err(|e| e.to_string())?),
+    };
+    Ok(settings)
 }
 
 async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {

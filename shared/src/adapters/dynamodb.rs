@@ -12,6 +12,9 @@
 //! | reconciliation run | `RECONCILIATION` | `<run id>` | |
 //! | refund | `REFUND#<rid>` | `REFUND` | |
 //! | idempotency key | `IDEMPOTENCY#<id>` | `<key>` | TTL attribute `expires_at_ttl` |
+//! | document | the domain's key (`QUOTES#<id>`, `CONVERSIONS#<id>`, `FXRATE#<pair>`, …) | | `version`, `body` (JSON); TTL when it expires |
+//! | platform shard | `PLATFORM#<account>#<CUR>#<nn>` | `BALANCE` | number `balance`, unconditional `ADD` |
+//! | platform entry | `PLATFORM#<account>#<CUR>#<nn>#LEDGER` | `<entry id>` | append-only |
 //!
 //! A member's partition holds only its profile, code and two balances, so one consistent
 //! `Query` reads everything activation and `GET /v1/account` need. `docs/data-model.md`
@@ -24,7 +27,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, Get,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, KeysAndAttributes, ConditionCheck, Delete, Get,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, Select,
     TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
 };
@@ -34,12 +37,13 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::ids::{ExternalId, WithdrawalId};
-use crate::ledger::{Balance, Balances, Bucket, LedgerEntry};
+use crate::ledger::{Balance, Balances, Bucket, LedgerEntry, PlatformEntry, PlatformShard};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::store::{
-    validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
+    validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext,
+    Write,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -97,6 +101,47 @@ where
     R: std::fmt::Debug,
 {
     StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+}
+
+fn platform_pk(shard: &PlatformShard) -> String {
+    format!("PLATFORM#{}", shard.name())
+}
+
+fn platform_ledger_pk(shard: &PlatformShard) -> String {
+    format!("PLATFORM#{}#LEDGER", shard.name())
+}
+
+/// A document's item: its key, `version`, `body` and, when it expires, the TTL.
+fn doc_item(doc: &Doc) -> Item {
+    let mut item = key(doc.key.partition.clone(), doc.key.sort.clone());
+    item.insert("version".to_owned(), n(doc.version));
+    item.insert("body".to_owned(), s(doc.body.clone()));
+    if let Some(at) = doc.expires_at {
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(at.unix_seconds()));
+        item.insert("expires_at".to_owned(), n(at.unix_millis()));
+    }
+    item
+}
+
+fn doc_from_item(item: &Item) -> Result<Doc, StoreError> {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        _ => Err(StoreError::Corrupt(format!("a document has no string {name}"))),
+    };
+    let number = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(value)) => value
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("document {name}: {e}"))),
+        None => Ok(None),
+        Some(_) => Err(StoreError::Corrupt(format!("document {name} is not a number"))),
+    };
+    Ok(Doc {
+        key: DocKey::new(text("PK")?, text("SK")?),
+        version: number("version")?.and_then(|v| u64::try_from(v).ok()).unwrap_or(0),
+        expires_at: number("expires_at")?.map(Timestamp::from_unix_millis),
+        body: text("body")?,
+    })
 }
 
 fn record_item<T: Serialize>(record: &T, keys: Item) -> Result<Item, StoreError> {
@@ -368,6 +413,29 @@ impl DynamoStore {
                     .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
                 Ok(TransactWriteItem::builder().put(put).build())
             }
+            Write::PutDoc { doc, expect } => conditional_put(doc_item(doc), table, *expect),
+            Write::AdjustPlatform { shard, delta } => {
+                let update = Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key(platform_pk(shard), "BALANCE")))
+                    // ADD creates the number at zero: no read, no condition, so members'
+                    // movements never conflict over a shard (only DynamoDB's own
+                    // serialization of writes to one item).
+                    .update_expression("ADD #balance :delta SET #account = :account, #currency = :currency")
+                    .expression_attribute_names("#balance", "balance")
+                    .expression_attribute_names("#account", "account")
+                    .expression_attribute_names("#currency", "currency")
+                    .expression_attribute_values(":delta", n(delta))
+                    .expression_attribute_values(":account", s(shard.account.as_str()))
+                    .expression_attribute_values(":currency", s(shard.currency.code()))
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            }
+            Write::AppendPlatformEntry(entry) => {
+                let item = record_item(entry, key(platform_ledger_pk(&entry.shard()), entry.id.clone()))?;
+                conditional_put(item, table, Expect::Absent)
+            }
         }
     }
 
@@ -487,6 +555,15 @@ fn cancellation(reasons: &[CancellationReason]) -> StoreError {
     }
 }
 
+/// A failed `TransactGetItems`: cancelled because a transaction was writing one of its
+/// items (a conflict, retried), or unavailable.
+fn transact_get_error<R: std::fmt::Debug + Send + Sync + 'static>(err: SdkError<TransactGetItemsError, R>) -> StoreError {
+    match err.into_service_error() {
+        TransactGetItemsError::TransactionCanceledException(cancelled) => cancellation(cancelled.cancellation_reasons()),
+        other => StoreError::Unavailable(DisplayErrorContext(&other).to_string()),
+    }
+}
+
 fn page_of<T>(mut items: Vec<T>, limit: usize) -> Page<T> {
     let more = items.len() > limit;
     items.truncate(limit);
@@ -556,6 +633,7 @@ impl Store for DynamoStore {
         member_id: &MemberId,
         currency: Currency,
         idempotency_key: &str,
+        docs: &[DocKey],
     ) -> Result<WithdrawalContext, StoreError> {
         let get = |pk: String, sk: String| -> Result<TransactGetItem, StoreError> {
             let get = Get::builder()
@@ -565,21 +643,16 @@ impl Store for DynamoStore {
                 .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
             Ok(TransactGetItem::builder().get(get).build())
         };
-        let output = self
+        let mut request = self
             .client
             .transact_get_items()
             .transact_items(get(member_pk(member_id), "PROFILE".to_owned())?)
             .transact_items(get(member_pk(member_id), format!("BALANCE#{currency}"))?)
-            .transact_items(get(format!("IDEMPOTENCY#{member_id}"), idempotency_key.to_owned())?)
-            .send()
-            .await
-            .map_err(|err| match err.into_service_error() {
-                // Cancelled because a transaction was writing one of the three items.
-                TransactGetItemsError::TransactionCanceledException(cancelled) => {
-                    cancellation(cancelled.cancellation_reasons())
-                }
-                other => StoreError::Unavailable(DisplayErrorContext(&other).to_string()),
-            })?;
+            .transact_items(get(format!("IDEMPOTENCY#{member_id}"), idempotency_key.to_owned())?);
+        for doc in docs {
+            request = request.transact_items(get(doc.partition.clone(), doc.sort.clone())?);
+        }
+        let output = request.send().await.map_err(transact_get_error)?;
         let mut responses = output.responses.unwrap_or_default().into_iter().map(|r| r.item);
         let member = responses.next().flatten().map(from_item::<Member>).transpose()?;
         let balance = match responses.next().flatten() {
@@ -591,11 +664,103 @@ impl Store for DynamoStore {
             .flatten()
             .map(from_item::<IdempotencyRecord>)
             .transpose()?;
+        let docs = responses
+            .map(|item| item.as_ref().map(doc_from_item).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(WithdrawalContext {
             member,
             balance,
             idempotency,
+            docs,
         })
+    }
+
+    async fn docs(&self, keys: &[DocKey]) -> Result<Vec<Option<Doc>>, StoreError> {
+        let mut request = self.client.transact_get_items();
+        for doc in keys {
+            let get = Get::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(doc.partition.clone(), doc.sort.clone())))
+                .build()
+                .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+            request = request.transact_items(TransactGetItem::builder().get(get).build());
+        }
+        let output = request.send().await.map_err(transact_get_error)?;
+        output
+            .responses
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.item.as_ref().map(doc_from_item).transpose())
+            .collect()
+    }
+
+    async fn doc_page(&self, partition: &str, page: &PageRequest) -> Result<Page<Doc>, StoreError> {
+        let mut values = vec![(":pk", s(partition))];
+        let condition = match &page.before {
+            Some(before) => {
+                values.push((":before", s(before.clone())));
+                "PK = :pk AND SK < :before"
+            }
+            None => "PK = :pk",
+        };
+        let items = self.query_items(None, condition, values, false, page.limit + 1).await?;
+        let docs = items.iter().map(doc_from_item).collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(docs, page.limit))
+    }
+
+    async fn platform_balances(&self) -> Result<Vec<(PlatformShard, Amount)>, StoreError> {
+        let shards: Vec<PlatformShard> = PlatformShard::all().collect();
+        let mut found = Vec::new();
+        // BatchGetItem takes 100 keys a call; the shards are fewer (3 × 2 × 16).
+        for chunk in shards.chunks(100) {
+            let mut pending: Option<KeysAndAttributes> = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(|s| key(platform_pk(s), "BALANCE")).collect()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?,
+            );
+            while let Some(keys) = pending.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    let Some(AttributeValue::S(pk)) = item.get("PK") else {
+                        return Err(StoreError::Corrupt("a platform shard has no PK".to_owned()));
+                    };
+                    let shard = shards
+                        .iter()
+                        .find(|s| &platform_pk(s) == pk)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown platform shard {pk}")))?;
+                    let balance = match item.get("balance") {
+                        Some(AttributeValue::N(text)) => {
+                            Amount::parse_stored(text).map_err(|e| StoreError::Corrupt(e.to_string()))?
+                        }
+                        _ => Amount::ZERO,
+                    };
+                    found.push((*shard, balance));
+                }
+                // Keys DynamoDB did not get to (throttling, size) are asked again.
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                    .filter(|keys| !keys.keys().is_empty());
+            }
+        }
+        found.sort_by_key(|(shard, _)| *shard);
+        Ok(found)
+    }
+
+    async fn platform_entries(
+        &self,
+        shard: PlatformShard,
+        page: &PageRequest,
+    ) -> Result<Page<PlatformEntry>, StoreError> {
+        self.newest_first(None, platform_ledger_pk(&shard), page).await
     }
 
     async fn idempotency_record(

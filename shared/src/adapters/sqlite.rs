@@ -16,13 +16,14 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::ids::{ExternalId, WithdrawalId};
-use crate::ledger::{Balance, Balances, LedgerEntry};
+use crate::ledger::{Balance, Balances, LedgerEntry, PlatformAccount, PlatformEntry, PlatformShard};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::sms::{OutboxMessage, SmsError, SmsSender};
 use crate::store::{
-    validate_commit, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
+    validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext,
+    Write,
 };
 
 const SCHEMA: &str = "
@@ -52,6 +53,14 @@ CREATE TABLE IF NOT EXISTS idempotency (
     member_id TEXT NOT NULL, key TEXT NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (member_id, key));
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    partition TEXT NOT NULL, sort TEXT NOT NULL, version INTEGER NOT NULL, expires_at INTEGER,
+    body TEXT NOT NULL, PRIMARY KEY (partition, sort)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS platform (
+    account TEXT NOT NULL, currency TEXT NOT NULL, shard INTEGER NOT NULL, balance TEXT NOT NULL,
+    PRIMARY KEY (account, currency, shard)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS platform_entries (
+    shard TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (shard, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, message TEXT NOT NULL, sent_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sms_outbox (
@@ -383,8 +392,75 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             )
             .map_err(unavailable)?;
         }
+        Write::PutDoc { doc, expect } => {
+            let stored = read_doc(conn, &doc.key)?.map(|d| d.version);
+            if !expectation_holds(*expect, stored) {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT OR REPLACE INTO docs (partition, sort, version, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    doc.key.partition,
+                    doc.key.sort,
+                    version_param(doc.version),
+                    doc.expires_at.map(Timestamp::unix_millis),
+                    doc.body
+                ],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::AdjustPlatform { shard, delta } => {
+            let account = shard.account.as_str();
+            let current: Option<String> = conn
+                .query_row(
+                    "SELECT balance FROM platform WHERE account = ?1 AND currency = ?2 AND shard = ?3",
+                    params![account, shard.currency.code(), shard.shard],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let current = current.as_deref().map_or(Ok(Amount::ZERO), Amount::parse_stored).map_err(corrupt)?;
+            let next = current
+                .checked_add(*delta)
+                .ok_or_else(|| corrupt("platform balance overflow"))?;
+            conn.execute(
+                "INSERT OR REPLACE INTO platform (account, currency, shard, balance) VALUES (?1, ?2, ?3, ?4)",
+                params![account, shard.currency.code(), shard.shard, next.to_string()],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::AppendPlatformEntry(entry) => {
+            let args = [
+                text(&entry.shard().name()),
+                text(&entry.id),
+                SqlValue::Text(to_json(entry)?),
+            ];
+            return insert_new(
+                conn,
+                "INSERT OR IGNORE INTO platform_entries (shard, id, body) VALUES (?1, ?2, ?3)",
+                &args,
+            );
+        }
     }
     Ok(true)
+}
+
+fn read_doc(conn: &Connection, key: &DocKey) -> Result<Option<Doc>, StoreError> {
+    conn.query_row(
+        "SELECT version, expires_at, body FROM docs WHERE partition = ?1 AND sort = ?2",
+        params![key.partition, key.sort],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?)),
+    )
+    .optional()
+    .map_err(unavailable)
+    .map(|row| {
+        row.map(|(version, expires_at, body)| Doc {
+            key: key.clone(),
+            version: u64::try_from(version).unwrap_or(0),
+            expires_at: expires_at.map(Timestamp::from_unix_millis),
+            body,
+        })
+    })
 }
 
 fn page_of<T>(mut items: Vec<T>, limit: usize) -> Page<T> {
@@ -434,8 +510,10 @@ impl Store for SqliteStore {
         member_id: &MemberId,
         currency: Currency,
         idempotency_key: &str,
+        docs: &[DocKey],
     ) -> Result<WithdrawalContext, StoreError> {
         let (member_key, idempotency_key) = (member_id.as_str().to_owned(), idempotency_key.to_owned());
+        let doc_keys = docs.to_vec();
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             let member = one(
@@ -452,7 +530,93 @@ impl Store for SqliteStore {
                 member,
                 balance: read_balance(&tx, &member_key, currency)?,
                 idempotency,
+                docs: doc_keys.iter().map(|k| read_doc(&tx, k)).collect::<Result<_, _>>()?,
             })
+        })
+        .await
+    }
+
+    async fn docs(&self, keys: &[DocKey]) -> Result<Vec<Option<Doc>>, StoreError> {
+        let keys = keys.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            keys.iter().map(|k| read_doc(&tx, k)).collect()
+        })
+        .await
+    }
+
+    async fn doc_page(&self, partition: &str, page: &PageRequest) -> Result<Page<Doc>, StoreError> {
+        let before = page.before.clone().unwrap_or_else(|| NEWEST.to_owned());
+        let (partition, limit) = (partition.to_owned(), page.limit);
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT sort, version, expires_at, body FROM docs WHERE partition = ?1 AND sort < ?2
+                     ORDER BY sort DESC LIMIT ?3",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![partition, before, limit_param(limit)], |r| {
+                    Ok(Doc {
+                        key: DocKey::new(partition.clone(), r.get::<_, String>(0)?),
+                        version: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        expires_at: r.get::<_, Option<i64>>(2)?.map(Timestamp::from_unix_millis),
+                        body: r.get(3)?,
+                    })
+                })
+                .map_err(unavailable)?;
+            let docs = rows.collect::<Result<Vec<Doc>, _>>().map_err(unavailable)?;
+            Ok(page_of(docs, limit))
+        })
+        .await
+    }
+
+    async fn platform_entries(
+        &self,
+        shard: PlatformShard,
+        page: &PageRequest,
+    ) -> Result<Page<PlatformEntry>, StoreError> {
+        let before = page.before.clone().unwrap_or_else(|| NEWEST.to_owned());
+        let limit = page.limit;
+        let args = vec![text(&shard.name()), SqlValue::Text(before), integer(limit + 1)];
+        let sql = "SELECT body FROM platform_entries WHERE shard = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3";
+        self.with_conn(move |conn| Ok(page_of(all(conn, sql, &args)?, limit)))
+            .await
+    }
+
+    async fn platform_balances(&self) -> Result<Vec<(PlatformShard, Amount)>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT account, currency, shard, balance FROM platform ORDER BY account, currency, shard")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut shards = Vec::new();
+            for row in rows {
+                let (account, currency, shard, balance) = row.map_err(unavailable)?;
+                let account = PlatformAccount::ALL
+                    .into_iter()
+                    .find(|a| a.as_str() == account)
+                    .ok_or_else(|| corrupt(format!("unknown platform account {account}")))?;
+                let currency = Currency::parse(&currency).map_err(corrupt)?;
+                shards.push((
+                    PlatformShard {
+                        account,
+                        currency,
+                        shard,
+                    },
+                    Amount::parse_stored(&balance).map_err(corrupt)?,
+                ));
+            }
+            Ok(shards)
         })
         .await
     }

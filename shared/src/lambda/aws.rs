@@ -9,9 +9,11 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 
 use crate::alerts::{AlertSink, LogAlerts};
-use crate::app::{App, ConfigError, Fees, MIN_CODE_SECRET_BYTES};
+use crate::app::{App, ConfigError, MIN_CODE_SECRET_BYTES};
+use crate::fees::FeeSchedule;
+use crate::fx::FxSettings;
 use crate::clock::SystemClock;
-use crate::function_config::{fees_from, required, vars, Env, Function};
+use crate::function_config::{fees_from, fx_from, required, vars, Env, Function};
 use crate::routes::{handlers, Handler, Route};
 use crate::sms::{NoSms, SmsSender};
 use crate::verification::CodeHasher;
@@ -98,6 +100,13 @@ pub const CREATE_COLLECTION: Deployment = http(Route::CreateCollection, handlers
 pub const CREATE_REFUND: Deployment = http(Route::CreateRefund, handlers::CREATE_REFUND);
 pub const WITHDRAWAL_PAID: Deployment = http(Route::WithdrawalPaid, handlers::WITHDRAWAL_PAID);
 pub const WITHDRAWAL_RETURNED: Deployment = http(Route::WithdrawalReturned, handlers::WITHDRAWAL_RETURNED);
+pub const GET_FEES: Deployment = http(Route::GetFees, handlers::GET_FEES);
+pub const PREVIEW_WITHDRAWAL: Deployment = http(Route::PreviewWithdrawal, handlers::PREVIEW_WITHDRAWAL);
+pub const PUT_FX_RATE: Deployment = http(Route::PutFxRate, handlers::PUT_FX_RATE);
+pub const CREATE_QUOTE: Deployment = http(Route::CreateQuote, handlers::CREATE_QUOTE);
+pub const CREATE_CONVERSION: Deployment = http(Route::CreateConversion, handlers::CREATE_CONVERSION);
+pub const LIST_CONVERSIONS: Deployment = http(Route::ListConversions, handlers::LIST_CONVERSIONS);
+pub const PLATFORM_BALANCES: Deployment = http(Route::PlatformBalances, handlers::PLATFORM_BALANCES);
 pub const RECONCILE: Deployment = Deployment {
     function: Function::Reconcile,
     handler: None,
@@ -121,6 +130,13 @@ pub const ALL: &[Deployment] = &[
     CREATE_REFUND,
     WITHDRAWAL_PAID,
     WITHDRAWAL_RETURNED,
+    GET_FEES,
+    PREVIEW_WITHDRAWAL,
+    PUT_FX_RATE,
+    CREATE_QUOTE,
+    CREATE_CONVERSION,
+    LIST_CONVERSIONS,
+    PLATFORM_BALANCES,
     RECONCILE,
 ];
 
@@ -143,10 +159,15 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         }
         None => None,
     };
-    let fees = if function.charges_fees() {
+    let fees = if function.uses_fee_schedule() {
         fees_from(env)?
     } else {
-        Fees::default()
+        FeeSchedule::default()
+    };
+    let fx = if function.locks_quotes() {
+        fx_from(env)?
+    } else {
+        FxSettings::default()
     };
     let alerts: Arc<dyn AlertSink> = match deployment.alerts {
         Some(through) => {
@@ -161,6 +182,7 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         clock: Arc::new(SystemClock),
         code_hasher,
         fees,
+        fx,
         alerts,
     })
 }

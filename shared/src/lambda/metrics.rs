@@ -92,9 +92,10 @@ mod tests {
                 count: 3,
                 ..Settled::default()
             },
+            openings_booked: 0,
             discrepancies: (0..discrepancies)
                 .map(|i| Discrepancy {
-                    member_id: format!("m{i}"),
+                    member_id: Some(format!("m{i}")),
                     currency: None,
                     kind: "balance_mismatch",
                     detail: String::new(),

@@ -93,13 +93,16 @@ pub async fn run(deployment: aws::Deployment) -> Result<(), lambda_http::Error> 
     .await
 }
 
-/// What a scheduled event asks for: `{"mode": "settle"}` settles only; anything else
-/// (the plain EventBridge event, `{"mode": "full"}`) settles and verifies. Optional
-/// `segment` / `segments` split a run across invocations.
+/// What a scheduled event asks for: `{"mode": "settle"}` settles only;
+/// `{"mode": "book-openings"}` is the one-off migration to double-entry (it books the
+/// platform's side of entries written before, then verifies); anything else (the plain
+/// EventBridge event, `{"mode": "full"}`) settles and verifies. Optional `segment` /
+/// `segments` split a run across invocations.
 pub fn reconciliation_options(event: &serde_json::Value) -> crate::reconciliation::RunOptions {
     use crate::reconciliation::RunOptions;
     let mut options = match event.get("mode").and_then(|m| m.as_str()) {
         Some("settle") => RunOptions::settle_only(),
+        Some("book-openings") => RunOptions::book_openings(),
         _ => RunOptions::full(),
     };
     let number = |name: &str| {

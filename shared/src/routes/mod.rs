@@ -14,6 +14,7 @@ use crate::http::{request_id, respond, Reply};
 
 mod account;
 mod activation;
+mod exchange;
 mod members;
 mod money_in;
 mod withdrawals;
@@ -56,6 +57,13 @@ routes!(
     CreateRefund,
     WithdrawalPaid,
     WithdrawalReturned,
+    GetFees,
+    PreviewWithdrawal,
+    PutFxRate,
+    CreateQuote,
+    CreateConversion,
+    ListConversions,
+    PlatformBalances,
 );
 
 impl Route {
@@ -98,6 +106,23 @@ impl Route {
                 Method::POST,
                 "/internal/withdrawals/{id}/returned",
                 "withdrawal-returned",
+                Caller::Internal,
+            ),
+            Route::GetFees => (Method::GET, "/v1/fees", "get-fees", Caller::Member),
+            Route::PreviewWithdrawal => (
+                Method::POST,
+                "/v1/withdrawals/preview",
+                "preview-withdrawal",
+                Caller::Member,
+            ),
+            Route::PutFxRate => (Method::PUT, "/internal/fx-rates/{pair}", "put-fx-rate", Caller::Internal),
+            Route::CreateQuote => (Method::POST, "/v1/fx/quotes", "create-quote", Caller::Member),
+            Route::CreateConversion => (Method::POST, "/v1/conversions", "create-conversion", Caller::Member),
+            Route::ListConversions => (Method::GET, "/v1/conversions", "list-conversions", Caller::Member),
+            Route::PlatformBalances => (
+                Method::GET,
+                "/internal/platform/balances",
+                "platform-balances",
                 Caller::Internal,
             ),
         }
@@ -184,7 +209,7 @@ pub type Handler = for<'a> fn(&'a App, Request) -> HandlerFuture<'a>;
 
 /// Every route's handler, one constant each.
 pub mod handlers {
-    use super::{account, activation, members, money_in, withdrawals, Handler};
+    use super::{account, activation, exchange, members, money_in, withdrawals, Handler};
 
     pub const GET_ACCOUNT: Handler = |app, req| Box::pin(account::get_account(app, req));
     pub const ACTIVATE: Handler = |app, req| Box::pin(activation::activate(app, req));
@@ -199,6 +224,13 @@ pub mod handlers {
     pub const CREATE_REFUND: Handler = |app, req| Box::pin(money_in::create_refund(app, req));
     pub const WITHDRAWAL_PAID: Handler = |app, req| Box::pin(withdrawals::paid(app, req));
     pub const WITHDRAWAL_RETURNED: Handler = |app, req| Box::pin(withdrawals::returned(app, req));
+    pub const GET_FEES: Handler = |app, req| Box::pin(exchange::fees(app, req));
+    pub const PREVIEW_WITHDRAWAL: Handler = |app, req| Box::pin(exchange::preview(app, req));
+    pub const PUT_FX_RATE: Handler = |app, req| Box::pin(exchange::put_rate(app, req));
+    pub const CREATE_QUOTE: Handler = |app, req| Box::pin(exchange::create_quote(app, req));
+    pub const CREATE_CONVERSION: Handler = |app, req| Box::pin(exchange::create_conversion(app, req));
+    pub const LIST_CONVERSIONS: Handler = |app, req| Box::pin(exchange::list_conversions(app, req));
+    pub const PLATFORM_BALANCES: Handler = |app, req| Box::pin(exchange::platform_balances(app, req));
 }
 
 impl Route {
@@ -219,6 +251,13 @@ impl Route {
             Route::CreateRefund => handlers::CREATE_REFUND,
             Route::WithdrawalPaid => handlers::WITHDRAWAL_PAID,
             Route::WithdrawalReturned => handlers::WITHDRAWAL_RETURNED,
+            Route::GetFees => handlers::GET_FEES,
+            Route::PreviewWithdrawal => handlers::PREVIEW_WITHDRAWAL,
+            Route::PutFxRate => handlers::PUT_FX_RATE,
+            Route::CreateQuote => handlers::CREATE_QUOTE,
+            Route::CreateConversion => handlers::CREATE_CONVERSION,
+            Route::ListConversions => handlers::LIST_CONVERSIONS,
+            Route::PlatformBalances => handlers::PLATFORM_BALANCES,
         }
     }
 }

@@ -9,12 +9,14 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{
-    currency, json_body, member_caller, page_json, page_request, path_param, require_internal_caller, MoneyField, Reply,
+    currency, idempotency_key, json_body, member_caller, page_json, page_request, path_param, require_internal_caller,
+    MoneyField, Reply,
 };
-use crate::ids::WithdrawalId;
+use crate::fx::shown;
+use crate::ids::{QuoteId, WithdrawalId};
 use crate::password::PaymentPassword;
 use crate::records::{BankAccount, Withdrawal};
-use crate::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
+use crate::withdrawal::{self, Payout, WithdrawalRequest};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +33,10 @@ struct CreateWithdrawal {
     amount: MoneyField,
     payment_password: String,
     bank_account: BankAccountBody,
+    #[serde(default)]
+    payout_currency: Option<String>,
+    #[serde(default)]
+    quote_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +63,10 @@ fn withdrawal_view(w: &Withdrawal) -> Value {
             "bank_name": w.bank_account.bank_name,
             "account_last4": w.bank_account.last4(),
         },
+        "payout_currency": w.payout.as_ref().map_or(w.currency, |p| p.currency).code(),
+        "payout_amount": w.payout.as_ref().map_or(w.net_amount, |p| p.amount).to_string(),
+        "rate": w.payout.as_ref().map(|p| shown(p.rate, 6)),
+        "quote_id": w.payout.as_ref().map(|p| p.quote_id.as_str()),
         "created_at": w.created_at.to_rfc3339(),
         "updated_at": w.updated_at.to_rfc3339(),
     });
@@ -71,13 +81,17 @@ const MAX_REASON_CHARS: usize = 500;
 
 pub(super) async fn create(app: &App, req: Request) -> Result<Reply, ApiError> {
     let member_id = member_caller(&req)?;
-    let key = match req.headers().get("idempotency-key") {
-        None => return Err(ApiError::IdempotencyKeyRequired),
-        Some(value) => IdempotencyKey::parse(value.to_str().map_err(|_| ApiError::InvalidIdempotencyKey)?)?,
-    };
+    let key = idempotency_key(&req)?;
     let body: CreateWithdrawal = json_body(&req)?;
     let amount = body.amount.positive()?;
     let currency = currency(&body.currency)?;
+    let payout_currency = body.payout_currency.as_deref().map_or(Ok(currency), crate::http::currency)?;
+    // A quote id of any other shape names no quote: not found, without a store call.
+    let quote_id = body
+        .quote_id
+        .as_deref()
+        .map(|id| QuoteId::parse(id).ok_or(ApiError::QuoteNotFound))
+        .transpose()?;
     let bank_account = BankAccount::parse(
         body.bank_account.holder_name,
         body.bank_account.account_number,
@@ -89,6 +103,8 @@ pub(super) async fn create(app: &App, req: Request) -> Result<Reply, ApiError> {
         amount,
         password: PaymentPassword::new(body.payment_password),
         bank_account,
+        payout_currency,
+        quote_id,
     };
     let created = withdrawal::withdraw(app, &member_id, request).await?;
     // A replay shows the withdrawal as it was created, so its body is the first one's.

@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = store.table().to_owned();
     let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$pQ2IHaVxZuL34y5Ob0WHXRCzJ4CSLBNtsWw9xmF1ifQ";
     let member = fund_account::member::MemberId::parse("seller-001")?;
-    let settings = fund_account::app::Settings::new(b"bench-code-secret-0123456789abcdef".to_vec(), None, None)?;
+    let settings = fund_account::app::Settings::new(b"bench-code-secret-0123456789abcdef".to_vec())?;
     let app = fund_account::app::App::new(
         Arc::new(store),
         Arc::new(fund_account::adapters::sqlite::SqliteStore::in_memory()?.outbox()),
@@ -97,8 +97,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vars = [
         ("TABLE_NAME", table.clone()),
         ("CODE_SECRET_ARN", secret_arn),
-        ("WITHDRAWAL_FEE_USD", "15.00".to_owned()),
-        ("WITHDRAWAL_FEE_CNY", "0.00".to_owned()),
+        ("FEE_SCHEDULE", fund_account::fees::DEFAULT_SCHEDULE_JSON.to_owned()),
+        ("FX_MARKUP_PERCENT", r#"{"USD-CNY": "0.50", "CNY-USD": "0.50"}"#.to_owned()),
+        ("FX_RATE_MAX_AGE_SECONDS", "300".to_owned()),
         (
             "ALERT_TOPIC_ARN",
             "arn:aws:sns:us-east-1:123456789012:bench-alerts".to_owned(),

@@ -33,7 +33,7 @@ fn report(name: &str, mut samples: Vec<Duration>) -> f64 {
 }
 
 async fn withdrawals(store: Arc<dyn Store>, samples: usize) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
-    let settings = Settings::new(b"bench-code-secret-0123456789abcdef".to_vec(), None, None)?;
+    let settings = Settings::new(b"bench-code-secret-0123456789abcdef".to_vec())?;
     let outbox = fund_account::adapters::sqlite::SqliteStore::in_memory()?.outbox();
     let app = App::new(store, Arc::new(outbox), Arc::new(SystemClock), settings);
     let member = fund_account::member::MemberId::parse("bench-seller")?;

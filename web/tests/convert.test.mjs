@@ -1,0 +1,203 @@
+// The Convert page in the browser (issue 12): a quote with the rate, the mid-market rate and
+// the markup and its countdown; the conversion on it (one Idempotency-Key per quote), the
+// result, the balances and the list; buy-exact; and an expired quote, by the browser's
+// clock (page.clock) or by the server's 410, replaced by a new quote and never converted.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  call,
+  checkA11y,
+  expireNextQuoteUse,
+  fundedMember,
+  GATEWAY_URL,
+  heading,
+  launch,
+  LOGIN_PASSWORD,
+  openPage,
+  recordCalls,
+  setReferenceRate,
+  shot,
+  signIn,
+  waitForCalls,
+  waitForText,
+} from './helpers.mjs';
+
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Opens the Convert page from the navigation. */
+async function openConvert(page) {
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Convert' }).click();
+  await heading(page, 'Convert');
+}
+
+/** Asks for a quote and waits for it; answers the quote. */
+async function getQuote(page, quotes) {
+  const before = quotes.length;
+  await page.getByRole('button', { name: /^Get (a|a new) quote$/ }).click();
+  await waitForCalls(quotes, before + 1);
+  const q = quotes[before].answer;
+  await waitForText(page.locator('#cv-quote'), `Quote ${q.id}`);
+  return q;
+}
+
+describe('conversions', () => {
+  test('a conversion: the quote with mid rate and markup, Convert, the result, the balances and the list', async () => {
+    await setReferenceRate('USD-CNY', '7.20');
+    const m = await fundedMember();
+    const { context, page, problems } = await openPage(browser);
+    const quotes = recordCalls(page, 'POST', '/v1/fx/quotes');
+    const conversions = recordCalls(page, 'POST', '/v1/conversions');
+    await signIn(page, m.memberId);
+    await openConvert(page);
+    await waitForText(page.locator('.empty'), 'No conversions yet.');
+    await checkA11y(page, 'convert, empty');
+
+    // Choosing the currency to get flips the other one.
+    await page.getByLabel('You get').selectOption('USD');
+    assert.equal(await page.getByLabel('You sell').inputValue(), 'CNY');
+    await page.getByLabel('You sell').selectOption('USD');
+    assert.equal(await page.getByLabel('You get').inputValue(), 'CNY');
+
+    await page.getByLabel('Amount to sell (USD)').fill('100');
+    const q = await getQuote(page, quotes);
+    assert.deepEqual(quotes[0].body, { sell_currency: 'USD', buy_currency: 'CNY', sell_amount: '100.00' });
+    assert.match(q.id, /^fxq_/);
+    // 7.20 less the 0.50 % markup is 7.164000; 100.00 USD buys 716.40 CNY.
+    assert.deepEqual(
+      { rate: q.rate, mid: q.mid_rate, markup: q.markup_percent, sell: q.sell_amount, buy: q.buy_amount },
+      { rate: '7.164000', mid: '7.20000000', markup: '0.50', sell: '100.00', buy: '716.40' },
+    );
+    await waitForText(page.locator('#cv-quote-sell'), '100.00 USD');
+    await waitForText(page.locator('#cv-quote-buy'), '716.40 CNY');
+    await waitForText(page.locator('#cv-quote-rate'), '1 USD = 7.164000 CNY');
+    await waitForText(page.locator('#cv-quote-mid'), '1 USD = 7.20000000 CNY');
+    await waitForText(page.locator('#cv-quote-markup'), '0.50 %');
+    await waitForText(page.locator('#cv-countdown'), /^Rate locked for (30:00|29:[0-5]\d)$/);
+    await waitForText(page.locator('#live'), 'Your quote: 100.00 USD → 716.40 CNY');
+    await checkA11y(page, 'convert with a quote');
+    await shot(page, 'convert-01-quote');
+
+    await page.getByRole('button', { name: 'Convert', exact: true }).click();
+    await waitForText(page.locator('#cv-result-sell'), '100.00 USD');
+    await waitForText(page.locator('#cv-result-buy'), '716.40 CNY');
+    await waitForText(page.locator('#cv-result-rate'), '1 USD = 7.164000 CNY');
+    await waitForText(page.locator('#cv-balances'), 'Available now: 1,400.00 USD · 1,516.40 CNY.');
+    await waitForText(page.locator('#live'), 'Converted: 100.00 USD → 716.40 CNY');
+    assert.equal(conversions.length, 1);
+    assert.deepEqual(conversions[0].body, { quote_id: q.id });
+    assert.match(conversions[0].headers['idempotency-key'], /^web-[0-9a-f-]{32,36}$/);
+    assert.equal(conversions[0].status, 201);
+    const row = page.locator('#conversions tbody tr');
+    assert.equal(await row.count(), 1);
+    assert.equal(await row.getAttribute('data-id'), conversions[0].answer.id);
+    await waitForText(row, '716.40 CNY');
+    await checkA11y(page, 'conversion result and list');
+    await shot(page, 'convert-02-result-and-list');
+
+    // The account page: balances and the ledger's conversion entries.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
+    await heading(page, 'Fund account');
+    await waitForText(page.locator('[data-testid="USD-available"]'), '1,400.00');
+    await waitForText(page.locator('[data-testid="CNY-available"]'), '1,516.40');
+    await waitForText(page.locator('#transactions'), 'Converted to another currency');
+    await waitForText(page.locator('#transactions'), 'Converted from another currency');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('buy-exact, in Chinese: the amount to get, the amount to sell rounded up', async () => {
+    await setReferenceRate('USD-CNY', '7.20');
+    const m = await fundedMember();
+    const { context, page, problems } = await openPage(browser, { locale: 'zh-CN' });
+    const quotes = recordCalls(page, 'POST', '/v1/fx/quotes');
+    await page.goto(`${GATEWAY_URL}/`);
+    await heading(page, '登录');
+    await page.getByLabel('会员 ID').fill(m.memberId);
+    await page.getByLabel('登录密码').fill(LOGIN_PASSWORD);
+    await page.getByRole('button', { name: '登录' }).click();
+    await heading(page, '资金账户');
+    await page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: '换汇' }).click();
+    await heading(page, '换汇');
+
+    await page.getByLabel('买入金额', { exact: true }).check();
+    await page.getByLabel('买入金额（CNY）').fill('1000');
+    await page.getByRole('button', { name: '获取报价' }).click();
+    await waitForCalls(quotes, 1);
+    assert.deepEqual(quotes[0].body, { sell_currency: 'USD', buy_currency: 'CNY', buy_amount: '1000.00' });
+    // 1000.00 ÷ 7.164 = 139.586…, rounded up to the cent.
+    assert.equal(quotes[0].answer.sell_amount, '139.59');
+    await waitForText(page.locator('#cv-quote-sell'), '139.59 USD');
+    await waitForText(page.locator('#cv-quote-buy'), '1,000.00 CNY');
+    await waitForText(page.locator('#cv-quote-markup'), '0.50 %');
+    await waitForText(page.locator('#cv-countdown'), /^汇率锁定剩余 (30:00|29:[0-5]\d)$/);
+    await checkA11y(page, 'convert buy-exact, Chinese');
+    await shot(page, 'convert-03-buy-exact-zh');
+
+    await page.getByRole('button', { name: '确认换汇' }).click();
+    await waitForText(page.locator('#cv-result-buy'), '1,000.00 CNY');
+    await waitForText(page.locator('#cv-result'), '换汇成功');
+    const account = await call('GET', '/v1/account', { token: m.token });
+    assert.equal(account.body.balances.USD.available, '1360.41');
+    assert.equal(account.body.balances.CNY.available, '1800.00');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('an expired quote is never converted: the countdown and a 410 quote_expired both bring a new quote', async () => {
+    await setReferenceRate('USD-CNY', '7.20');
+    const m = await fundedMember();
+    const { context, page, problems } = await openPage(browser, { expectHttp: ['POST /v1/conversions 410'] });
+    await page.clock.install();
+    const quotes = recordCalls(page, 'POST', '/v1/fx/quotes');
+    const conversions = recordCalls(page, 'POST', '/v1/conversions');
+    await signIn(page, m.memberId);
+    await openConvert(page);
+
+    await page.getByLabel('Amount to sell (USD)').fill('50');
+    const old = await getQuote(page, quotes);
+    await page.clock.fastForward('31:00');
+    await waitForCalls(quotes, 2);
+    const renewed = quotes[1].answer;
+    assert.notEqual(renewed.id, old.id);
+    assert.deepEqual(quotes[1].body, quotes[0].body);
+    await waitForText(page.locator('#cv-notice'), 'The quote had expired, so a new one was fetched.');
+    await waitForText(page.locator('#live'), 'The quote had expired');
+    await waitForText(page.locator('#cv-quote'), `Quote ${renewed.id}`);
+    await waitForText(page.locator('#cv-countdown'), /^Rate locked for (30:00|29:[0-5]\d)$/);
+    assert.equal(conversions.length, 0);
+    await checkA11y(page, 'quote refreshed after the countdown');
+    await shot(page, 'convert-04-quote-refreshed');
+
+    const refused = await expireNextQuoteUse(page, '/v1/conversions');
+    await page.getByRole('button', { name: 'Convert', exact: true }).click();
+    await waitForCalls(quotes, 3);
+    const third = quotes[2].answer;
+    assert.deepEqual(refused, [{ quote_id: renewed.id }]);
+    await waitForText(page.locator('#cv-notice'), 'The quote had expired, so a new one was fetched.');
+    await waitForText(page.locator('#cv-quote'), `Quote ${third.id}`);
+    assert.equal(await page.locator('#cv-result').count(), 0, 'not converted on its own');
+
+    await page.getByRole('button', { name: 'Convert', exact: true }).click();
+    await waitForText(page.locator('#cv-result-sell'), '50.00 USD');
+    const sent = conversions.map((c) => c.body.quote_id);
+    assert.deepEqual(sent, [renewed.id, third.id]);
+    assert.ok(!sent.includes(old.id), 'the expired quote was never sent');
+    const keys = conversions.map((c) => c.headers['idempotency-key']);
+    assert.notEqual(keys[0], keys[1], 'a new quote, a new Idempotency-Key');
+    const list = await call('GET', '/v1/conversions', { token: m.token });
+    assert.equal(list.body.items.length, 1);
+    assert.equal(list.body.items[0].quote_id, third.id);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+});
