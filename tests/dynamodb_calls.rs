@@ -100,6 +100,8 @@ fn withdrawal_request(key: &str, value: &str, password: &str) -> WithdrawalReque
             account_number: "6222020200112233".to_owned(),
             bank_name: "ICBC".to_owned(),
         },
+        payout_currency: Currency::Usd,
+        quote_id: None,
     }
 }
 

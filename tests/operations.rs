@@ -171,6 +171,7 @@ fn report(options: RunOptions) -> Report {
         accounts_checked: 0,
         accounts_busy: 0,
         settled: Settled::default(),
+        openings_booked: 0,
         discrepancies: Vec::new(),
         duration_ms: 1,
         options,

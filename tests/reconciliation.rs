@@ -136,7 +136,7 @@ async fn a_balance_changed_without_a_ledger_entry_is_reported_alerted_and_left_a
     let found: Vec<_> = report
         .discrepancies
         .iter()
-        .map(|d| (d.member_id.as_str(), d.currency, d.kind))
+        .map(|d| (d.member_id.as_deref().unwrap_or("-"), d.currency, d.kind))
         .collect();
     assert_eq!(
         found,

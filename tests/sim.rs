@@ -565,7 +565,8 @@ fn written_member(write: &Write) -> Option<MemberId> {
         Write::PutCollection { collection, .. } => Some(collection.member_id.clone()),
         Write::PutRefund(refund) => Some(refund.member_id.clone()),
         Write::PutIdempotency { record, .. } => Some(record.member_id.clone()),
-        Write::PutRun(_) => None,
+        Write::AppendPlatformEntry(entry) => Some(entry.member_id.clone()),
+        Write::PutRun(_) | Write::PutDoc { .. } | Write::AdjustPlatform { .. } => None,
     }
 }
 
@@ -706,8 +707,11 @@ impl World {
         let mut keyed = BTreeSet::new();
         for (member, key) in &keys {
             if let Some(record) = table.idempotency_record(member, key).await.unwrap() {
-                if !keyed.insert(record.withdrawal.id.to_string()) {
-                    return Err(format!("withdrawal {} is held by two keys", record.withdrawal.id));
+                let fund_account::records::Created::Withdrawal(withdrawal) = &record.created else {
+                    return Err(format!("key {key} holds a conversion"));
+                };
+                if !keyed.insert(withdrawal.id.to_string()) {
+                    return Err(format!("withdrawal {} is held by two keys", withdrawal.id));
                 }
             }
         }

@@ -493,7 +493,7 @@ async fn idempotency_keys_are_held_until_they_expire(adapter: Adapter) {
         .unwrap();
 
     let context = store
-        .withdrawal_context(&member_id("s"), Currency::Usd, "key #1/ä")
+        .withdrawal_context(&member_id("s"), Currency::Usd, "key #1/ä", &[])
         .await
         .unwrap();
     assert_eq!(context.idempotency, Some(record.clone()));
@@ -518,7 +518,7 @@ async fn idempotency_keys_are_held_until_they_expire(adapter: Adapter) {
         Some(renewed)
     );
     let none = store
-        .withdrawal_context(&member_id("nobody"), Currency::Cny, "k")
+        .withdrawal_context(&member_id("nobody"), Currency::Cny, "k", &[])
         .await
         .unwrap();
     assert!(none.member.is_none() && none.idempotency.is_none());

@@ -431,6 +431,8 @@ async fn storm(adapter: Adapter, members: usize, clients: u64, ops: u64) {
                             amount,
                             password: PaymentPassword::new(PAYMENT_PASSWORD.to_owned()),
                             bank_account: bank(),
+                            payout_currency: currency,
+                            quote_id: None,
                         };
                         withdrawal::withdraw(&t.app, m, request)
                             .await

@@ -278,9 +278,14 @@ pub async fn settle_one(app: &App, collection: &Collection, now: Timestamp) -> R
     if !remaining.is_zero() {
         let reference = collection.collection_id.as_str();
         let transaction = Transaction::new(&collection.member_id, reference, now).member(
-            Posting::new(&collection.member_id, collection.currency, EntryType::CollectionSettled, reference)
-                .change(Bucket::Pending, remaining.negated())
-                .change(Bucket::Available, remaining),
+            Posting::new(
+                &collection.member_id,
+                collection.currency,
+                EntryType::CollectionSettled,
+                reference,
+            )
+            .change(Bucket::Pending, remaining.negated())
+            .change(Bucket::Available, remaining),
         );
         writes.extend(Write::transaction(transaction, now)?);
     }

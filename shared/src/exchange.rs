@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
-use crate::fx::{Conversion, FxSettings, MemberRate, Mid, Pair, Quote, QuoteBook, QuotePurpose, ReferenceRate, QUOTE_TTL_SECONDS};
+use crate::fx::{
+    Conversion, FxSettings, MemberRate, Mid, Pair, Quote, QuoteBook, QuotePurpose, ReferenceRate, QUOTE_TTL_SECONDS,
+};
 use crate::ids::{ConversionId, QuoteId};
 use crate::ledger::{Bucket, EntryType, PlatformAccount, Posting, Transaction};
 use crate::member::{MemberId, MemberStatus};
@@ -195,9 +197,14 @@ async fn quote_context(app: &App, member_id: &MemberId, pair: Pair) -> Result<Qu
     let state = app.store.member_state(member_id).await?;
     let docs = app
         .store
-        .docs(&[keys::quote_book(member_id), keys::rate(pair), keys::rate(pair.reverse())])
+        .docs(&[
+            keys::quote_book(member_id),
+            keys::rate(pair),
+            keys::rate(pair.reverse()),
+        ])
         .await?;
-    let parse_rate = |doc: &Option<Doc>| -> Result<Option<ReferenceRate>, StoreError> { doc.as_ref().map(Doc::parse).transpose() };
+    let parse_rate =
+        |doc: &Option<Doc>| -> Result<Option<ReferenceRate>, StoreError> { doc.as_ref().map(Doc::parse).transpose() };
     Ok(QuoteContext {
         exists: state.is_some(),
         active: state.as_ref().is_some_and(|s| s.member.status == MemberStatus::Active),
@@ -325,7 +332,11 @@ pub async fn preview(
         .fees
         .row(currency, payout_currency)
         .ok_or(ApiError::UnsupportedPayout)?;
-    let state = app.store.member_state(member_id).await?.ok_or(ApiError::MemberNotFound)?;
+    let state = app
+        .store
+        .member_state(member_id)
+        .await?
+        .ok_or(ApiError::MemberNotFound)?;
     if state.member.status != MemberStatus::Active {
         return Err(ApiError::AccountNotActive);
     }
@@ -567,7 +578,11 @@ pub fn conversion_transaction(conversion: &Conversion, now: Timestamp) -> Transa
 /// `GET /v1/conversions`: newest first.
 pub async fn conversions(app: &App, member_id: &MemberId, page: &PageRequest) -> Result<Page<Conversion>, ApiError> {
     let docs = app.store.doc_page(&keys::conversions(member_id), page).await?;
-    let items = docs.items.iter().map(Doc::parse).collect::<Result<Vec<Conversion>, _>>()?;
+    let items = docs
+        .items
+        .iter()
+        .map(Doc::parse)
+        .collect::<Result<Vec<Conversion>, _>>()?;
     Ok(Page { items, more: docs.more })
 }
 

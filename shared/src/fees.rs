@@ -25,7 +25,8 @@ impl FeeRow {
     /// The fee of withdrawing `amount`.
     pub fn fee(&self, amount: Amount) -> Amount {
         let proportional = amount.as_decimal() * self.percent / Decimal::ONE_HUNDRED;
-        let raw = (self.fixed.as_decimal() + proportional).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+        let raw =
+            (self.fixed.as_decimal() + proportional).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
         let mut fee = Amount::from_rounded(raw);
         if fee < self.min {
             fee = self.min;
@@ -125,7 +126,10 @@ impl FeeSchedule {
                 return Err(ConfigError(format!("{} must not be negative", at("min"))));
             }
             if row.percent.is_sign_negative() || row.percent > MAX_PERCENT {
-                return Err(ConfigError(format!("{} must be between 0 and {MAX_PERCENT}", at("percent"))));
+                return Err(ConfigError(format!(
+                    "{} must be between 0 and {MAX_PERCENT}",
+                    at("percent")
+                )));
             }
             if let Some(max) = row.max {
                 if max < row.min {
@@ -165,10 +169,13 @@ impl FeeSchedule {
                 currency: currency("currency", &row.currency)?,
                 payout_currency: currency("payout_currency", &row.payout_currency)?,
                 fixed: money("fixed", &row.fixed)?,
-                percent: row
-                    .percent
-                    .parse::<Decimal>()
-                    .map_err(|_| ConfigError(format!("{} must be a decimal such as 0.30: {:?}", at("percent"), row.percent)))?,
+                percent: row.percent.parse::<Decimal>().map_err(|_| {
+                    ConfigError(format!(
+                        "{} must be a decimal such as 0.30: {:?}",
+                        at("percent"),
+                        row.percent
+                    ))
+                })?,
                 min: money("min", &row.min)?,
                 max: row.max.as_deref().map(|m| money("max", m)).transpose()?,
             });
@@ -206,7 +213,11 @@ mod tests {
         let schedule = FeeSchedule::default();
         let fee = |from, to, a: &str| schedule.row(from, to).map(|r| r.fee(amount(a)).to_string());
         assert_eq!(fee(Currency::Usd, Currency::Usd, "100"), Some("15.00".into()));
-        assert_eq!(fee(Currency::Usd, Currency::Cny, "100"), Some("8.00".into()), "raised to min");
+        assert_eq!(
+            fee(Currency::Usd, Currency::Cny, "100"),
+            Some("8.00".into()),
+            "raised to min"
+        );
         assert_eq!(fee(Currency::Usd, Currency::Cny, "10000"), Some("30.00".into()));
         assert_eq!(fee(Currency::Cny, Currency::Cny, "100"), Some("0.00".into()));
         assert_eq!(fee(Currency::Cny, Currency::Usd, "100"), None, "not paid out");
@@ -240,12 +251,19 @@ mod tests {
     fn a_bad_schedule_names_the_field() {
         let refused = |text: &str| FeeSchedule::parse(text).unwrap_err().0;
         let row = |fields: &str| {
-            format!(r#"[{{"currency":"USD","payout_currency":"USD","fixed":"1","percent":"0","min":"0","max":null{fields}}}]"#)
+            format!(
+                r#"[{{"currency":"USD","payout_currency":"USD","fixed":"1","percent":"0","min":"0","max":null{fields}}}]"#
+            )
         };
         assert!(FeeSchedule::parse(&row("")).is_ok());
         assert!(refused(&row(r#","extra":1"#)).contains("FEE_SCHEDULE"));
-        let negative = r#"[{"currency":"USD","payout_currency":"USD","fixed":"-1","percent":"0","min":"0","max":null}]"#;
-        assert!(refused(negative).contains("FEE_SCHEDULE[0].fixed"), "{}", refused(negative));
+        let negative =
+            r#"[{"currency":"USD","payout_currency":"USD","fixed":"-1","percent":"0","min":"0","max":null}]"#;
+        assert!(
+            refused(negative).contains("FEE_SCHEDULE[0].fixed"),
+            "{}",
+            refused(negative)
+        );
         let inverted = r#"[{"currency":"USD","payout_currency":"CNY","fixed":"0","percent":"1","min":"9","max":"8"}]"#;
         assert!(refused(inverted).contains("FEE_SCHEDULE[0].max"));
         let percent = r#"[{"currency":"USD","payout_currency":"CNY","fixed":"0","percent":"-1","min":"0","max":null}]"#;

@@ -115,13 +115,22 @@ pub fn fees_from(env: &dyn Env) -> Result<FeeSchedule, ConfigError> {
 
 /// The FX settings of a function that locks quotes: both variables required.
 pub fn fx_from(env: &dyn Env) -> Result<FxSettings, ConfigError> {
-    let markups = required(env, vars::FX_MARKUP_PERCENT, "the markups, e.g. {\"USD-CNY\": \"0.50\"}")?;
+    let markups = required(
+        env,
+        vars::FX_MARKUP_PERCENT,
+        "the markups, e.g. {\"USD-CNY\": \"0.50\"}",
+    )?;
     let age = required(env, vars::FX_RATE_MAX_AGE_SECONDS, "seconds, e.g. 300")?;
     let max_rate_age_seconds = age
         .parse::<i64>()
         .ok()
         .filter(|s| (1..=86_400).contains(s))
-        .ok_or_else(|| ConfigError(format!("{} must be 1 to 86400 seconds, not {age:?}", vars::FX_RATE_MAX_AGE_SECONDS)))?;
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{} must be 1 to 86400 seconds, not {age:?}",
+                vars::FX_RATE_MAX_AGE_SECONDS
+            ))
+        })?;
     Ok(FxSettings {
         markups: FxSettings::parse_markups(&markups).map_err(ConfigError)?,
         max_rate_age_seconds,

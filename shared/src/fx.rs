@@ -225,7 +225,10 @@ pub enum QuotePurpose {
     Conversion,
     /// The withdrawal of `amount` in the sell currency whose preview locked this quote
     /// for its `net_amount`, with the fee the preview showed.
-    Withdrawal { amount: Amount, fee: Amount },
+    Withdrawal {
+        amount: Amount,
+        fee: Amount,
+    },
 }
 
 /// A locked FX quote: the member may sell `sell_amount` for `buy_amount` until
@@ -373,7 +376,19 @@ mod tests {
     fn mids_are_positive_with_at_most_eight_places() {
         assert_eq!(Mid::parse("7.2").unwrap().as_decimal().to_string(), "7.20000000");
         assert_eq!(Mid::parse("0.13888889").unwrap().0, 13_888_889);
-        for bad in ["0", "0.00000000", "-7.2", "7.123456789", "7.", ".5", "1e2", "", " 7", "7,2", "1234567890123"] {
+        for bad in [
+            "0",
+            "0.00000000",
+            "-7.2",
+            "7.123456789",
+            "7.",
+            ".5",
+            "1e2",
+            "",
+            " 7",
+            "7,2",
+            "1234567890123",
+        ] {
             assert_eq!(Mid::parse(bad), Err(ApiError::InvalidRate), "{bad:?}");
         }
     }
@@ -409,9 +424,15 @@ mod tests {
         assert_eq!(Mid::parse("1.6").unwrap().inverse_shown().to_string(), "0.62500000");
         assert_eq!(Mid::parse("3").unwrap().inverse_shown().to_string(), "0.33333333");
         // 1 / 0.00000016 = 6250000 exactly.
-        assert_eq!(Mid::parse("0.00000016").unwrap().inverse_shown().to_string(), "6250000.00000000");
+        assert_eq!(
+            Mid::parse("0.00000016").unwrap().inverse_shown().to_string(),
+            "6250000.00000000"
+        );
         // 10^16 / 32 = 312500000000000 → exact; 10^16 / 3 rounds down; 10^16/6 = …666.67 → up.
-        assert_eq!(Mid::parse("0.00000006").unwrap().inverse_shown().to_string(), "16666666.66666667");
+        assert_eq!(
+            Mid::parse("0.00000006").unwrap().inverse_shown().to_string(),
+            "16666666.66666667"
+        );
     }
 
     #[test]
@@ -443,7 +464,9 @@ mod tests {
         assert_eq!(book.with(QuoteId::new_at(now), now.plus_seconds(1800), now), Err(100));
         // Expired quotes leave the book.
         let later = now.plus_seconds(100);
-        assert!(book.with(QuoteId::new_at(later), later.plus_seconds(1800), later).is_ok());
+        assert!(book
+            .with(QuoteId::new_at(later), later.plus_seconds(1800), later)
+            .is_ok());
         let first = book.live[0].0.clone();
         assert_eq!(book.without(&first, now).live.len(), MAX_LIVE_QUOTES - 1);
     }

@@ -17,9 +17,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::clock::Timestamp;
 use crate::collection::{settle_due, Settled};
 use crate::error::ApiError;
-use crate::clock::Timestamp;
 use crate::ledger::{Balance, Balances, Bucket, EntryType, PlatformAccount, PlatformEntry, PlatformShard};
 use crate::member::{MemberId, MEMBER_SHARDS};
 use crate::money::{Amount, Currency};
@@ -342,12 +342,22 @@ struct OpeningMarker {
 /// entry from a function still on the old code is booked by the next run. The opening
 /// entry carries the newest legacy entry's time, so the zero-sum check sees both sides
 /// at once. Returns whether it booked anything.
-async fn book_opening(app: &App, member_id: &MemberId, currency: Currency, legacy: Amount, newest: Timestamp) -> Result<bool, ApiError> {
+async fn book_opening(
+    app: &App,
+    member_id: &MemberId,
+    currency: Currency,
+    legacy: Amount,
+    newest: Timestamp,
+) -> Result<bool, ApiError> {
     crate::retry::retrying(|| async move {
         let key = opening_key(member_id, currency);
         let stored = app.store.docs(std::slice::from_ref(&key)).await?.pop().flatten();
         let (marker, expect, version) = match &stored {
-            Some(doc) => (doc.parse::<OpeningMarker>()?, Expect::Version(doc.version), doc.version + 1),
+            Some(doc) => (
+                doc.parse::<OpeningMarker>()?,
+                Expect::Version(doc.version),
+                doc.version + 1,
+            ),
             None => (OpeningMarker::default(), Expect::Absent, 1),
         };
         let delta = legacy.checked_sub(marker.booked).ok_or(ApiError::Internal)?;

@@ -133,11 +133,17 @@ pub enum Write {
         now: Timestamp,
     },
     /// Writes a document, if the stored one is as expected.
-    PutDoc { doc: Doc, expect: Expect },
+    PutDoc {
+        doc: Doc,
+        expect: Expect,
+    },
     /// Adds a signed amount to one shard of a platform account (creating it at zero).
     /// Unconditional: platform accounts may go negative (clearing does), and an
     /// unconditional add never conflicts with another member's.
-    AdjustPlatform { shard: PlatformShard, delta: Amount },
+    AdjustPlatform {
+        shard: PlatformShard,
+        delta: Amount,
+    },
     /// Adds a platform ledger entry; fails if its id exists.
     AppendPlatformEntry(PlatformEntry),
 }
@@ -245,8 +251,11 @@ pub trait Store: Send + Sync {
     async fn platform_balances(&self) -> Result<Vec<(PlatformShard, Amount)>, StoreError>;
 
     /// One platform shard's entries, newest first.
-    async fn platform_entries(&self, shard: PlatformShard, page: &PageRequest)
-        -> Result<Page<PlatformEntry>, StoreError>;
+    async fn platform_entries(
+        &self,
+        shard: PlatformShard,
+        page: &PageRequest,
+    ) -> Result<Page<PlatformEntry>, StoreError>;
 
     async fn idempotency_record(
         &self,

@@ -231,7 +231,11 @@ pub fn decide(
         },
     ];
     if let Some(state) = &quote {
-        writes.extend(state.spend(withdrawal.id.as_str(), now).map_err(|_| ApiError::Internal)?);
+        writes.extend(
+            state
+                .spend(withdrawal.id.as_str(), now)
+                .map_err(|_| ApiError::Internal)?,
+        );
     }
     let reference = withdrawal.id.as_str();
     let transaction = Transaction::new(member_id, reference, now).member(
@@ -416,7 +420,12 @@ pub fn payout_transaction(withdrawal: &Withdrawal, report: &Payout, now: Timesta
                     Posting::new(member_id, currency, EntryType::WithdrawalPaid, reference)
                         .change(Bucket::InTransit, withdrawal.amount.negated()),
                 )
-                .platform(PlatformAccount::FeeRevenue, currency, withdrawal.fee, EntryType::WithdrawalPaid);
+                .platform(
+                    PlatformAccount::FeeRevenue,
+                    currency,
+                    withdrawal.fee,
+                    EntryType::WithdrawalPaid,
+                );
             match &withdrawal.payout {
                 None => paid.platform(
                     PlatformAccount::Clearing,

@@ -35,9 +35,7 @@ use fund_account::ledger::{Balances, LedgerEntry, PlatformEntry, PlatformShard};
 use fund_account::member::MemberId;
 use fund_account::money::{Amount, Currency};
 use fund_account::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
-use fund_account::store::{
-    Doc, DocKey, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
-};
+use fund_account::store::{Doc, DocKey, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write};
 use tokio::sync::{oneshot, Notify};
 
 /// An operation in the simulation: one request a client made.
@@ -571,14 +569,17 @@ impl Store for SimStore {
         ];
         items.extend(docs.iter().map(doc_item));
         self.call(CallKind::TransactRead(items), || {
-            self.sim.table.withdrawal_context(member_id, currency, idempotency_key, docs)
+            self.sim
+                .table
+                .withdrawal_context(member_id, currency, idempotency_key, docs)
         })
         .await
     }
 
     async fn docs(&self, keys: &[DocKey]) -> Result<Vec<Option<Doc>>, StoreError> {
         let items = keys.iter().map(doc_item).collect();
-        self.call(CallKind::TransactRead(items), || self.sim.table.docs(keys)).await
+        self.call(CallKind::TransactRead(items), || self.sim.table.docs(keys))
+            .await
     }
 
     async fn doc_page(&self, partition: &str, page: &PageRequest) -> Result<Page<Doc>, StoreError> {

@@ -27,9 +27,9 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, KeysAndAttributes, ConditionCheck, Delete, Get,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, Select,
-    TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, Get,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, Select, TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -42,8 +42,7 @@ use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::store::{
-    validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext,
-    Write,
+    validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -557,9 +556,13 @@ fn cancellation(reasons: &[CancellationReason]) -> StoreError {
 
 /// A failed `TransactGetItems`: cancelled because a transaction was writing one of its
 /// items (a conflict, retried), or unavailable.
-fn transact_get_error<R: std::fmt::Debug + Send + Sync + 'static>(err: SdkError<TransactGetItemsError, R>) -> StoreError {
+fn transact_get_error<R: std::fmt::Debug + Send + Sync + 'static>(
+    err: SdkError<TransactGetItemsError, R>,
+) -> StoreError {
     match err.into_service_error() {
-        TransactGetItemsError::TransactionCanceledException(cancelled) => cancellation(cancelled.cancellation_reasons()),
+        TransactGetItemsError::TransactionCanceledException(cancelled) => {
+            cancellation(cancelled.cancellation_reasons())
+        }
         other => StoreError::Unavailable(DisplayErrorContext(&other).to_string()),
     }
 }
@@ -728,7 +731,12 @@ impl Store for DynamoStore {
                     .send()
                     .await
                     .map_err(unavailable)?;
-                for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
                     let Some(AttributeValue::S(pk)) = item.get("PK") else {
                         return Err(StoreError::Corrupt("a platform shard has no PK".to_owned()));
                     };

@@ -22,8 +22,7 @@ use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::sms::{OutboxMessage, SmsError, SmsSender};
 use crate::store::{
-    validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext,
-    Write,
+    validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
 };
 
 const SCHEMA: &str = "
@@ -419,7 +418,10 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
                 )
                 .optional()
                 .map_err(unavailable)?;
-            let current = current.as_deref().map_or(Ok(Amount::ZERO), Amount::parse_stored).map_err(corrupt)?;
+            let current = current
+                .as_deref()
+                .map_or(Ok(Amount::ZERO), Amount::parse_stored)
+                .map_err(corrupt)?;
             let next = current
                 .checked_add(*delta)
                 .ok_or_else(|| corrupt("platform balance overflow"))?;
@@ -587,7 +589,9 @@ impl Store for SqliteStore {
     async fn platform_balances(&self) -> Result<Vec<(PlatformShard, Amount)>, StoreError> {
         self.with_conn(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT account, currency, shard, balance FROM platform ORDER BY account, currency, shard")
+                .prepare_cached(
+                    "SELECT account, currency, shard, balance FROM platform ORDER BY account, currency, shard",
+                )
                 .map_err(unavailable)?;
             let rows = stmt
                 .query_map([], |r| {

@@ -10,10 +10,10 @@ use aws_config::SdkConfig;
 
 use crate::alerts::{AlertSink, LogAlerts};
 use crate::app::{App, ConfigError, MIN_CODE_SECRET_BYTES};
-use crate::fees::FeeSchedule;
-use crate::fx::FxSettings;
 use crate::clock::SystemClock;
+use crate::fees::FeeSchedule;
 use crate::function_config::{fees_from, fx_from, required, vars, Env, Function};
+use crate::fx::FxSettings;
 use crate::routes::{handlers, Handler, Route};
 use crate::sms::{NoSms, SmsSender};
 use crate::verification::CodeHasher;

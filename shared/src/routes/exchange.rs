@@ -51,7 +51,10 @@ pub(super) async fn preview(app: &App, req: Request) -> Result<Reply, ApiError> 
     let body: PreviewBody = json_body(&req)?;
     let amount = body.amount.positive()?;
     let currency = currency(&body.currency)?;
-    let payout_currency = body.payout_currency.as_deref().map_or(Ok(currency), crate::http::currency)?;
+    let payout_currency = body
+        .payout_currency
+        .as_deref()
+        .map_or(Ok(currency), crate::http::currency)?;
     let preview = exchange::preview(app, &member_id, currency, amount, payout_currency).await?;
     Ok(Reply::ok(preview_view(&preview)))
 }

@@ -115,7 +115,12 @@ impl Route {
                 "preview-withdrawal",
                 Caller::Member,
             ),
-            Route::PutFxRate => (Method::PUT, "/internal/fx-rates/{pair}", "put-fx-rate", Caller::Internal),
+            Route::PutFxRate => (
+                Method::PUT,
+                "/internal/fx-rates/{pair}",
+                "put-fx-rate",
+                Caller::Internal,
+            ),
             Route::CreateQuote => (Method::POST, "/v1/fx/quotes", "create-quote", Caller::Member),
             Route::CreateConversion => (Method::POST, "/v1/conversions", "create-conversion", Caller::Member),
             Route::ListConversions => (Method::GET, "/v1/conversions", "list-conversions", Caller::Member),

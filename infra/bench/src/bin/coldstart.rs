@@ -98,7 +98,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("TABLE_NAME", table.clone()),
         ("CODE_SECRET_ARN", secret_arn),
         ("FEE_SCHEDULE", fund_account::fees::DEFAULT_SCHEDULE_JSON.to_owned()),
-        ("FX_MARKUP_PERCENT", r#"{"USD-CNY": "0.50", "CNY-USD": "0.50"}"#.to_owned()),
+        (
+            "FX_MARKUP_PERCENT",
+            r#"{"USD-CNY": "0.50", "CNY-USD": "0.50"}"#.to_owned(),
+        ),
         ("FX_RATE_MAX_AGE_SECONDS", "300".to_owned()),
         (
             "ALERT_TOPIC_ARN",

@@ -67,6 +67,8 @@ async fn withdrawals(store: Arc<dyn Store>, samples: usize) -> Result<Vec<Durati
                 account_number: "6222020200112233".to_owned(),
                 bank_name: "ICBC".to_owned(),
             },
+            payout_currency: Currency::Cny,
+            quote_id: None,
         };
         let started = Instant::now();
         withdrawal::withdraw(&app, &member, request)
