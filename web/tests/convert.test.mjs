@@ -63,10 +63,10 @@ describe('conversions', () => {
     await checkA11y(page, 'convert, empty');
 
     // Choosing the currency to get flips the other one.
-    await page.getByLabel('You get').selectOption('USD');
-    assert.equal(await page.getByLabel('You sell').inputValue(), 'CNY');
-    await page.getByLabel('You sell').selectOption('USD');
-    assert.equal(await page.getByLabel('You get').inputValue(), 'CNY');
+    await page.getByLabel('You get', { exact: true }).selectOption('USD');
+    assert.equal(await page.getByLabel('You sell', { exact: true }).inputValue(), 'CNY');
+    await page.getByLabel('You sell', { exact: true }).selectOption('USD');
+    assert.equal(await page.getByLabel('You get', { exact: true }).inputValue(), 'CNY');
 
     await page.getByLabel('Amount to sell (USD)').fill('100');
     const q = await getQuote(page, quotes);

@@ -106,6 +106,7 @@ describe('fees and withdrawals across currencies', () => {
     assert.deepEqual(await page.locator('#wd-payout option').evaluateAll((os) => os.map((o) => o.getAttribute('value'))), ['CNY']);
     await page.getByLabel('Currency').selectOption('USD');
     assert.deepEqual(await page.locator('#wd-payout option').evaluateAll((os) => os.map((o) => o.getAttribute('value'))), ['USD', 'CNY']);
+    assert.equal(await page.getByLabel('Paid to a bank account in').inputValue(), 'USD', 'a new balance currency pays out in itself');
 
     await page.getByLabel('Amount', { exact: true }).fill('700');
     await waitForText(page.locator('#wd-preview-net'), '685.00 USD');

@@ -77,3 +77,14 @@ export function valueOf(id) {
   const el = /** @type {HTMLInputElement | null} */ (document.getElementById(id));
   return el ? el.value : '';
 }
+
+/**
+ * Sets an input's or select's value by id: after a redraw that put back what was on screen
+ * (App.update), for a value the page changed itself.
+ * @param {string} id
+ * @param {string} value
+ */
+export function setValue(id, value) {
+  const el = /** @type {HTMLInputElement | null} */ (document.getElementById(id));
+  if (el) el.value = value;
+}

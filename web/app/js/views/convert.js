@@ -8,7 +8,7 @@
 // new one and the seller is told; a stale quote is never sent.
 
 import { ApiError } from '../api.js';
-import { field, h } from '../dom.js';
+import { field, h, setValue } from '../dom.js';
 import {
   countdown,
   CURRENCIES,
@@ -93,6 +93,8 @@ function formCard(app) {
   const changed = () => {
     formChanged(app);
     app.update();
+    setValue('cv-sell', f.sell);
+    setValue('cv-buy', f.buy);
   };
   const amountCurrency = f.side === 'sell' ? f.sell : f.buy;
   const amount = field({

@@ -14,7 +14,7 @@
 // key free on the server) ends the submission; a changed form starts a new one.
 
 import { ApiError } from '../api.js';
-import { field, h, valueOf } from '../dom.js';
+import { field, h, setValue, valueOf } from '../dom.js';
 import {
   countdown,
   CURRENCIES,
@@ -113,10 +113,12 @@ function formView(app) {
     error: errorOf('currency'),
     attrs: {
       onchange: (event) => {
+        // A new balance currency starts with a payout in that currency (no conversion).
         s.form.currency = event.target.value;
-        if (!payoutCurrencies(s.fees, s.form.currency).includes(s.form.payout)) s.form.payout = s.form.currency;
+        s.form.payout = s.form.currency;
         formChanged(app);
         app.update();
+        setValue('wd-payout', s.form.payout);
       },
     },
   });
@@ -498,19 +500,23 @@ async function submit(event, app) {
     } else {
       s.retry = null;
     }
-    const input = /** @type {HTMLInputElement | null} */ (document.getElementById('wd-password'));
+    // The password goes after a refusal (after the redraw, which keeps what was typed).
+    const clearPassword = () => {
+      const input = /** @type {HTMLInputElement | null} */ (document.getElementById('wd-password'));
+      if (input) input.value = '';
+    };
     if (error instanceof ApiError && error.code === 'quote_expired') {
       // The server's clock says the quote is over: a new one, shown, and nothing sent.
       s.preview = null;
       app.update();
-      if (input) input.value = '';
+      clearPassword();
       await fetchPreview(app, 'refreshed');
       return;
     }
     if (error instanceof ApiError && QUOTE_CODES.includes(error.code)) s.preview = null;
     placeError(s, error);
     app.update();
-    if (input) input.value = '';
+    clearPassword();
     app.showError(error, { currency });
   }
 }
