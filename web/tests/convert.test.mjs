@@ -43,7 +43,7 @@ async function openConvert(page) {
 /** Asks for a quote and waits for it; answers the quote. */
 async function getQuote(page, quotes) {
   const before = quotes.length;
-  await page.getByRole('button', { name: /^Get (a|a new) quote$/ }).click();
+  await page.getByRole('button', { name: 'Get a quote' }).click();
   await waitForCalls(quotes, before + 1);
   const q = quotes[before].answer;
   await waitForText(page.locator('#cv-quote'), `Quote ${q.id}`);
@@ -149,6 +149,48 @@ describe('conversions', () => {
     const account = await call('GET', '/v1/account', { token: m.token });
     assert.equal(account.body.balances.USD.available, '1360.41');
     assert.equal(account.body.balances.CNY.available, '1800.00');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('refusals in place: more than the available balance, and the limit of open quotes with its wait', async () => {
+    await setReferenceRate('USD-CNY', '7.20');
+    const m = await fundedMember();
+    const { context, page, problems } = await openPage(browser, {
+      expectHttp: ['POST /v1/conversions 422', 'POST /v1/fx/quotes 429'],
+    });
+    const quotes = recordCalls(page, 'POST', '/v1/fx/quotes');
+    await signIn(page, m.memberId);
+    await openConvert(page);
+
+    // A quote reserves nothing: it can be for more than the balance; the conversion cannot.
+    await page.getByLabel('Amount to sell (USD)').fill('2000');
+    await getQuote(page, quotes);
+    await page.getByRole('button', { name: 'Convert', exact: true }).click();
+    await waitForText(page.locator('#form-error'), 'The amount is more than your available balance (1,500.00 USD).');
+    await waitForText(page.locator('#form-error'), /Request ID: [0-9A-Z]{10,}/);
+    await waitForText(page.locator('#live'), 'more than your available balance');
+    await checkA11y(page, 'conversion refused: insufficient funds');
+    await shot(page, 'convert-05-insufficient-funds');
+
+    // Nine more open quotes (ten with the one on screen): the eleventh waits.
+    for (let i = 0; i < 9; i += 1) {
+      const res = await call('POST', '/v1/fx/quotes', {
+        token: m.token,
+        body: { sell_currency: 'USD', buy_currency: 'CNY', sell_amount: '1.00' },
+      });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+    }
+    await page.getByLabel('Amount to sell (USD)').fill('20');
+    await page.getByRole('button', { name: 'Get a quote' }).click();
+    await waitForCalls(quotes, 2);
+    assert.equal(quotes[1].status, 429);
+    await waitForText(page.locator('#form-error'), /You already have 10 open quotes, the most at once\. Try again in \d+ min, when the oldest expires\./);
+    assert.equal(await page.locator('#cv-quote').count(), 0);
+    await checkA11y(page, 'quote refused: quote_limit');
+    await shot(page, 'convert-06-quote-limit');
+    const account = await call('GET', '/v1/account', { token: m.token });
+    assert.equal(account.body.balances.USD.available, '1500.00');
     assert.deepEqual(problems, []);
     await context.close();
   });

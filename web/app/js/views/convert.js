@@ -170,7 +170,7 @@ function formCard(app) {
         h(
           'button',
           { type: 'submit', class: 'button', id: 'cv-get-quote', 'aria-disabled': s.quoting ? 'true' : null },
-          t(s.quote ? 'cv.requote' : 'cv.getQuote'),
+          t('cv.getQuote'),
         ),
       ),
     ),
