@@ -214,6 +214,7 @@ describe('fees and withdrawals across currencies', () => {
 
     const old = await previewToCny(page, previews, '200');
     await fillRest(page);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'wd-password');
     // The seller looks away for 31 minutes: past expires_at on the browser's clock.
     await page.clock.fastForward('31:00');
     await waitForCalls(previews, 2);
@@ -225,6 +226,7 @@ describe('fees and withdrawals across currencies', () => {
     await waitForText(page.locator('#wd-preview'), `Quote ${renewed.quote_id}`);
     await waitForText(page.locator('#wd-countdown'), /^Rate locked for (30:00|29:[0-5]\d)$/);
     assert.equal(submits.length, 0, 'nothing was sent while the rate was renewed');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'wd-password', 'the focus stays where the seller was');
     await checkA11y(page, 'rate refreshed after the countdown');
     await shot(page, 'fx-06-withdraw-quote-refreshed');
 

@@ -7,7 +7,7 @@
 // quote that runs out (on this device's clock, or a 410 from the server) is replaced by a
 // new one and the seller is told; a stale quote is never sent.
 
-import { ApiError } from '../api.js';
+import { ApiError, errorMessage } from '../api.js';
 import { field, h, setValue } from '../dom.js';
 import {
   countdown,
@@ -296,8 +296,10 @@ async function getQuote(event, app) {
  * A new quote for what is in the form.
  * @param {any} app
  * @param {string | null} notice what to tell the user once it is there
+ * @param {boolean} [focus] move the focus to the quote (the seller asked for it, or pressed
+ *   Convert); a quote renewed by the countdown leaves the focus where it is
  */
-async function requestQuote(app, notice) {
+async function requestQuote(app, notice, focus = true) {
   const s = app.state.convert;
   const f = s.form;
   const fingerprint = fingerprintOf(f);
@@ -326,10 +328,10 @@ async function requestQuote(app, notice) {
     app.update();
     if (notice) {
       app.announce(t(`cv.notice.${notice}`));
-      document.getElementById('cv-notice')?.focus();
+      if (focus) document.getElementById('cv-notice')?.focus();
     } else {
       app.announce(`${t('cv.quoteTitle')}: ${formatMoney(d.sell_amount)} ${d.sell_currency} → ${formatMoney(d.buy_amount)} ${d.buy_currency}`);
-      document.getElementById('cv-quote-title')?.focus();
+      if (focus) document.getElementById('cv-quote-title')?.focus();
     }
   } catch (error) {
     if (seq !== s.seq) return;
@@ -337,7 +339,8 @@ async function requestQuote(app, notice) {
     if (error instanceof ApiError && error.code === 'invalid_amount') s.amountError = error;
     else s.error = error;
     app.update();
-    app.showError(error, { currency: f.sell });
+    if (focus) app.showError(error, { currency: f.sell });
+    else app.announce(errorMessage(error, { currency: f.sell }));
   }
 }
 
@@ -396,7 +399,7 @@ function tick(app) {
   if (!q || s.quoting) return;
   if (!tickCountdown('cv-countdown', q.deadline)) return;
   if (s.busy || s.uncertain) return;
-  void requestQuote(app, 'refreshed');
+  void requestQuote(app, 'refreshed', false);
 }
 
 // ---- The list ----

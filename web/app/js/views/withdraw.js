@@ -365,9 +365,11 @@ function formChanged(app) {
  * new locked quote). An answer for values no longer in the form is dropped.
  * @param {any} app
  * @param {string | null} [notice] what to tell the user once it is there
+ * @param {boolean} [focus] move the focus to the notice (after Confirm; not when the
+ *   countdown ran out while the seller was typing elsewhere)
  * @returns {Promise<boolean>} whether a preview for the form is now shown
  */
-async function fetchPreview(app, notice = null) {
+async function fetchPreview(app, notice = null, focus = false) {
   const s = app.state.withdraw;
   const fingerprint = previewFingerprint(s);
   if (!fingerprint) return false;
@@ -392,7 +394,7 @@ async function fetchPreview(app, notice = null) {
   showPreview(app);
   if (notice && s.preview) {
     app.announce(t(`wd.notice.${notice}`));
-    document.getElementById('wd-notice')?.focus();
+    if (focus) document.getElementById('wd-notice')?.focus();
   } else if (s.previewError) {
     app.announce(document.getElementById('wd-preview-error')?.textContent || '');
   }
@@ -453,7 +455,7 @@ async function submit(event, app) {
     if (!p || stale) {
       s.preview = null;
       app.update();
-      await fetchPreview(app, stale ? 'refreshed' : 'checkRate');
+      await fetchPreview(app, stale ? 'refreshed' : 'checkRate', true);
       return;
     }
     quoteId = p.data.quote_id;
@@ -510,7 +512,7 @@ async function submit(event, app) {
       s.preview = null;
       app.update();
       clearPassword();
-      await fetchPreview(app, 'refreshed');
+      await fetchPreview(app, 'refreshed', true);
       return;
     }
     if (error instanceof ApiError && QUOTE_CODES.includes(error.code)) s.preview = null;
