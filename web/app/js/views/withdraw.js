@@ -241,7 +241,7 @@ function formView(app) {
         { class: 'preview', 'aria-labelledby': 'wd-preview-title' },
         h('h2', { id: 'wd-preview-title' }, t('wd.previewTitle')),
         h('div', { id: 'wd-preview' }, preview(app)),
-        h('p', { class: 'hint', id: 'wd-fee-note' }, feeNote(s)),
+        h('p', { class: 'hint fee-note', id: 'wd-fee-note' }, feeNote(s)),
       ),
       h(
         'fieldset',
