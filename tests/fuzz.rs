@@ -86,6 +86,19 @@ fn fixture() -> &'static Fixture {
             let t = test_app(Adapter::Sqlite).await;
             let m = t.active_member("seller-001").await;
             t.fund(&m, fund_account::money::Currency::Usd, "100000").await;
+            // A reference rate as of the (manual, unmoving) clock: it stays fresh, so a
+            // cross-currency preview or quote has one; a 503 would be a fault here.
+            fund_account::exchange::put_rate(
+                &t.app,
+                fund_account::exchange::RateUpdate {
+                    pair: fund_account::fx::Pair::parse("USD-CNY").unwrap(),
+                    mid: fund_account::fx::Mid::parse("7.2").unwrap(),
+                    as_of: t.app.now(),
+                    confirm_jump: false,
+                },
+            )
+            .await
+            .unwrap();
             t
         });
         Fixture { app, runtime }

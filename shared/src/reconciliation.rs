@@ -399,9 +399,10 @@ async fn book_opening(
     .await
 }
 
-/// Checks every platform shard against its entries (each with a stable read, like a
-/// member's), and adds the entries old enough for the zero-sum check to `settled`.
-/// `None` when some shard kept moving.
+/// Checks every platform shard against its entries (with a stable read, like a
+/// member's: the shard balances are read before and after its entries, and a shard that
+/// moved meanwhile is read again), and adds the entries old enough for the zero-sum
+/// check to `settled`. `false` when some shard kept moving.
 async fn audit_platform(
     app: &App,
     cutoff: Timestamp,
@@ -411,11 +412,12 @@ async fn audit_platform(
     let balance_of = |all: &[(PlatformShard, Amount)], shard: PlatformShard| {
         all.iter().find(|(s, _)| *s == shard).map_or(Amount::ZERO, |(_, b)| *b)
     };
-    let mut complete = true;
-    for shard in PlatformShard::all() {
-        let mut stable = None;
-        for _ in 0..AUDIT_ATTEMPTS {
-            let before = balance_of(&app.store.platform_balances().await?, shard);
+    let mut unread: Vec<PlatformShard> = PlatformShard::all().collect();
+    for _ in 0..AUDIT_ATTEMPTS {
+        let before = app.store.platform_balances().await?;
+        let mut sums = Vec::with_capacity(unread.len());
+        for shard in &unread {
+            let shard = *shard;
             let (mut total, mut old) = (Amount::ZERO, Amount::ZERO);
             each_item(
                 |page| async move { app.store.platform_entries(shard, &page).await },
@@ -429,27 +431,31 @@ async fn audit_platform(
                 },
             )
             .await?;
-            let after = balance_of(&app.store.platform_balances().await?, shard);
-            if before == after {
-                stable = Some((after, total, old));
-                break;
+            sums.push((shard, total, old));
+        }
+        let after = app.store.platform_balances().await?;
+        unread.clear();
+        for (shard, total, old) in sums {
+            let balance = balance_of(&after, shard);
+            if balance_of(&before, shard) != balance {
+                unread.push(shard);
+                continue;
+            }
+            settled.add(shard.currency, old)?;
+            if balance != total {
+                found.push(Discrepancy {
+                    member_id: None,
+                    currency: Some(shard.currency),
+                    kind: "platform_balance_mismatch",
+                    detail: format!("{} is {balance} but its entries sum to {total}", shard.name()),
+                });
             }
         }
-        let Some((balance, total, old)) = stable else {
-            complete = false;
-            continue;
-        };
-        settled.add(shard.currency, old)?;
-        if balance != total {
-            found.push(Discrepancy {
-                member_id: None,
-                currency: Some(shard.currency),
-                kind: "platform_balance_mismatch",
-                detail: format!("{} is {balance} but its entries sum to {total}", shard.name()),
-            });
+        if unread.is_empty() {
+            return Ok(true);
         }
     }
-    Ok(complete)
+    Ok(false)
 }
 
 /// One run: settle (segment 0 only, since the due index is global), verify the
