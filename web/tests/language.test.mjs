@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { errorCodes, messages, pickLang } from '../app/js/i18n.js';
+import { ApiError, errorMessage } from '../app/js/api.js';
+import { errorCodes, messages, pickLang, setLang } from '../app/js/i18n.js';
 import { formatMoney, parseAmount, toPlain } from '../app/js/money.js';
 import {
   checkA11y,
@@ -41,6 +42,47 @@ describe('texts', () => {
     );
     assert.deepEqual(missing, []);
     for (const c of errorCodes) assert.match(messages.zh[`error.${c}`], /[\u4e00-\u9fff]/, c);
+  });
+
+  test('the refusals of fees, quotes and conversions read clearly in both languages, waits included', () => {
+    const cases = [
+      [409, 'account_not_active', {}],
+      [422, 'amount_below_fee', { fee: '8.00' }, '8.00 USD'],
+      [422, 'insufficient_funds', { available: '1500.00' }, '1,500.00 USD'],
+      [422, 'unsupported_payout', {}],
+      [422, 'quote_required', {}],
+      [422, 'quote_mismatch', {}],
+      [404, 'quote_not_found', {}],
+      [410, 'quote_expired', {}],
+      [409, 'quote_used', {}],
+      [429, 'quote_limit', { retry_after: 1500 }, '25'],
+      [503, 'fx_rate_unavailable', { retry_after: 60 }, '60'],
+      [422, 'invalid_amount', {}],
+      [422, 'invalid_currency_pair', {}],
+    ];
+    try {
+      for (const lang of /** @type {const} */ (['en', 'zh'])) {
+        setLang(lang);
+        const seen = new Set();
+        for (const [status, code, extra, shows] of cases) {
+          const error = new ApiError({ status, code, problem: { status, code, detail: 'x', ...extra } });
+          const text = errorMessage(error, { currency: 'USD' });
+          assert.notEqual(text, messages[lang]['error.unknown_error'], `${lang} ${code}`);
+          assert.doesNotMatch(text, /\{\w+\}/, `${lang} ${code}: ${text}`);
+          if (shows) assert.ok(text.includes(shows), `${lang} ${code}: ${text} lacks ${shows}`);
+          if (lang === 'zh') assert.match(text, /[\u4e00-\u9fff]/, code);
+          seen.add(text);
+        }
+        // Each says its own thing.
+        assert.equal(seen.size, cases.length, lang);
+      }
+      // The wait comes from the Retry-After header when the body has none.
+      setLang('en');
+      const limited = new ApiError({ status: 503, code: 'fx_rate_unavailable', problem: { code: 'fx_rate_unavailable' }, retryAfter: 30 });
+      assert.match(errorMessage(limited), /try again in 30 s/);
+    } finally {
+      setLang('en');
+    }
   });
 
   test('both languages have the same texts, with the same parameters', () => {
