@@ -195,6 +195,41 @@ describe('conversions', () => {
     await context.close();
   });
 
+  test('the list of conversions pages through next_cursor', async () => {
+    await setReferenceRate('USD-CNY', '7.20');
+    const m = await fundedMember();
+    for (let i = 1; i <= 12; i += 1) {
+      const q = await call('POST', '/v1/fx/quotes', {
+        token: m.token,
+        body: { sell_currency: 'USD', buy_currency: 'CNY', sell_amount: `${i}.00` },
+      });
+      assert.equal(q.status, 201, JSON.stringify(q.body));
+      const c = await call('POST', '/v1/conversions', {
+        token: m.token,
+        headers: { 'idempotency-key': `e2e-${m.memberId}-${i}` },
+        body: { quote_id: q.body.id },
+      });
+      assert.equal(c.status, 201, JSON.stringify(c.body));
+    }
+    const { context, page, problems } = await openPage(browser);
+    await signIn(page, m.memberId);
+    await openConvert(page);
+    const rows = page.locator('#conversions tbody tr');
+    await waitForText(page.locator('#cvs-page'), 'Page 1');
+    assert.equal(await rows.count(), 10);
+    await waitForText(rows.first(), '12.00 USD');
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await waitForText(page.locator('#cvs-page'), 'Page 2');
+    assert.equal(await rows.count(), 2);
+    await waitForText(rows.last(), '1.00 USD');
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).getAttribute('aria-disabled'), 'true');
+    await checkA11y(page, 'conversions, page 2');
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await waitForText(page.locator('#cvs-page'), 'Page 1');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
   test('an expired quote is never converted: the countdown and a 410 quote_expired both bring a new quote', async () => {
     await setReferenceRate('USD-CNY', '7.20');
     const m = await fundedMember();
