@@ -328,6 +328,27 @@ impl Sim {
         (core.throttled, core.conflicts)
     }
 
+    /// Writes each item took per simulated second, as `(item, second) → writes`, for the
+    /// items whose identity (`Write::item_identity`) starts with `prefix`. Every write
+    /// counted is a transactional one that landed (two write units each; a throttled or
+    /// cancelled call writes nothing).
+    pub fn writes_per_second(&self, prefix: &str) -> Vec<((String, i64), u32)> {
+        let core = self.core();
+        core.wcu
+            .iter()
+            .filter(|((item, _), _)| item.starts_with(prefix))
+            .map(|(key, units)| (key.clone(), units / 2))
+            .collect()
+    }
+
+    /// The busiest (item, second) of [`Sim::writes_per_second`]: `(writes, item, second)`.
+    pub fn hottest(&self, prefix: &str) -> Option<(u32, String, i64)> {
+        self.writes_per_second(prefix)
+            .into_iter()
+            .map(|((item, second), writes)| (writes, item, second))
+            .max()
+    }
+
     /// Lets every index catch up with the table (the final check's view).
     pub fn settle_indexes(&self) {
         let mut core = self.core();
