@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use fund_account::clock::Timestamp;
 use fund_account::member::MemberId;
 use fund_account::routes::{self, Route};
-use fund_account_tests::journey::{make_the_sent_code, withdrawal_under_the_events_id};
+use fund_account_tests::journey::{make_the_sent_code, quote_under_the_events_id, withdrawal_under_the_events_id};
 use fund_account_tests::{event, for_each_adapter, project_root, test_app, Adapter, TestApp};
 use serde_json::Value;
 
@@ -223,6 +223,42 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
     let body = j.http("withdrawal-returned", 409).await;
     assert_eq!(body["code"], "withdrawal_already_settled", "{body}");
 
+    // Across currencies: the treasury's rate, the fees, a preview to a yuan bank, and a
+    // conversion under a quote.
+    let body = j.http("put-fx-rate", 200).await;
+    assert_eq!(
+        (body["pair"].as_str(), body["mid"].as_str()),
+        (Some("USD-CNY"), Some("7.18450000"))
+    );
+    let body = j.http("get-fees", 200).await;
+    assert_eq!(body["withdrawal"].as_array().map(Vec::len), Some(3), "{body}");
+    let body = j.http("preview-withdrawal", 200).await;
+    // 250 − 8.00 (0.30 % raised to the minimum) = 242 × 7.148577 = 1729.95.
+    assert_eq!(
+        (body["fee"].as_str(), body["payout_amount"].as_str()),
+        (Some("8.00"), Some("1729.95")),
+        "{body}"
+    );
+    let quote = j.http("create-quote", 201).await;
+    assert_eq!(quote["buy_amount"], "714.85", "{quote}");
+    let named = serde_json::from_str::<Value>(event("create-conversion")["body"].as_str().unwrap()).unwrap();
+    quote_under_the_events_id(
+        &j.t.app,
+        &member,
+        quote["id"].as_str().unwrap(),
+        named["quote_id"].as_str().unwrap(),
+    )
+    .await;
+    let body = j.http("create-conversion", 201).await;
+    assert_eq!(
+        (body["sell_amount"].as_str(), body["buy_amount"].as_str()),
+        (Some("100.00"), Some("714.85"))
+    );
+    let body = j.http("list-conversions", 200).await;
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+    let body = j.http("platform-balances", 200).await;
+    assert_eq!(body["accounts"].as_array().map(Vec::len), Some(6), "{body}");
+
     // The full run proves the books after all of it.
     let report = j.scheduled("reconcile-full").await;
     assert_eq!(report["accounts_checked"], 1, "{report}");
@@ -233,7 +269,7 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
             usd.pending.to_string(),
             usd.in_transit.to_string()
         ),
-        ("800.00".to_owned(), "0.00".to_owned(), "250.00".to_owned())
+        ("700.00".to_owned(), "0.00".to_owned(), "250.00".to_owned())
     );
 
     let files = event_files();

@@ -22,7 +22,9 @@ use fund_account::member::MemberId;
 use fund_account::routes::Route;
 use fund_account_tests::deployed::{self, Emulated, ACCOUNT_ID, REGION};
 use fund_account_tests::event;
-use fund_account_tests::journey::{make_the_sent_code, withdrawal_under_the_events_id};
+use fund_account_tests::journey::{
+    fresh_rate, make_the_sent_code, quote_under_the_events_id, withdrawal_under_the_events_id,
+};
 use serde_json::Value;
 
 /// The longest a test waits for one answer (the reconcile function's own timeout is
@@ -183,6 +185,32 @@ async fn every_function_binary_answers_its_event_from_the_template_environment()
     assert_eq!(body["status"], "paid", "{body}");
     let body = j.http(Route::WithdrawalReturned, 409).await;
     assert_eq!(body["code"], "withdrawal_already_settled", "{body}");
+
+    let body = j.http(Route::PutFxRate, 200).await;
+    assert_eq!(body["pair"], "USD-CNY", "{body}");
+    // The event's as_of is its own date; the binaries run on today's clock.
+    let rates = j.emulated.started(Function::Http(Route::PutFxRate)).await;
+    fresh_rate(&rates, "USD-CNY", "7.1845").await;
+    let body = j.http(Route::GetFees, 200).await;
+    assert_eq!(body["withdrawal"].as_array().map(Vec::len), Some(3), "{body}");
+    let body = j.http(Route::PreviewWithdrawal, 200).await;
+    assert_eq!(body["payout_amount"], "1729.95", "{body}");
+    let quote = j.http(Route::CreateQuote, 201).await;
+    assert_eq!(quote["buy_amount"], "714.85", "{quote}");
+    let named = serde_json::from_str::<Value>(event("create-conversion")["body"].as_str().unwrap()).unwrap();
+    quote_under_the_events_id(
+        &rates,
+        &member,
+        quote["id"].as_str().unwrap(),
+        named["quote_id"].as_str().unwrap(),
+    )
+    .await;
+    let body = j.http(Route::CreateConversion, 201).await;
+    assert_eq!(body["buy_amount"], "714.85", "{body}");
+    let body = j.http(Route::ListConversions, 200).await;
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+    let body = j.http(Route::PlatformBalances, 200).await;
+    assert_eq!(body["accounts"].as_array().map(Vec::len), Some(6), "{body}");
 
     let every: BTreeSet<&str> = Function::all().map(Function::binary).collect();
     assert_eq!(j.ran, every, "every function's binary ran");

@@ -48,7 +48,7 @@ pub fn event(name: &str) -> serde_json::Value {
 pub mod journey {
     use fund_account::app::App;
     use fund_account::ids::WithdrawalId;
-    use fund_account::ledger::{Bucket, EntryType, Posting};
+    use fund_account::ledger::{Bucket, EntryType, Posting, Transaction};
     use fund_account::member::MemberId;
     use fund_account::store::{Expect, Write};
     use fund_account::verification::SmsCode;
@@ -79,12 +79,49 @@ pub mod journey {
             withdrawal: withdrawal.clone(),
             expect: Expect::Absent,
         }];
-        writes.extend(Write::posting(
+        let transaction = Transaction::new(&withdrawal.member_id, id, app.now()).member(
             Posting::new(&withdrawal.member_id, withdrawal.currency, EntryType::Withdrawal, id)
                 .change(Bucket::Available, withdrawal.amount.negated())
                 .change(Bucket::InTransit, withdrawal.amount),
-            app.now(),
-        ));
+        );
+        writes.extend(Write::transaction(transaction, app.now()).unwrap());
         app.store.commit(writes).await.unwrap();
+    }
+
+    /// The conversion event names a quote id of its own: the quote `like` (the member's,
+    /// just made) again under that id, as the service stores one.
+    pub async fn quote_under_the_events_id(app: &App, member: &MemberId, like: &str, id: &str) {
+        use fund_account::exchange::keys;
+        use fund_account::ids::QuoteId;
+        let like = QuoteId::parse(like).expect("a quote id");
+        let doc = app.store.docs(&[keys::quote(member, &like)]).await.unwrap()[0]
+            .clone()
+            .expect("the quote exists");
+        let mut quote: fund_account::fx::Quote = doc.parse().unwrap();
+        quote.id = QuoteId::parse(id).expect("the events' quote id has the shape of one");
+        let copy = fund_account::store::Doc::new(keys::quote(member, &quote.id), 1, &quote).unwrap();
+        app.store
+            .commit(vec![Write::PutDoc {
+                doc: copy,
+                expect: Expect::Absent,
+            }])
+            .await
+            .unwrap();
+    }
+
+    /// A reference rate as of the app's clock (the binaries run on the system clock, so
+    /// the event's own `as_of` is long stale there).
+    pub async fn fresh_rate(app: &App, pair: &str, mid: &str) {
+        fund_account::exchange::put_rate(
+            app,
+            fund_account::exchange::RateUpdate {
+                pair: fund_account::fx::Pair::parse(pair).unwrap(),
+                mid: fund_account::fx::Mid::parse(mid).unwrap(),
+                as_of: app.now(),
+                confirm_jump: true,
+            },
+        )
+        .await
+        .unwrap();
     }
 }
