@@ -12,6 +12,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use fund_account::activation;
 use fund_account::adapters::dynamodb::DynamoStore;
 use fund_account::collection::{self, NewCollection, NewRefund};
+use fund_account::exchange::{self, Fixed, QuoteRequest};
 use fund_account::money::{Amount, Currency};
 use fund_account::password::PaymentPassword;
 use fund_account::records::BankAccount;
@@ -23,11 +24,18 @@ use fund_account_tests::{app_with, aws_config, sqlite_store, TestApp, PAYMENT_PA
 
 /// Counts DynamoDB operations by name (once per operation, whatever the SDK's retries).
 #[derive(Debug, Default, Clone)]
-struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>);
+struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>, Arc<Mutex<Vec<usize>>>);
 
 impl CallCounter {
     fn take(&self) -> BTreeMap<String, usize> {
+        self.1.lock().unwrap().clear();
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// The items of each `TransactWriteItems` since the last `take`, in order (what a
+    /// commit costs: DynamoDB charges 2 write units per item of up to 1 KB).
+    fn items_written(&self) -> Vec<usize> {
+        self.1.lock().unwrap().clone()
     }
 }
 
@@ -46,6 +54,12 @@ impl Intercept for CallCounter {
             .map_or_else(|| operation_name(context.input()), |m| m.name())
             .to_owned();
         *self.0.lock().unwrap().entry(name).or_default() += 1;
+        if let Some(write) = context
+            .input()
+            .downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>()
+        {
+            self.1.lock().unwrap().push(write.transact_items().len());
+        }
         Ok(())
     }
 
@@ -177,6 +191,9 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         available_at: None,
     };
     collection::collect(&app, new_collection("col-1")).await.unwrap();
+    // The collection, the member check, the balance and its entry, a clearing shard and
+    // its entry.
+    assert_eq!(counter.items_written(), [6], "collection's items");
     assert_eq!(counter.take(), calls(&[("TransactWriteItems", 1)]), "collection");
     collection::collect(&app, new_collection("col-1")).await.unwrap();
     assert_eq!(
@@ -277,6 +294,13 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
     withdrawal::report_payout(&app, &first.withdrawal.id, Payout::Paid)
         .await
         .unwrap();
+    // The withdrawal, the balance and its entry; fee revenue and clearing: two shards
+    // (or one, when both legs land on the same) and two entries.
+    assert!(
+        [6, 7].contains(&counter.items_written()[0]),
+        "{:?}",
+        counter.items_written()
+    );
     assert_eq!(
         counter.take(),
         calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
@@ -286,6 +310,80 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         .await
         .unwrap();
     assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "paid again (no-op)");
+
+    // Across currencies.
+    fund_account_tests::journey::fresh_rate(&app, "USD-CNY", "7.2").await;
+    assert_eq!(
+        counter.take(),
+        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        "reference rate (the current one and its history entry)"
+    );
+    exchange::preview(&app, &m, Currency::Usd, amount("100"), Currency::Usd)
+        .await
+        .unwrap();
+    assert_eq!(counter.take(), calls(&[("Query", 1)]), "preview, same currency");
+    let preview = exchange::preview(&app, &m, Currency::Usd, amount("100"), Currency::Cny)
+        .await
+        .unwrap();
+    assert_eq!(counter.items_written(), [2], "the quote and the member's quote book");
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 2), ("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        "preview across currencies (member, then member + book + both rates, then the quote)"
+    );
+    let mut cross = withdrawal_request("k-fx", "100", PAYMENT_PASSWORD);
+    cross.payout_currency = Currency::Cny;
+    cross.quote_id = preview.quote.map(|q| q.id);
+    withdrawal::withdraw(&app, &m, cross).await.unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        "withdrawal across currencies (the quote and book read with the rest)"
+    );
+    let quote = exchange::create_quote(
+        &app,
+        &m,
+        QuoteRequest {
+            sell: Currency::Usd,
+            buy: Currency::Cny,
+            fixed: Fixed::Sell(amount("50")),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 1), ("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        "quote"
+    );
+    exchange::convert(&app, &m, &IdempotencyKey::parse("cv-1").unwrap(), &quote.id)
+        .await
+        .unwrap();
+    // Key, conversion, quote, book; two balances and their entries; two FX shards and
+    // their entries.
+    assert_eq!(counter.items_written(), [12], "conversion's items");
+    assert_eq!(
+        counter.take(),
+        calls(&[("TransactGetItems", 2), ("TransactWriteItems", 1)]),
+        "conversion (the quote, then key + balance + quote + book together; one commit)"
+    );
+    exchange::conversions(
+        &app,
+        &m,
+        &PageRequest {
+            limit: 20,
+            before: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(counter.take(), calls(&[("Query", 1)]), "list conversions");
+    exchange::platform_balances(&app).await.unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("BatchGetItem", 1)]),
+        "platform balances (96 shards)"
+    );
 }
 
 fn ulid_suffix() -> String {
