@@ -262,6 +262,13 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
     // The full run proves the books after all of it.
     let report = j.scheduled("reconcile-full").await;
     assert_eq!(report["accounts_checked"], 1, "{report}");
+    // The migration to double-entry finds nothing to book: every entry here has a side.
+    let report = j.scheduled("reconcile-book-openings").await;
+    assert_eq!(
+        (report["openings_booked"].as_u64(), report["settled"]["count"].as_u64()),
+        (Some(0), Some(0)),
+        "{report}"
+    );
     let usd = j.t.balances(&member).await.usd;
     assert_eq!(
         (
@@ -291,6 +298,9 @@ fn scheduled_events_choose_what_the_run_does() {
     assert!(reconciliation_options(&full).verify && reconciliation_options(&full).settle);
     let settle_only = reconciliation_options(&settle);
     assert!(settle_only.settle && !settle_only.verify);
+    let migration = reconciliation_options(&event("reconcile-book-openings"));
+    assert!(migration.book_openings && migration.verify && !migration.settle);
+    assert!(!reconciliation_options(&full).book_openings, "only when asked");
     let segmented = reconciliation_options(&serde_json::json!({ "mode": "full", "segment": 2, "segments": 4 }));
     assert_eq!((segmented.segment, segmented.segments), (2, 4));
     let nonsense = reconciliation_options(&serde_json::json!({ "segment": 9, "segments": 4 }));
