@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fund_account::clock::SystemClock;
+use fund_account::clock::{Clock, SystemClock};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -83,6 +83,68 @@ where
     timings.sort();
     let at = |p: f64| timings[((timings.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
     println!("| {name} | {:.2} ms | {:.2} ms | {samples} |", at(0.5), at(0.99));
+}
+
+/// Like [`latency`], timing only `request`: `prepare` makes what it needs (untimed).
+async fn latency_prepared<P, PFut, T, F, Fut>(name: &str, samples: usize, prepare: P, request: F)
+where
+    P: Fn(u64) -> PFut,
+    PFut: std::future::Future<Output = T>,
+    F: Fn(u64, T) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut timings = Vec::with_capacity(samples);
+    for n in 0..samples {
+        let prepared = prepare(n as u64).await;
+        let started = Instant::now();
+        assert!(request(n as u64, prepared).await, "{name} failed");
+        timings.push(started.elapsed());
+    }
+    timings.sort();
+    let at = |p: f64| timings[((timings.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+    println!("| {name} | {:.2} ms | {:.2} ms | {samples} |", at(0.5), at(0.99));
+}
+
+/// Members for the FX routes: a member holds at most 10 live quotes, so the samples that
+/// lock one are spread over `count` members, each active with USD 100,000.
+async fn fx_members(
+    client: &reqwest::Client,
+    base: &str,
+    count: usize,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut tokens = Vec::with_capacity(count);
+    for i in 0..count {
+        let member = format!("fx-seller-{i}");
+        client
+            .post(format!("{base}/dev/members"))
+            .json(&json!({ "member_id": member, "login_password": "login-Pass-2026", "phone": null }))
+            .send()
+            .await?;
+        let login: serde_json::Value = client
+            .post(format!("{base}/dev/login"))
+            .json(&json!({ "member_id": member, "login_password": "login-Pass-2026" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = login["access_token"].as_str().ok_or("no token")?.to_owned();
+        client
+            .post(format!("{base}/v1/activation"))
+            .bearer_auth(&token)
+            .json(&json!({ "payment_password": "Vault-Key-2026!" }))
+            .send()
+            .await?;
+        let body = json!({ "collection_id": format!("fx-fund-{i}"), "member_id": member, "currency": "USD", "amount": "100000.00" });
+        client
+            .post(format!("{base}/internal/collections"))
+            .header("x-internal-key", "load-key")
+            .json(&body)
+            .send()
+            .await?;
+        tokens.push(token);
+    }
+    client.post(format!("{base}/dev/reconcile")).send().await?;
+    Ok(tokens)
 }
 
 #[tokio::main]
@@ -193,6 +255,98 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .is_ok_and(|r| r.status() == 200)
         }
     })
+    .await;
+
+    // Across currencies: a fresh reference rate, members with dollars.
+    let as_of = fund_account::clock::SystemClock.now().to_rfc3339();
+    let rate = client
+        .put(format!("{base}/internal/fx-rates/USD-CNY"))
+        .header("x-internal-key", "load-key")
+        .json(&json!({ "mid": "7.2", "as_of": as_of }))
+        .send()
+        .await?
+        .status();
+    assert_eq!(rate, 200);
+    let fx = Arc::new(fx_members(&client, &base, 30).await?);
+    let f = Arc::clone(&fx);
+    latency("POST /v1/withdrawals/preview (USD → USD)", 300, |n| {
+        let (c, b, t) = (c.clone(), b.clone(), f[n as usize % f.len()].clone());
+        async move {
+            let body = json!({ "currency": "USD", "amount": "100.00" });
+            c.post(format!("{b}/v1/withdrawals/preview"))
+                .bearer_auth(t)
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    // Each locks a quote: ten per member, the most one may hold.
+    latency("POST /v1/withdrawals/preview (USD → CNY, locks a quote)", 300, |n| {
+        let (c, b, t) = (c.clone(), b.clone(), f[n as usize / 10].clone());
+        async move {
+            let body = json!({ "currency": "USD", "amount": "100.00", "payout_currency": "CNY" });
+            c.post(format!("{b}/v1/withdrawals/preview"))
+                .bearer_auth(t)
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    // Those quotes lapse only in 30 minutes: fresh members quote, and one converts.
+    let quoting = Arc::new(fx_members(&client, &base, 30).await?);
+    let q = Arc::clone(&quoting);
+    latency("POST /v1/fx/quotes", 300, |n| {
+        let (c, b, t) = (c.clone(), b.clone(), q[n as usize / 10].clone());
+        async move {
+            let body = json!({ "sell_currency": "USD", "buy_currency": "CNY", "sell_amount": "10.00" });
+            c.post(format!("{b}/v1/fx/quotes"))
+                .bearer_auth(t)
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+    let converting = Arc::new(fx_members(&client, &base, 1).await?);
+    let g = Arc::clone(&converting);
+    latency_prepared(
+        "POST /v1/conversions",
+        300,
+        |_| {
+            let (c, b, t) = (c.clone(), b.clone(), g[0].clone());
+            async move {
+                let body = json!({ "sell_currency": "USD", "buy_currency": "CNY", "sell_amount": "10.00" });
+                let quote: serde_json::Value = c
+                    .post(format!("{b}/v1/fx/quotes"))
+                    .bearer_auth(&t)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                quote["id"].as_str().unwrap().to_owned()
+            }
+        },
+        |n, id| {
+            let (c, b, t) = (c.clone(), b.clone(), g[0].clone());
+            async move {
+                c.post(format!("{b}/v1/conversions"))
+                    .bearer_auth(t)
+                    .header("idempotency-key", format!("cv-{n}"))
+                    .json(&json!({ "quote_id": id }))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 201)
+            }
+        },
+    )
     .await;
 
     println!();
