@@ -1,12 +1,17 @@
 //! The simulator (see `support/sim.rs`): many members' collections, settlements, refunds,
 //! withdrawals (right and wrong passwords), payout reports, code sends and confirmations,
-//! interleaved call by call by a seed, against a store that behaves like DynamoDB at its
-//! worst — conflicts, throttling, lost answers, fresh retries, lagging indexes, crashes.
-//! After every step every invariant of the books and of the limits is checked; at the end
-//! the reconciliation must find nothing.
+//! the treasury's reference rates, FX quotes, conversions (bursts of up to 20 on one
+//! quote), withdrawal previews and withdrawals paid out in another currency, interleaved
+//! call by call by a seed, against a store that behaves like DynamoDB at its worst —
+//! conflicts, throttling, lost answers, fresh retries, lagging indexes, crashes. After
+//! every step every invariant of the books (double-entry: every transaction sums to zero,
+//! every platform shard is the sum of its entries), of quotes and of the limits is
+//! checked; at the end the reconciliation must find nothing and all accounts sum to zero.
 //!
 //! `SIM_SEED=<n>` replays one seed (printing its trace); `SIM_SEEDS=<n>` runs n seeds
-//! (default 1,000); `SIM_FIRST_SEED=<n>` starts elsewhere. A failure prints its seed.
+//! (default 600); `SIM_FIRST_SEED=<n>` starts elsewhere. A failure prints its seed.
+//! `SIM_HEAVY_SEEDS=<n>` runs n seeds of the collection-heavy load that counts writes per
+//! item (default 1).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -257,7 +262,7 @@ impl Profile {
         weights: [75, 0, 2, 5, 6, 0, 0, 6, 2, 3, 1],
         start: 900,
         max_live: 48,
-        tick_per_mille: Some(125),
+        tick_per_mille: Some(100),
     };
 }
 
@@ -2134,7 +2139,7 @@ fn seeds_keep_every_invariant() {
         }
         return;
     }
-    let seeds = env_u64("SIM_SEEDS").unwrap_or(1_000);
+    let seeds = env_u64("SIM_SEEDS").unwrap_or(600);
     let first = env_u64("SIM_FIRST_SEED").unwrap_or(0);
     // One thread per core: each runs every other seed on its own runtime.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
@@ -2221,11 +2226,11 @@ fn platform_shards_stay_cool_under_a_collection_heavy_load() {
     let (shard, _, _) = totals.hottest_shard.clone().unwrap();
     let (account, _, _) = totals.hottest_account.clone().unwrap();
     // A transactional write costs two units of an item's 1,000 a second: 500 writes.
-    assert!(shard < 250, "a platform shard took {shard} writes in one second");
     assert!(
-        account > 2 * shard,
-        "the load is not one that sharding relieves: {account} writes to an account, {shard} to its busiest shard"
+        account > 500,
+        "the busiest platform account took {account} writes in its busiest second, no more than one item takes: the load is too light to show anything, or its items are the bottleneck"
     );
+    assert!(shard < 250, "a platform shard took {shard} writes in one second");
 }
 
 // The simulated service's own failure modes, each shown to strike: a simulator that never
