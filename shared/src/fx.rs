@@ -84,7 +84,7 @@ impl Mid {
             && digits(integer)
             && digits(fraction)
             && fraction.len() <= MID_SCALE as usize
-            && (text.contains('.') == !fraction.is_empty());
+            && (text.contains('.') != fraction.is_empty());
         if !well_formed {
             return Err(ApiError::InvalidRate);
         }

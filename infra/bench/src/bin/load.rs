@@ -321,22 +321,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (c, b, t) = (c.clone(), b.clone(), g[0].clone());
             async move {
                 let body = json!({ "sell_currency": "USD", "buy_currency": "CNY", "sell_amount": "10.00" });
-                let quote: serde_json::Value = c
+                let response = c
                     .post(format!("{b}/v1/fx/quotes"))
                     .bearer_auth(&t)
                     .json(&body)
                     .send()
                     .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                quote["id"].as_str().unwrap().to_owned()
+                    .ok()?;
+                let quote: serde_json::Value = response.json().await.ok()?;
+                quote["id"].as_str().map(str::to_owned)
             }
         },
         |n, id| {
             let (c, b, t) = (c.clone(), b.clone(), g[0].clone());
             async move {
+                // No quote to convert with: the sample fails.
+                let Some(id) = id else { return false };
                 c.post(format!("{b}/v1/conversions"))
                     .bearer_auth(t)
                     .header("idempotency-key", format!("cv-{n}"))
