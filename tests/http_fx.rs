@@ -2,54 +2,24 @@
 //! shapes, and every request-level refusal (400, 401, 403, 404, 422) answered with its
 //! documented code and changing nothing.
 
-use std::sync::Arc;
-
 use fund_account::clock::{Clock, SystemClock};
 use fund_account_tests::expect_problem;
-use fund_account_tests::{for_each_adapter, Adapter, RunningGateway};
-use reqwest::{Client, Method, Response, StatusCode};
+use fund_account_tests::{for_each_adapter, Adapter, GatewayClient};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-struct Api {
-    gw: RunningGateway,
-    client: Client,
+struct Api(GatewayClient);
+
+impl std::ops::Deref for Api {
+    type Target = GatewayClient;
+    fn deref(&self) -> &GatewayClient {
+        &self.0
+    }
 }
 
 impl Api {
     async fn start(adapter: Adapter) -> Api {
-        Api {
-            gw: RunningGateway::start_on(adapter, Arc::new(SystemClock)).await,
-            client: Client::new(),
-        }
-    }
-
-    async fn internal(&self, method: Method, path: &str, body: Option<Value>) -> Response {
-        let mut request = self
-            .client
-            .request(method, self.gw.url(path))
-            .header("x-internal-key", &self.gw.internal_key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap()
-    }
-
-    async fn member(
-        &self,
-        method: Method,
-        token: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> Response {
-        let mut request = self.client.request(method, self.gw.url(path)).bearer_auth(token);
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap()
+        Api(GatewayClient::start(adapter).await)
     }
 
     async fn rate(&self, mid: Value, as_of: &str) -> Response {
@@ -63,13 +33,12 @@ impl Api {
 
     /// A member with USD 1,000 available, and its token.
     async fn funded(&self, id: &str) -> String {
-        let token = self.gw.active_member_token(&self.client, id).await;
+        let token = self.active_member(id).await;
         let body =
             json!({ "collection_id": format!("col-{id}"), "member_id": id, "currency": "USD", "amount": "1000" });
         let created = self.internal(Method::POST, "/internal/collections", Some(body)).await;
         assert_eq!(created.status(), StatusCode::CREATED);
-        let settled = self.client.post(self.gw.url("/dev/reconcile")).send().await.unwrap();
-        assert_eq!(settled.status(), StatusCode::OK);
+        self.settle().await;
         token
     }
 }

@@ -2,69 +2,39 @@
 //! settle, withdraw part and the rest, payouts, the ledger) and every bad input of the
 //! contract, each answered with its documented error and changing nothing.
 
-use std::sync::Arc;
-
-use fund_account::clock::SystemClock;
 use fund_account_tests::expect_problem;
-use fund_account_tests::{for_each_adapter, Adapter, RunningGateway};
-use reqwest::{Client, Response, StatusCode};
+use fund_account_tests::{for_each_adapter, Adapter, GatewayClient};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-struct Api {
-    gw: RunningGateway,
-    client: Client,
+/// The gateway's client, with the calls these tests make most.
+struct Api(GatewayClient);
+
+impl std::ops::Deref for Api {
+    type Target = GatewayClient;
+    fn deref(&self) -> &GatewayClient {
+        &self.0
+    }
 }
 
 impl Api {
     async fn start(adapter: Adapter) -> Api {
-        Api {
-            gw: RunningGateway::start_on(adapter, Arc::new(SystemClock)).await,
-            client: Client::new(),
-        }
+        Api(GatewayClient::start(adapter).await)
     }
 
     async fn internal(&self, path: &str, body: Value) -> Response {
-        self.client
-            .post(self.gw.url(path))
-            .header("x-internal-key", &self.gw.internal_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.0.internal(Method::POST, path, Some(body)).await
     }
 
     async fn withdraw(&self, token: &str, key: Option<&str>, body: &Value) -> Response {
-        let mut request = self
-            .client
-            .post(self.gw.url("/v1/withdrawals"))
-            .bearer_auth(token)
-            .json(body);
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        request.send().await.unwrap()
+        self.member(Method::POST, token, "/v1/withdrawals", key, Some(body.clone()))
+            .await
     }
 
     async fn get(&self, token: &str, path: &str) -> Value {
-        let response = self
-            .client
-            .get(self.gw.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let response = self.member(Method::GET, token, path, None, None).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         response.json().await.unwrap()
-    }
-
-    async fn active_member(&self, id: &str) -> String {
-        self.gw.active_member_token(&self.client, id).await
-    }
-
-    /// Settles through `/dev/reconcile`, as a developer would.
-    async fn settle(&self) {
-        let response = self.client.post(self.gw.url("/dev/reconcile")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
     }
 }
 
@@ -233,7 +203,7 @@ async fn collect_settle_withdraw_pay_and_return_over_http(adapter: Adapter) {
         report["settled"],
         json!({ "count": 0, "amounts": { "USD": "0.00", "CNY": "0.00" } })
     );
-    api.gw.stop().await;
+    api.0.gw.stop().await;
 }
 
 async fn bad_money_requests_get_their_documented_errors_and_change_nothing(adapter: Adapter) {
@@ -448,7 +418,7 @@ async fn bad_money_requests_get_their_documented_errors_and_change_nothing(adapt
         "only the one valid withdrawal moved money"
     );
     assert_eq!(before["balances"]["USD"], after["balances"]["USD"]);
-    api.gw.stop().await;
+    api.0.gw.stop().await;
 }
 
 for_each_adapter!(

@@ -344,10 +344,7 @@ pub async fn preview(
     if amount <= fee {
         return Err(ApiError::AmountBelowFee { fee });
     }
-    let available = state.balances.get(currency).available;
-    if amount > available {
-        return Err(ApiError::InsufficientFunds { available });
-    }
+    state.balances.get(currency).require_available(amount)?;
     let net_amount = amount.checked_sub(fee).ok_or(ApiError::Internal)?;
     if payout_currency == currency {
         return Ok(Preview {
@@ -505,11 +502,7 @@ pub async fn convert(
             }
             state.check_usable(false, now)?;
             let quote = &state.quote;
-            if quote.sell_amount > context.balance.available {
-                return Err(ApiError::InsufficientFunds {
-                    available: context.balance.available,
-                });
-            }
+            context.balance.require_available(quote.sell_amount)?;
             let conversion = Conversion {
                 id: ConversionId::new_at(now),
                 member_id: member_id.clone(),

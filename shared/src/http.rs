@@ -242,6 +242,12 @@ pub fn currency(code: &str) -> Result<crate::money::Currency, ApiError> {
     crate::money::Currency::parse(code).map_err(|_| ApiError::UnsupportedCurrency)
 }
 
+/// An optional currency field (`payout_currency`): `default` when left out (or null),
+/// else `422 unsupported_currency` unless it is one.
+pub fn currency_or(code: Option<&str>, default: crate::money::Currency) -> Result<crate::money::Currency, ApiError> {
+    code.map_or(Ok(default), currency)
+}
+
 /// Most items a list page returns, and the default.
 pub const MAX_PAGE_LIMIT: usize = 100;
 pub const DEFAULT_PAGE_LIMIT: usize = 20;

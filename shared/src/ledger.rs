@@ -112,6 +112,16 @@ impl Balance {
         }
     }
 
+    /// Refuses taking more than `available`: `422 insufficient_funds` with what is.
+    pub fn require_available(&self, amount: Amount) -> Result<(), crate::error::ApiError> {
+        if amount > self.available {
+            return Err(crate::error::ApiError::InsufficientFunds {
+                available: self.available,
+            });
+        }
+        Ok(())
+    }
+
     /// This balance with the deltas applied, or `None` if a bucket would go negative
     /// or overflow: the rule every store enforces on commit.
     pub fn apply(&self, deltas: &BucketDeltas) -> Option<Balance> {

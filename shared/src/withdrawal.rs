@@ -174,11 +174,7 @@ pub fn decide(
     if request.amount <= fee {
         return Err(ApiError::AmountBelowFee { fee });
     }
-    if request.amount > context.balance.available {
-        return Err(ApiError::InsufficientFunds {
-            available: context.balance.available,
-        });
-    }
+    context.balance.require_available(request.amount)?;
     let withdrawal = Withdrawal {
         id: WithdrawalId::new_at(now),
         member_id: member_id.clone(),

@@ -146,3 +146,72 @@ impl RunningGateway {
         login["access_token"].as_str().expect("token").to_owned()
     }
 }
+
+/// A test's HTTP client of a running gateway: members with a bearer token (and an
+/// Idempotency-Key where given), internal services with the internal key.
+pub struct GatewayClient {
+    pub gw: RunningGateway,
+    pub client: reqwest::Client,
+}
+
+impl GatewayClient {
+    /// A gateway over a fresh store of `adapter`, on the system clock.
+    pub async fn start(adapter: Adapter) -> GatewayClient {
+        GatewayClient {
+            gw: RunningGateway::start_on(adapter, Arc::new(fund_account::clock::SystemClock)).await,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// An internal service's request.
+    pub async fn internal(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.gw.url(path))
+            .header("x-internal-key", &self.gw.internal_key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("the gateway answers")
+    }
+
+    /// A member's request.
+    pub async fn member(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        idempotency_key: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.gw.url(path)).bearer_auth(token);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("the gateway answers")
+    }
+
+    /// An active member's token (payment password [`PAYMENT_PASSWORD`]).
+    pub async fn active_member(&self, id: &str) -> String {
+        self.gw.active_member_token(&self.client, id).await
+    }
+
+    /// Settles through `/dev/reconcile`, as a developer would.
+    pub async fn settle(&self) {
+        let response = self
+            .client
+            .post(self.gw.url("/dev/reconcile"))
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+    }
+}

@@ -13,8 +13,8 @@ use crate::exchange::{self, Fixed, Preview, QuoteRequest, RateUpdate};
 use crate::fees::percent_text;
 use crate::fx::{shown, Conversion, Mid, Pair, Quote, ReferenceRate};
 use crate::http::{
-    currency, idempotency_key, json_body, member_caller, page_json, page_request, path_param, require_internal_caller,
-    MoneyField, Reply,
+    currency, currency_or, idempotency_key, json_body, member_caller, page_json, page_request, path_param,
+    require_internal_caller, MoneyField, Reply,
 };
 use crate::ids::QuoteId;
 
@@ -51,10 +51,7 @@ pub(super) async fn preview(app: &App, req: Request) -> Result<Reply, ApiError> 
     let body: PreviewBody = json_body(&req)?;
     let amount = body.amount.positive()?;
     let currency = currency(&body.currency)?;
-    let payout_currency = body
-        .payout_currency
-        .as_deref()
-        .map_or(Ok(currency), crate::http::currency)?;
+    let payout_currency = currency_or(body.payout_currency.as_deref(), currency)?;
     let preview = exchange::preview(app, &member_id, currency, amount, payout_currency).await?;
     Ok(Reply::ok(preview_view(&preview)))
 }

@@ -10,8 +10,8 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::fx::shown;
 use crate::http::{
-    currency, idempotency_key, json_body, member_caller, page_json, page_request, path_param, require_internal_caller,
-    MoneyField, Reply,
+    currency, currency_or, idempotency_key, json_body, member_caller, page_json, page_request, path_param,
+    require_internal_caller, MoneyField, Reply,
 };
 use crate::ids::{QuoteId, WithdrawalId};
 use crate::password::PaymentPassword;
@@ -85,10 +85,7 @@ pub(super) async fn create(app: &App, req: Request) -> Result<Reply, ApiError> {
     let body: CreateWithdrawal = json_body(&req)?;
     let amount = body.amount.positive()?;
     let currency = currency(&body.currency)?;
-    let payout_currency = body
-        .payout_currency
-        .as_deref()
-        .map_or(Ok(currency), crate::http::currency)?;
+    let payout_currency = currency_or(body.payout_currency.as_deref(), currency)?;
     // A quote id of any other shape names no quote: not found, without a store call.
     let quote_id = body
         .quote_id
