@@ -2122,6 +2122,22 @@ fn seeds_that_once_failed_pass() {
     }
 }
 
+/// A seed replays the same schedule, though ids (and so the platform shard a transaction
+/// writes) come from the OS's random source: the same steps, conflicts, refusals and
+/// faults, run after run.
+#[test]
+fn a_seed_replays_the_same_schedule() {
+    for seed in [1, 10, 19] {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let o = run_seed(seed, false).unwrap_or_else(|(message, _)| panic!("{message}"));
+                (o.steps, o.requests, o.conflicts, o.refused, o.granted, o.answers)
+            })
+            .collect();
+        assert_eq!(runs[0], runs[1], "seed {seed} ran two ways");
+    }
+}
+
 #[test]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("SIM_SEED") {

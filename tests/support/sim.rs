@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use fund_account::adapters::sqlite::SqliteStore;
 use fund_account::clock::{Clock, ManualClock, Timestamp};
 use fund_account::ids::{ExternalId, WithdrawalId};
-use fund_account::ledger::{Balances, LedgerEntry, PlatformEntry, PlatformShard};
+use fund_account::ledger::{Balances, LedgerEntry, PlatformEntry, PlatformShard, PLATFORM_SHARDS};
 use fund_account::member::MemberId;
 use fund_account::money::{Amount, Currency};
 use fund_account::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
@@ -142,8 +142,9 @@ enum CallKind {
     TransactRead(Vec<String>),
     /// A read of a global secondary index: eventually consistent.
     IndexRead,
-    /// A `TransactWriteItems` touching these items.
-    Commit(Vec<String>),
+    /// A `TransactWriteItems` writing the items `written`, held in flight as `held` (see
+    /// [`Sim::held_items`]).
+    Commit { held: Vec<String>, written: Vec<String> },
 }
 
 /// What the service does to a call.
@@ -196,6 +197,8 @@ struct Core {
     granted: BTreeMap<&'static str, u64>,
     /// Operations that crashed since the last `take_crashed`.
     crashed: Vec<OpId>,
+    /// Commits each operation has made (see `Sim::held_items`).
+    commits_by_op: HashMap<OpId, u64>,
 }
 
 /// The simulated service: the table, the scheduler's view of every parked call, and the
@@ -207,6 +210,7 @@ pub struct Sim {
     pub clock: Arc<ManualClock>,
     pub faults: Faults,
     rng: Mutex<SimRng>,
+    seed: u64,
 }
 
 /// What one scheduler step did, for the trace a failing seed prints.
@@ -228,6 +232,7 @@ impl Sim {
             faults,
             // The service's own stream of choices, apart from the workload's.
             rng: Mutex::new(SimRng::new(seed ^ 0x5EED_0FD1_5A57_E5E5)),
+            seed,
         })
     }
 
@@ -237,6 +242,45 @@ impl Sim {
 
     fn rng(&self) -> MutexGuard<'_, SimRng> {
         self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The items a commit holds while it is in flight, for the conflicts it causes: its
+    /// items, except that a platform shard is named by a shard the seed draws. The
+    /// domain picks a transaction's shard from a hash of its id, whose random part comes
+    /// from the OS: were that the item held, which transactions conflict — and so the
+    /// schedule — would change from run to run, and a seed would not replay. The draw is
+    /// as uniform as the hash, and keeps the commit's shape (platform items of one shard
+    /// stay together, of two shards apart). Write units are counted on the items really
+    /// written (see [`Sim::writes_per_second`]), so a domain that crowded its shards would
+    /// still show, and be throttled.
+    fn held_items(&self, op: OpId, written: &[String]) -> Vec<String> {
+        let nth = {
+            let mut core = self.core();
+            let count = core.commits_by_op.entry(op).or_insert(0);
+            *count += 1;
+            *count
+        };
+        let mut rng = SimRng::new(self.seed ^ op.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nth.rotate_left(32));
+        let base = rng.below(u64::from(PLATFORM_SHARDS));
+        let mut shards: Vec<&str> = Vec::new();
+        written
+            .iter()
+            .map(
+                |item| match item.strip_prefix("platform/").and_then(|name| name.rsplit_once('#')) {
+                    Some((account, shard)) => {
+                        let k = shards.iter().position(|s| *s == shard).unwrap_or_else(|| {
+                            shards.push(shard);
+                            shards.len() - 1
+                        });
+                        format!(
+                            "platform/{account}#{:02}",
+                            (base + k as u64) % u64::from(PLATFORM_SHARDS)
+                        )
+                    }
+                    None => item.clone(),
+                },
+            )
+            .collect()
     }
 
     /// The store an operation uses: every call it makes waits for the scheduler.
@@ -376,8 +420,8 @@ impl Sim {
                 .any(|item| core.locks.get(item).is_some_and(|holder| *holder != op))
         };
         let (grant, step) = match &parked.kind {
-            CallKind::Commit(items) if !parked.prepared => {
-                if held_by_other(&core, items) {
+            CallKind::Commit { held, written } if !parked.prepared => {
+                if held_by_other(&core, held) {
                     core.conflicts += 1;
                     (Grant::FailBefore(StoreError::Contention), Step::Conflict(op))
                 } else if rng.chance(faults.crash_before) {
@@ -388,14 +432,17 @@ impl Sim {
                         Step::Granted(op, "unavailable"),
                     )
                 } else {
-                    for item in items {
+                    for item in held {
                         core.locks.insert(item.clone(), op);
                     }
-                    let items = items.clone();
+                    let kind = CallKind::Commit {
+                        held: held.clone(),
+                        written: written.clone(),
+                    };
                     core.parked.insert(
                         op,
                         Parked {
-                            kind: CallKind::Commit(items),
+                            kind,
                             prepared: true,
                             grant: parked.grant,
                         },
@@ -403,8 +450,8 @@ impl Sim {
                     return Step::Prepared(op);
                 }
             }
-            CallKind::Commit(items) => {
-                for item in items {
+            CallKind::Commit { held, written: items } => {
+                for item in held {
                     if core.locks.get(item) == Some(&op) {
                         core.locks.remove(item);
                     }
@@ -714,8 +761,9 @@ impl Store for SimStore {
 
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         fund_account::store::validate_commit(&writes)?;
-        let items = writes.iter().map(Write::item_identity).collect();
-        self.call(CallKind::Commit(items), || async {
+        let written: Vec<String> = writes.iter().map(Write::item_identity).collect();
+        let held = self.sim.held_items(self.op, &written);
+        self.call(CallKind::Commit { held, written }, || async {
             let result = self.sim.table.commit(writes.clone()).await;
             match &result {
                 Ok(()) => self.sim.record_applied(self.op, &writes),
