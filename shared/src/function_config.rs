@@ -136,3 +136,62 @@ pub fn fx_from(env: &dyn Env) -> Result<FxSettings, ConfigError> {
         max_rate_age_seconds,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Vars(Vec<(&'static str, &'static str)>);
+
+    impl Env for Vars {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn a_bad_fee_schedule_fails_the_cold_start_naming_the_field() {
+        let negative =
+            r#"[{"currency":"USD","payout_currency":"USD","fixed":"-1","percent":"0","min":"0","max":null}]"#;
+        let error = fees_from(&Vars(vec![(vars::FEE_SCHEDULE, negative)])).unwrap_err();
+        assert!(error.0.contains("FEE_SCHEDULE[0].fixed"), "{error}");
+        let inverted = r#"[{"currency":"USD","payout_currency":"CNY","fixed":"0","percent":"1","min":"9","max":"8"}]"#;
+        let error = fees_from(&Vars(vec![(vars::FEE_SCHEDULE, inverted)])).unwrap_err();
+        assert!(error.0.contains("FEE_SCHEDULE[0].max"), "{error}");
+        let error = fees_from(&Vars(vec![])).unwrap_err();
+        assert!(error.0.contains(vars::FEE_SCHEDULE), "{error}");
+        let good = fees_from(&Vars(vec![(vars::FEE_SCHEDULE, crate::fees::DEFAULT_SCHEDULE_JSON)]));
+        assert_eq!(good, Ok(FeeSchedule::default()));
+    }
+
+    #[test]
+    fn fx_settings_are_required_and_checked() {
+        let markups = r#"{"USD-CNY": "0.75"}"#;
+        let settings = fx_from(&Vars(vec![
+            (vars::FX_MARKUP_PERCENT, markups),
+            (vars::FX_RATE_MAX_AGE_SECONDS, "120"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.max_rate_age_seconds, 120);
+        use crate::money::Currency::{Cny, Usd};
+        assert_eq!(settings.markup(Usd, Cny).as_decimal().to_string(), "0.7500");
+        assert_eq!(
+            settings.markup(Cny, Usd),
+            crate::fx::Markup::DEFAULT,
+            "unset pairs: 0.50 %"
+        );
+        for (markups, age, named) in [
+            (r#"{"USD-EUR": "1"}"#, "120", "FX_MARKUP_PERCENT.USD-EUR"),
+            (r#"{"USD-CNY": "100"}"#, "120", "FX_MARKUP_PERCENT.USD-CNY"),
+            (markups, "0", vars::FX_RATE_MAX_AGE_SECONDS),
+            (markups, "soon", vars::FX_RATE_MAX_AGE_SECONDS),
+        ] {
+            let error = fx_from(&Vars(vec![
+                (vars::FX_MARKUP_PERCENT, markups),
+                (vars::FX_RATE_MAX_AGE_SECONDS, age),
+            ]))
+            .unwrap_err();
+            assert!(error.0.contains(named), "{error}");
+        }
+    }
+}
