@@ -2012,7 +2012,12 @@ async fn simulate(seed: u64, tracing: bool, profile: Profile) -> Result<Outcome,
         };
         let what = match answer {
             Some(a) if a.succeeded() => format!("{kind} ok"),
-            Some(a) => format!("{kind} {} {}", a.status, a.body),
+            // An HTTP answer's body is a problem document: its code.
+            Some(a) => {
+                let body: Option<serde_json::Value> = serde_json::from_str(&a.body).ok();
+                let code = body.as_ref().and_then(|b| b["code"].as_str()).unwrap_or(&a.body);
+                format!("{kind} {} {code}", a.status)
+            }
             None => format!("{kind} crashed"),
         };
         *answers.entry(what).or_insert(0) += 1;
