@@ -2,16 +2,16 @@
 // page (with a bound phone) → done; and the same without a phone, by keyboard only.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   apiToken,
   call,
   checkA11y,
+  closeCleanly,
   countRequests,
   createMember,
   GATEWAY_URL,
   heading,
-  launch,
   LOGIN_PASSWORD,
   openPage,
   PAYMENT_PASSWORD,
@@ -20,20 +20,13 @@ import {
   signIn,
   smsFor,
   storageDump,
+  submitSignIn,
   waitForCode,
+  useBrowser,
   waitForText,
 } from './helpers.mjs';
 
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 /**
  * Presses Tab until the focused element's accessible name is `name` (keyboard only).
@@ -70,7 +63,7 @@ describe('activation', () => {
   test('with a bound phone: password page, SMS code from /dev/sms, a wrong code, done', async () => {
     const phone = randomPhone();
     const { memberId } = await createMember({ phone, prefix: 'act' });
-    const { context, page, problems } = await openPage(browser, {
+    const { context, page, problems } = await openPage(browser(), {
       expectHttp: ['POST /v1/activation 422', 'POST /v1/activation/confirm 422'],
     });
     const codeRequests = countRequests(page, 'POST', `${GATEWAY_URL}/v1/activation/code`);
@@ -79,11 +72,7 @@ describe('activation', () => {
     await heading(page, 'Sign in');
     await checkA11y(page, 'sign in');
     await shot(page, 'activation-phone-01-sign-in');
-    await page.getByLabel('Member ID').fill(memberId);
-    await page.getByLabel('Login password').fill(LOGIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-
-    await heading(page, 'Fund account');
+    await submitSignIn(page, memberId);
     await waitForText(page.locator('#account-status'), 'Not activated');
     await waitForText(page.locator('#account-phone'), `+86*******${phone.slice(-4)}`);
     await checkA11y(page, 'account, inactive');
@@ -192,8 +181,7 @@ describe('activation', () => {
     await shot(page, 'activation-phone-09-account-active');
 
     await assertNothingSecretStored(page, PAYMENT_PASSWORD, LOGIN_PASSWORD, `"${code}"`);
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('five wrong codes void the code: the last attempt and the lock are said', async () => {
@@ -202,7 +190,7 @@ describe('activation', () => {
     const token = await apiToken(memberId);
     const pending = await call('POST', '/v1/activation', { token, body: { payment_password: PAYMENT_PASSWORD } });
     assert.equal(pending.status, 202);
-    const { context, page, problems } = await openPage(browser, {
+    const { context, page, problems } = await openPage(browser(), {
       expectHttp: [
         'POST /v1/activation/confirm 422',
         'POST /v1/activation/confirm 429',
@@ -248,13 +236,12 @@ describe('activation', () => {
     assert.equal((await smsFor(phone)).length, before + 1);
     await shot(page, 'activation-phone-11-resend-too-soon');
 
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('without a phone, by keyboard only: Confirm activates at once', async () => {
     const { memberId } = await createMember({ phone: null, prefix: 'kbd' });
-    const { context, page, problems } = await openPage(browser);
+    const { context, page, problems } = await openPage(browser());
     await page.goto(`${GATEWAY_URL}/`);
     await heading(page, 'Sign in');
 
@@ -297,7 +284,6 @@ describe('activation', () => {
     const dump = JSON.parse(await storageDump(page));
     assert.equal(dump.session['fa.session'], undefined);
 
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 });

@@ -4,61 +4,38 @@
 // clock (page.clock) or by the server's 410, replaced by a new quote and never converted.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   call,
   checkA11y,
-  expireNextQuoteUse,
+  closeCleanly,
   fundedMember,
-  GATEWAY_URL,
-  heading,
-  launch,
-  LOGIN_PASSWORD,
-  openPage,
+  openFromNav,
+  openAsFundedMember,
+  openSignedIn,
+  pressForQuote,
+  quoteRenewedAfter410,
+  quoteRenewedByClock,
   recordCalls,
   setReferenceRate,
   shot,
-  signIn,
+  useBrowser,
   waitForCalls,
   waitForText,
 } from './helpers.mjs';
 
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-/** Opens the Convert page from the navigation. */
-async function openConvert(page) {
-  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Convert' }).click();
-  await heading(page, 'Convert');
-}
+const browser = useBrowser();
 
 /** Asks for a quote and waits for it; answers the quote. */
-async function getQuote(page, quotes) {
-  const before = quotes.length;
-  await page.getByRole('button', { name: 'Get a quote' }).click();
-  await waitForCalls(quotes, before + 1);
-  const q = quotes[before].answer;
-  await waitForText(page.locator('#cv-quote'), `Quote ${q.id}`);
-  return q;
+function getQuote(page, quotes) {
+  return pressForQuote(page, quotes, 'Get a quote', 'convert');
 }
 
 describe('conversions', () => {
   test('a conversion: the quote with mid rate and markup, Convert, the result, the balances and the list', async () => {
-    await setReferenceRate('USD-CNY', '7.20');
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser);
+    const { context, page, problems } = await openAsFundedMember(browser(), { rate: '7.20', at: 'convert' });
     const quotes = recordCalls(page, 'POST', '/v1/fx/quotes');
     const conversions = recordCalls(page, 'POST', '/v1/conversions');
-    await signIn(page, m.memberId);
-    await openConvert(page);
     await waitForText(page.locator('.empty'), 'No conversions yet.');
     await checkA11y(page, 'convert, empty');
 
@@ -105,29 +82,21 @@ describe('conversions', () => {
     await shot(page, 'convert-02-result-and-list');
 
     // The account page: balances and the ledger's conversion entries.
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
-    await heading(page, 'Fund account');
+    await openFromNav(page, 'account');
     await waitForText(page.locator('[data-testid="USD-available"]'), '1,400.00');
     await waitForText(page.locator('[data-testid="CNY-available"]'), '1,516.40');
     await waitForText(page.locator('#transactions'), 'Converted to another currency');
     await waitForText(page.locator('#transactions'), 'Converted from another currency');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('buy-exact, in Chinese: the amount to get, the amount to sell rounded up', async () => {
-    await setReferenceRate('USD-CNY', '7.20');
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, { locale: 'zh-CN' });
+    const { member, context, page, problems } = await openAsFundedMember(browser(), {
+      rate: '7.20',
+      locale: 'zh-CN',
+      at: 'convert',
+    });
     const quotes = recordCalls(page, 'POST', '/v1/fx/quotes');
-    await page.goto(`${GATEWAY_URL}/`);
-    await heading(page, '登录');
-    await page.getByLabel('会员 ID').fill(m.memberId);
-    await page.getByLabel('登录密码').fill(LOGIN_PASSWORD);
-    await page.getByRole('button', { name: '登录' }).click();
-    await heading(page, '资金账户');
-    await page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: '换汇' }).click();
-    await heading(page, '换汇');
 
     await page.getByLabel('买入金额', { exact: true }).check();
     await page.getByLabel('买入金额（CNY）').fill('1000');
@@ -146,22 +115,19 @@ describe('conversions', () => {
     await page.getByRole('button', { name: '确认换汇' }).click();
     await waitForText(page.locator('#cv-result-buy'), '1,000.00 CNY');
     await waitForText(page.locator('#cv-result'), '换汇成功');
-    const account = await call('GET', '/v1/account', { token: m.token });
+    const account = await call('GET', '/v1/account', { token: member.token });
     assert.equal(account.body.balances.USD.available, '1360.41');
     assert.equal(account.body.balances.CNY.available, '1800.00');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('refusals in place: more than the available balance, and the limit of open quotes with its wait', async () => {
-    await setReferenceRate('USD-CNY', '7.20');
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, {
+    const { member, context, page, problems } = await openAsFundedMember(browser(), {
+      rate: '7.20',
+      at: 'convert',
       expectHttp: ['POST /v1/conversions 422', 'POST /v1/fx/quotes 429'],
     });
     const quotes = recordCalls(page, 'POST', '/v1/fx/quotes');
-    await signIn(page, m.memberId);
-    await openConvert(page);
 
     // A quote reserves nothing: it can be for more than the balance; the conversion cannot.
     await page.getByLabel('Amount to sell (USD)').fill('2000');
@@ -176,7 +142,7 @@ describe('conversions', () => {
     // Nine more open quotes (ten with the one on screen): the eleventh waits.
     for (let i = 0; i < 9; i += 1) {
       const res = await call('POST', '/v1/fx/quotes', {
-        token: m.token,
+        token: member.token,
         body: { sell_currency: 'USD', buy_currency: 'CNY', sell_amount: '1.00' },
       });
       assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -189,10 +155,9 @@ describe('conversions', () => {
     assert.equal(await page.locator('#cv-quote').count(), 0);
     await checkA11y(page, 'quote refused: quote_limit');
     await shot(page, 'convert-06-quote-limit');
-    const account = await call('GET', '/v1/account', { token: m.token });
+    const account = await call('GET', '/v1/account', { token: member.token });
     assert.equal(account.body.balances.USD.available, '1500.00');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('the list of conversions pages through next_cursor', async () => {
@@ -211,9 +176,7 @@ describe('conversions', () => {
       });
       assert.equal(c.status, 201, JSON.stringify(c.body));
     }
-    const { context, page, problems } = await openPage(browser);
-    await signIn(page, m.memberId);
-    await openConvert(page);
+    const { context, page, problems } = await openSignedIn(browser(), m.memberId, { at: 'convert' });
     const rows = page.locator('#conversions tbody tr');
     await waitForText(page.locator('#cvs-page'), 'Page 1');
     assert.equal(await rows.count(), 10);
@@ -226,55 +189,43 @@ describe('conversions', () => {
     await checkA11y(page, 'conversions, page 2');
     await page.getByRole('button', { name: 'Previous page' }).click();
     await waitForText(page.locator('#cvs-page'), 'Page 1');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('an expired quote is never converted: the countdown and a 410 quote_expired both bring a new quote', async () => {
-    await setReferenceRate('USD-CNY', '7.20');
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, { expectHttp: ['POST /v1/conversions 410'] });
-    await page.clock.install();
+    const { member, context, page, problems } = await openAsFundedMember(browser(), {
+      rate: '7.20',
+      at: 'convert',
+      clock: true,
+      expectHttp: ['POST /v1/conversions 410'],
+    });
     const quotes = recordCalls(page, 'POST', '/v1/fx/quotes');
     const conversions = recordCalls(page, 'POST', '/v1/conversions');
-    await signIn(page, m.memberId);
-    await openConvert(page);
 
     await page.getByLabel('Amount to sell (USD)').fill('50');
     const old = await getQuote(page, quotes);
-    await page.clock.fastForward('31:00');
-    await waitForCalls(quotes, 2);
-    const renewed = quotes[1].answer;
-    assert.notEqual(renewed.id, old.id);
-    assert.deepEqual(quotes[1].body, quotes[0].body);
-    await waitForText(page.locator('#cv-notice'), 'The quote had expired, so a new one was fetched.');
-    await waitForText(page.locator('#live'), 'The quote had expired');
-    await waitForText(page.locator('#cv-quote'), `Quote ${renewed.id}`);
-    await waitForText(page.locator('#cv-countdown'), /^Rate locked for (30:00|29:[0-5]\d)$/);
+    const renewed = await quoteRenewedByClock(page, quotes, old, 'convert');
     assert.equal(conversions.length, 0);
     await checkA11y(page, 'quote refreshed after the countdown');
     await shot(page, 'convert-04-quote-refreshed');
 
-    const refused = await expireNextQuoteUse(page, '/v1/conversions');
-    await page.getByRole('button', { name: 'Convert', exact: true }).click();
-    await waitForCalls(quotes, 3);
-    const third = quotes[2].answer;
-    assert.deepEqual(refused, [{ quote_id: renewed.id }]);
-    await waitForText(page.locator('#cv-notice'), 'The quote had expired, so a new one was fetched.');
-    await waitForText(page.locator('#cv-quote'), `Quote ${third.id}`);
+    const after410 = await quoteRenewedAfter410(page, quotes, 'convert');
+    const third = after410.renewed;
+    assert.deepEqual(after410.refused, [{ quote_id: renewed.id }]);
     assert.equal(await page.locator('#cv-result').count(), 0, 'not converted on its own');
 
     await page.getByRole('button', { name: 'Convert', exact: true }).click();
     await waitForText(page.locator('#cv-result-sell'), '50.00 USD');
+    // The result can be on screen before the recorder has read the answer's body.
+    await waitForCalls(conversions, 2);
     const sent = conversions.map((c) => c.body.quote_id);
     assert.deepEqual(sent, [renewed.id, third.id]);
     assert.ok(!sent.includes(old.id), 'the expired quote was never sent');
     const keys = conversions.map((c) => c.headers['idempotency-key']);
     assert.notEqual(keys[0], keys[1], 'a new quote, a new Idempotency-Key');
-    const list = await call('GET', '/v1/conversions', { token: m.token });
+    const list = await call('GET', '/v1/conversions', { token: member.token });
     assert.equal(list.body.items.length, 1);
     assert.equal(list.body.items[0].quote_id, third.id);
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 });

@@ -5,68 +5,39 @@
 // 410 quote_expired, the page previews again and never sends the old quote.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   call,
   checkA11y,
-  expireNextQuoteUse,
-  fundedMember,
+  closeCleanly,
+  fillBankAndPassword,
   heading,
-  launch,
-  openPage,
+  openAsFundedMember,
   PAYMENT_PASSWORD,
+  pressForQuote,
+  quoteRenewedAfter410,
+  quoteRenewedByClock,
   recordCalls,
-  setReferenceRate,
   shot,
-  signIn,
+  useBrowser,
   waitForCalls,
   waitForText,
 } from './helpers.mjs';
 
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-/** Opens the withdraw page from the navigation. */
-async function openWithdraw(page) {
-  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Withdraw', exact: true }).click();
-  await heading(page, 'Withdraw');
-}
-
-/** Fills the bank account and the payment password. */
-async function fillRest(page) {
-  await page.getByLabel('Account holder name').fill('Li Wei');
-  await page.getByLabel('Account number').fill('6222020200112233');
-  await page.getByLabel('Bank name').fill('ICBC');
-  await page.getByLabel('Payment password', { exact: true }).fill(PAYMENT_PASSWORD);
-}
+const browser = useBrowser();
 
 /** Asks for a USD → CNY withdrawal's rate and waits for it; answers the preview. */
 async function previewToCny(page, previews, amount) {
   await page.getByLabel('Paid to a bank account in').selectOption('CNY');
   await page.getByLabel('Amount', { exact: true }).fill(amount);
-  const before = previews.length;
-  await page.getByRole('button', { name: 'Get the rate' }).click();
-  await waitForCalls(previews, before + 1);
-  const preview = previews[before].answer;
-  await waitForText(page.locator('#wd-preview'), `Quote ${preview.quote_id}`);
-  return preview;
+  return pressForQuote(page, previews, 'Get the rate', 'withdraw');
 }
 
 describe('fees and withdrawals across currencies', () => {
   test('the account page shows the fee schedule of GET /v1/fees', async () => {
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser);
-    const schedule = await call('GET', '/v1/fees', { token: m.token });
+    const { member, context, page, problems } = await openAsFundedMember(browser());
+    const schedule = await call('GET', '/v1/fees', { token: member.token });
     assert.equal(schedule.status, 200);
-    await signIn(page, m.memberId);
 
     const rows = page.locator('#fees tbody tr');
     await rows.first().waitFor();
@@ -90,16 +61,15 @@ describe('fees and withdrawals across currencies', () => {
     await waitForText(page.locator('#fees tr[data-pair="USD-CNY"]'), '0.30%（最低 8.00 USD）');
     await checkA11y(page, 'fee schedule, Chinese');
     await shot(page, 'fx-02-account-fee-schedule-zh');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('a same-currency withdrawal shows the fee the server previews, and is charged it', async () => {
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, { expectHttp: ['POST /v1/withdrawals/preview 422'] });
+    const { context, page, problems } = await openAsFundedMember(browser(), {
+      at: 'withdraw',
+      expectHttp: ['POST /v1/withdrawals/preview 422'],
+    });
     const previews = recordCalls(page, 'POST', '/v1/withdrawals/preview');
-    await signIn(page, m.memberId);
-    await openWithdraw(page);
 
     // Only the balance's own currency for CNY; USD may go to a USD or a CNY bank.
     await page.getByLabel('Currency').selectOption('CNY');
@@ -123,7 +93,7 @@ describe('fees and withdrawals across currencies', () => {
     await waitForText(page.locator('#wd-preview-error'), 'The amount must be more than the withdrawal fee (15.00 USD).');
     await page.getByLabel('Amount', { exact: true }).fill('700');
     await waitForText(page.locator('#wd-preview-fee'), '15.00 USD');
-    await fillRest(page);
+    await fillBankAndPassword(page);
     await checkA11y(page, 'same-currency preview');
     await shot(page, 'fx-03-withdraw-same-currency-preview');
 
@@ -135,18 +105,13 @@ describe('fees and withdrawals across currencies', () => {
     assert.equal(submits[0].body.payout_currency, 'USD');
     assert.equal('quote_id' in submits[0].body, false);
     assert.equal(submits[0].answer.fee, shown.answer.fee, 'the fee charged is the fee shown');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('USD to a CNY bank: the preview locks a rate, shows what reaches the bank, and the withdrawal uses its quote', async () => {
-    await setReferenceRate('USD-CNY', '7.20');
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser);
+    const { member, context, page, problems } = await openAsFundedMember(browser(), { rate: '7.20', at: 'withdraw' });
     const previews = recordCalls(page, 'POST', '/v1/withdrawals/preview');
     const submits = recordCalls(page, 'POST', '/v1/withdrawals');
-    await signIn(page, m.memberId);
-    await openWithdraw(page);
 
     await page.getByLabel('Paid to a bank account in').selectOption('CNY');
     await page.getByLabel('Amount', { exact: true }).fill('1000');
@@ -172,7 +137,7 @@ describe('fees and withdrawals across currencies', () => {
     // The countdown runs.
     const first = await page.locator('#wd-countdown').textContent();
     await waitForText(page.locator('#wd-countdown'), new RegExp(`^(?!${first}$)Rate locked for 29:`), 5000);
-    await fillRest(page);
+    await fillBankAndPassword(page);
     await checkA11y(page, 'cross-currency preview');
     await shot(page, 'fx-04-withdraw-usd-to-cny-preview');
 
@@ -195,62 +160,50 @@ describe('fees and withdrawals across currencies', () => {
     await page.getByRole('link', { name: 'See all withdrawals' }).click();
     await heading(page, 'Withdrawals');
     await waitForText(page.locator('#withdrawals tbody tr'), 'to the bank: 7,106.68 CNY');
-    const account = await call('GET', '/v1/account', { token: m.token });
+    const account = await call('GET', '/v1/account', { token: member.token });
     assert.equal(account.body.balances.USD.available, '500.00');
     assert.equal(account.body.balances.USD.in_transit, '1000.00');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('an expired quote is never sent: the countdown and a 410 quote_expired both bring a new preview', async () => {
-    await setReferenceRate('USD-CNY', '7.20');
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, { expectHttp: ['POST /v1/withdrawals 410'] });
-    await page.clock.install();
+    const { context, page, problems } = await openAsFundedMember(browser(), {
+      rate: '7.20',
+      at: 'withdraw',
+      clock: true,
+      expectHttp: ['POST /v1/withdrawals 410'],
+    });
     const previews = recordCalls(page, 'POST', '/v1/withdrawals/preview');
     const submits = recordCalls(page, 'POST', '/v1/withdrawals');
-    await signIn(page, m.memberId);
-    await openWithdraw(page);
 
     const old = await previewToCny(page, previews, '200');
-    await fillRest(page);
+    await fillBankAndPassword(page);
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'wd-password');
     // The seller looks away for 31 minutes: past expires_at on the browser's clock.
-    await page.clock.fastForward('31:00');
-    await waitForCalls(previews, 2);
-    const renewed = previews[1].answer;
-    assert.notEqual(renewed.quote_id, old.quote_id);
-    assert.deepEqual(previews[1].body, previews[0].body);
-    await waitForText(page.locator('#wd-notice'), 'The rate had expired, so a new one was fetched.');
-    await waitForText(page.locator('#live'), 'The rate had expired');
-    await waitForText(page.locator('#wd-preview'), `Quote ${renewed.quote_id}`);
-    await waitForText(page.locator('#wd-countdown'), /^Rate locked for (30:00|29:[0-5]\d)$/);
+    const renewed = await quoteRenewedByClock(page, previews, old, 'withdraw');
     assert.equal(submits.length, 0, 'nothing was sent while the rate was renewed');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'wd-password', 'the focus stays where the seller was');
     await checkA11y(page, 'rate refreshed after the countdown');
     await shot(page, 'fx-06-withdraw-quote-refreshed');
 
     // The server has its own clock: it may still say the quote is over (410).
-    const refused = await expireNextQuoteUse(page, '/v1/withdrawals');
-    await page.getByRole('button', { name: 'Confirm withdrawal' }).click();
-    await waitForCalls(previews, 3);
-    const third = previews[2].answer;
-    assert.equal(refused.length, 1);
-    assert.equal(refused[0].quote_id, renewed.quote_id);
-    await waitForText(page.locator('#wd-notice'), 'The rate had expired, so a new one was fetched.');
-    await waitForText(page.locator('#wd-preview'), `Quote ${third.quote_id}`);
+    const after410 = await quoteRenewedAfter410(page, previews, 'withdraw');
+    const third = after410.renewed;
+    assert.equal(after410.refused.length, 1);
+    assert.equal(after410.refused[0].quote_id, renewed.quote_id);
     assert.equal(await page.locator('#wd-result').count(), 0, 'not submitted again on its own');
     await shot(page, 'fx-07-withdraw-quote-expired-410');
 
     await page.getByLabel('Payment password', { exact: true }).fill(PAYMENT_PASSWORD);
     await page.getByRole('button', { name: 'Confirm withdrawal' }).click();
     await waitForText(page.locator('#wd-result-payout'), `${third.payout_amount.replace(/\B(?=(\d{3})+(?!\d))/g, ',')} CNY`);
+    // The result can be on screen before the recorder has read the answer's body.
+    await waitForCalls(submits, 2);
     const sentQuotes = submits.map((s) => s.body.quote_id);
     assert.deepEqual(sentQuotes, [renewed.quote_id, third.quote_id]);
     assert.ok(!sentQuotes.includes(old.quote_id), 'the expired quote was never sent');
     assert.equal(submits[1].status, 201);
 
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 });

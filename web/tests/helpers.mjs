@@ -1,12 +1,13 @@
 // Shared helpers of the end-to-end tests: the browser (Debian's Chromium driven by
 // playwright-core, no browser download), the local gateway's dev and internal routes,
-// screenshots, and axe-core checks.
+// signing in and moving between pages, screenshots, and axe-core checks.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -40,6 +41,23 @@ export function launch() {
       '--disable-sync',
     ],
   });
+}
+
+/**
+ * One browser for the tests of a file (or of the describe this is called in): launched
+ * before they run and closed after them. Answers a function that gives it, as it exists
+ * only once the tests start.
+ */
+export function useBrowser() {
+  /** @type {import('playwright-core').Browser | undefined} */
+  let browser;
+  before(async () => {
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return () => /** @type {import('playwright-core').Browser} */ (browser);
 }
 
 /**
@@ -252,14 +270,115 @@ export async function checkA11y(page, where) {
   assert.deepEqual(violations, [], `axe violations on ${where}:\n${JSON.stringify(violations, null, 2)}`);
 }
 
-/** Signs in through the form (English labels). */
-export async function signIn(page, memberId, password = LOGIN_PASSWORD) {
+/** The sign-in page's texts and the account page's heading, in each language of the site. */
+const SIGN_IN_TEXTS = {
+  en: { title: 'Sign in', member: 'Member ID', password: 'Login password', button: 'Sign in', account: 'Fund account' },
+  zh: { title: '登录', member: '会员 ID', password: '登录密码', button: '登录', account: '资金账户' },
+};
+
+/**
+ * Signs in through the form from the start page.
+ * @param {import('playwright-core').Page} page
+ * @param {string} memberId
+ * @param {{password?: string, lang?: 'en' | 'zh'}} [options] `lang`: the page's language
+ */
+export async function signIn(page, memberId, { password = LOGIN_PASSWORD, lang = 'en' } = {}) {
   await page.goto(`${GATEWAY_URL}/`);
-  await heading(page, 'Sign in');
-  await page.getByLabel('Member ID').fill(memberId);
-  await page.getByLabel('Login password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await heading(page, 'Fund account');
+  await heading(page, SIGN_IN_TEXTS[lang].title);
+  await submitSignIn(page, memberId, { password, lang });
+}
+
+/**
+ * Fills and sends the sign-in form already on screen, and waits for the account page.
+ * @param {import('playwright-core').Page} page
+ * @param {string} memberId
+ * @param {{password?: string, lang?: 'en' | 'zh'}} [options]
+ */
+export async function submitSignIn(page, memberId, { password = LOGIN_PASSWORD, lang = 'en' } = {}) {
+  const texts = SIGN_IN_TEXTS[lang];
+  await page.getByLabel(texts.member).fill(memberId);
+  await page.getByLabel(texts.password).fill(password);
+  await page.getByRole('button', { name: texts.button }).click();
+  await heading(page, texts.account);
+}
+
+/** The main navigation's name, and each of its links with the heading of the page it opens. */
+const NAVIGATION = {
+  en: {
+    label: 'Main',
+    pages: { account: ['Account', 'Fund account'], withdraw: ['Withdraw', 'Withdraw'], convert: ['Convert', 'Convert'] },
+  },
+  zh: {
+    label: '主导航',
+    pages: { account: ['账户', '资金账户'], withdraw: ['提现', '提现'], convert: ['换汇', '换汇'] },
+  },
+};
+
+/**
+ * Opens a page from the main navigation, as a seller would, and waits for its heading.
+ * @param {import('playwright-core').Page} page
+ * @param {'account' | 'withdraw' | 'convert'} name
+ * @param {'en' | 'zh'} [lang] the page's language
+ */
+export async function openFromNav(page, name, lang = 'en') {
+  const nav = NAVIGATION[lang];
+  const [link, title] = nav.pages[name];
+  await page.getByRole('navigation', { name: nav.label }).getByRole('link', { name: link, exact: true }).click();
+  await heading(page, title);
+}
+
+/**
+ * The start of most tests: a page (with openPage's options) signed in as `memberId`, in the
+ * language its `locale` gives the site, and opened at `at` from the main navigation (else
+ * left on the account page). With `clock`, the page's clock is installed first: page.clock
+ * only governs the timers of a page loaded after it is installed.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} memberId
+ * @param {{at?: 'account' | 'withdraw' | 'convert', clock?: boolean, locale?: string,
+ *   expectHttp?: string[], expectConsole?: string[]}} [options]
+ */
+export async function openSignedIn(browser, memberId, { at, clock = false, ...options } = {}) {
+  const opened = await openPage(browser, options);
+  if (clock) await opened.page.clock.install();
+  const lang = options.locale?.startsWith('zh') ? 'zh' : 'en';
+  await signIn(opened.page, memberId, { lang });
+  if (at) await openFromNav(opened.page, at, lang);
+  return opened;
+}
+
+/**
+ * The start of a test of money: the USD-CNY reference rate set when `rate` is given (quotes
+ * refuse a rate older than a few minutes), a member with money (fundedMember, with `funds`),
+ * and a page signed in as them (openSignedIn, with the other options).
+ * @param {import('playwright-core').Browser} browser
+ * @param {{rate?: string, funds?: Parameters<typeof fundedMember>[0]} & Parameters<typeof openSignedIn>[2]} [options]
+ */
+export async function openAsFundedMember(browser, { rate, funds, ...options } = {}) {
+  if (rate) await setReferenceRate('USD-CNY', rate);
+  const member = await fundedMember(funds);
+  return { member, ...(await openSignedIn(browser, member.memberId, options)) };
+}
+
+/**
+ * The end of a test's page: nothing went wrong on it (the problems openPage records), and
+ * its context is closed.
+ * @param {import('playwright-core').BrowserContext} context
+ * @param {string[]} problems
+ */
+export async function closeCleanly(context, problems) {
+  assert.deepEqual(problems, []);
+  await context.close();
+}
+
+/**
+ * Fills the withdraw form's bank account (Li Wei at ICBC) and the payment password.
+ * @param {import('playwright-core').Page} page
+ */
+export async function fillBankAndPassword(page, password = PAYMENT_PASSWORD) {
+  await page.getByLabel('Account holder name').fill('Li Wei');
+  await page.getByLabel('Account number').fill('6222020200112233');
+  await page.getByLabel('Bank name').fill('ICBC');
+  await page.getByLabel('Payment password', { exact: true }).fill(password);
 }
 
 /**
@@ -320,6 +439,107 @@ export async function waitForCalls(calls, n, timeout = 10000) {
     if (Date.now() > deadline) throw new Error(`expected ${n} calls, saw ${calls.length}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * Where each page with a quote shows it (the Convert page's quote, the withdraw page's
+ * preview to another currency), what it says when it fetched a new one for one that
+ * expired, and the button that sends the quote with the route it goes to.
+ * @typedef {'convert' | 'withdraw'} QuotePage
+ */
+const QUOTE_ON_PAGE = {
+  convert: {
+    shownIn: '#cv-quote',
+    countdown: '#cv-countdown',
+    notice: '#cv-notice',
+    renewedText: 'The quote had expired, so a new one was fetched.',
+    sendButton: 'Convert',
+    sendPath: '/v1/conversions',
+    quoteId: (/** @type {any} */ quote) => quote.id,
+  },
+  withdraw: {
+    shownIn: '#wd-preview',
+    countdown: '#wd-countdown',
+    notice: '#wd-notice',
+    renewedText: 'The rate had expired, so a new one was fetched.',
+    sendButton: 'Confirm withdrawal',
+    sendPath: '/v1/withdrawals',
+    quoteId: (/** @type {any} */ preview) => preview.quote_id,
+  },
+};
+
+/**
+ * Waits until the page shows the quote of `answer`, by its reference ("Quote fxq_…").
+ * @param {import('playwright-core').Page} page
+ * @param {any} answer
+ * @param {QuotePage} where
+ */
+function quoteShown(page, answer, where) {
+  const onPage = QUOTE_ON_PAGE[where];
+  return waitForText(page.locator(onPage.shownIn), `Quote ${onPage.quoteId(answer)}`);
+}
+
+/**
+ * Presses the button named `button` and waits for the quote it asks for: the next of `calls`
+ * (from recordCalls, for the route that quotes), shown on the page. Answers the body of the
+ * server's answer.
+ * @param {import('playwright-core').Page} page
+ * @param {{body: any, answer: any}[]} calls
+ * @param {string} button
+ * @param {QuotePage} where
+ */
+export async function pressForQuote(page, calls, button, where) {
+  const before = calls.length;
+  await page.getByRole('button', { name: button, exact: true }).click();
+  await waitForCalls(calls, before + 1);
+  const answer = calls[before].answer;
+  await quoteShown(page, answer, where);
+  return answer;
+}
+
+/**
+ * Moves the page's clock 31 minutes on, past the quote `old` on screen (a quote is locked for
+ * 30), and checks that the page fetched a new one on its own: for the same request, another
+ * quote, with the notice (spoken too), shown, its countdown from the start. Answers the new
+ * quote. The page's clock must have been installed before it loaded (openSignedIn's `clock`).
+ * @param {import('playwright-core').Page} page
+ * @param {{body: any, answer: any}[]} calls
+ * @param {any} old
+ * @param {QuotePage} where
+ */
+export async function quoteRenewedByClock(page, calls, old, where) {
+  const onPage = QUOTE_ON_PAGE[where];
+  const before = calls.length;
+  await page.clock.fastForward('31:00');
+  await waitForCalls(calls, before + 1);
+  const renewed = calls[before].answer;
+  assert.notEqual(onPage.quoteId(renewed), onPage.quoteId(old));
+  assert.deepEqual(calls[before].body, calls[before - 1].body);
+  await waitForText(page.locator(onPage.notice), onPage.renewedText);
+  await waitForText(page.locator('#live'), onPage.renewedText);
+  await quoteShown(page, renewed, where);
+  await waitForText(page.locator(onPage.countdown), /^Rate locked for (30:00|29:[0-5]\d)$/);
+  return renewed;
+}
+
+/**
+ * Sends the quote on screen with the server set to refuse it as expired (410, see
+ * expireNextQuoteUse), and waits for the new quote the page then fetches on its own, shown
+ * with its notice. Answers the request bodies refused, and the new quote.
+ * @param {import('playwright-core').Page} page
+ * @param {{body: any, answer: any}[]} calls
+ * @param {QuotePage} where
+ */
+export async function quoteRenewedAfter410(page, calls, where) {
+  const onPage = QUOTE_ON_PAGE[where];
+  const refused = await expireNextQuoteUse(page, onPage.sendPath);
+  const before = calls.length;
+  await page.getByRole('button', { name: onPage.sendButton, exact: true }).click();
+  await waitForCalls(calls, before + 1);
+  const renewed = calls[before].answer;
+  await waitForText(page.locator(onPage.notice), onPage.renewedText);
+  await quoteShown(page, renewed, where);
+  return { refused, renewed };
 }
 
 /**

@@ -5,22 +5,24 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ApiError, errorMessage } from '../app/js/api.js';
 import { errorCodes, messages, pickLang, setLang } from '../app/js/i18n.js';
 import { formatMoney, parseAmount, toPlain } from '../app/js/money.js';
 import {
   checkA11y,
+  closeCleanly,
   createMember,
-  fundedMember,
   GATEWAY_URL,
   heading,
-  launch,
   LOGIN_PASSWORD,
+  openAsFundedMember,
   openPage,
   PAYMENT_PASSWORD,
   shot,
+  submitSignIn,
+  useBrowser,
   waitForText,
 } from './helpers.mjs';
 
@@ -117,18 +119,11 @@ describe('texts', () => {
 });
 
 describe('language in the browser', () => {
-  /** @type {import('playwright-core').Browser} */
-  let browser;
-  before(async () => {
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const browser = useBrowser();
 
   test('Chinese first for a Chinese browser; switching keeps the form and translates the error', async () => {
     const { memberId } = await createMember({ prefix: 'lang' });
-    const { context, page, problems } = await openPage(browser, {
+    const { context, page, problems } = await openPage(browser(), {
       locale: 'zh-CN',
       expectHttp: ['POST /dev/login 401', 'POST /v1/activation 422'],
     });
@@ -164,10 +159,7 @@ describe('language in the browser', () => {
     // Back to Chinese, sign in: the account, the activation page.
     await page.getByRole('button', { name: /^中文/ }).click();
     await heading(page, '登录');
-    await page.getByLabel('会员 ID').fill(memberId);
-    await page.getByLabel('登录密码').fill(LOGIN_PASSWORD);
-    await page.getByRole('button', { name: '登录' }).click();
-    await heading(page, '资金账户');
+    await submitSignIn(page, memberId, { lang: 'zh' });
     await waitForText(page.locator('#account-status'), '未激活');
     await checkA11y(page, 'account, Chinese');
     await shot(page, 'language-04-account-zh');
@@ -182,24 +174,15 @@ describe('language in the browser', () => {
     await checkA11y(page, 'payment password refused, Chinese');
     await shot(page, 'language-05-password-refused-zh');
 
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('the withdraw page in Chinese: preview and a refusal', async () => {
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, {
+    const { context, page, problems } = await openAsFundedMember(browser(), {
       locale: 'zh-CN',
+      at: 'withdraw',
       expectHttp: ['POST /v1/withdrawals 422', 'POST /v1/withdrawals/preview 422'],
     });
-    await page.goto(`${GATEWAY_URL}/`);
-    await heading(page, '登录');
-    await page.getByLabel('会员 ID').fill(m.memberId);
-    await page.getByLabel('登录密码').fill(LOGIN_PASSWORD);
-    await page.getByRole('button', { name: '登录' }).click();
-    await heading(page, '资金账户');
-    await page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: '提现', exact: true }).click();
-    await heading(page, '提现');
 
     await page.getByLabel('提现金额', { exact: true }).fill('1000');
     await waitForText(page.locator('#wd-preview-fee'), '15.00 USD');
@@ -223,7 +206,6 @@ describe('language in the browser', () => {
     assert.equal(await page.getByLabel('Account holder name').inputValue(), '李伟');
     await shot(page, 'language-07-withdraw-insufficient-en');
 
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 });

@@ -3,50 +3,26 @@
 // and the account page's balances and ledger paging.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   call,
   checkA11y,
-  fundedMember,
+  closeCleanly,
+  fillBankAndPassword,
   heading,
-  launch,
-  openPage,
+  openFromNav,
+  openAsFundedMember,
   PAYMENT_PASSWORD,
   shot,
-  signIn,
+  useBrowser,
   waitForText,
 } from './helpers.mjs';
 
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-/** Opens the withdraw page from the navigation. */
-async function openWithdraw(page) {
-  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Withdraw', exact: true }).click();
-  await heading(page, 'Withdraw');
-}
-
-/** Fills the bank account and the payment password. */
-async function fillRest(page, password = PAYMENT_PASSWORD) {
-  await page.getByLabel('Account holder name').fill('Li Wei');
-  await page.getByLabel('Account number').fill('6222020200112233');
-  await page.getByLabel('Bank name').fill('ICBC');
-  await page.getByLabel('Payment password', { exact: true }).fill(password);
-}
+const browser = useBrowser();
 
 describe('withdrawals', () => {
   test('account page: balances and the ledger with paging', async () => {
-    const m = await fundedMember({ extraCollections: 4 });
-    const { context, page, problems } = await openPage(browser);
-    await signIn(page, m.memberId);
+    const { context, page, problems } = await openAsFundedMember(browser(), { funds: { extraCollections: 4 } });
     await waitForText(page.locator('[data-testid="USD-available"]'), '1,504.00');
     await waitForText(page.locator('[data-testid="CNY-available"]'), '800.00');
     // 6 collections, each a `collection` entry and a settlement pair: 18 entries, 10 a page.
@@ -65,15 +41,14 @@ describe('withdrawals', () => {
     // Only CNY: 3 entries.
     await page.getByLabel('Currency').selectOption('CNY');
     await page.waitForFunction(() => document.querySelectorAll('#transactions tbody tr').length === 3);
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('a withdrawal with the fee preview, its result and the list', async () => {
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, { expectHttp: ['POST /v1/withdrawals/preview 422'] });
-    await signIn(page, m.memberId);
-    await openWithdraw(page);
+    const { context, page, problems } = await openAsFundedMember(browser(), {
+      at: 'withdraw',
+      expectHttp: ['POST /v1/withdrawals/preview 422'],
+    });
 
     await waitForText(page.locator('#wd-preview'), 'Enter an amount to see the fee');
     await page.getByLabel('Amount', { exact: true }).fill('500');
@@ -86,7 +61,7 @@ describe('withdrawals', () => {
     await waitForText(page.locator('#wd-preview-error'), 'The amount must be more than the withdrawal fee (15.00 USD).');
     await page.getByLabel('Amount', { exact: true }).fill('500');
     await waitForText(page.locator('#wd-preview-net'), '485.00 USD');
-    await fillRest(page);
+    await fillBankAndPassword(page);
     await checkA11y(page, 'withdraw form with preview');
     await shot(page, 'withdraw-03-fee-preview');
 
@@ -118,15 +93,11 @@ describe('withdrawals', () => {
     await heading(page, 'Withdrawals');
     await waitForText(page.locator('#withdrawals tbody tr'), 'Paid');
 
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test("'withdraw all' fills the whole available amount", async () => {
-    const m = await fundedMember({ cny: '800.00' });
-    const { context, page, problems } = await openPage(browser);
-    await signIn(page, m.memberId);
-    await openWithdraw(page);
+    const { context, page, problems } = await openAsFundedMember(browser(), { funds: { cny: '800.00' }, at: 'withdraw' });
 
     await page.getByLabel('Currency').selectOption('CNY');
     await waitForText(page.locator('#wd-amount-hint'), 'Available: 800.00 CNY');
@@ -134,32 +105,28 @@ describe('withdrawals', () => {
     assert.equal(await page.getByLabel('Amount', { exact: true }).inputValue(), '800.00');
     await waitForText(page.locator('#wd-preview-fee'), '0.00 CNY');
     await waitForText(page.locator('#wd-preview-net'), '800.00 CNY');
-    await fillRest(page);
+    await fillBankAndPassword(page);
     await shot(page, 'withdraw-06-withdraw-all');
     await page.getByRole('button', { name: 'Confirm withdrawal' }).click();
     await waitForText(page.locator('#wd-result-net'), '800.00 CNY');
     await shot(page, 'withdraw-07-withdraw-all-result');
 
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
-    await heading(page, 'Fund account');
+    await openFromNav(page, 'account');
     await waitForText(page.locator('[data-testid="CNY-available"]'), '0.00');
     await waitForText(page.locator('[data-testid="CNY-in_transit"]'), '800.00');
     await waitForText(page.locator('[data-testid="USD-available"]'), '1,500.00');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('insufficient funds and a wrong payment password show in place, with the request id', async () => {
-    const m = await fundedMember();
-    const { context, page, problems } = await openPage(browser, {
+    const { member, context, page, problems } = await openAsFundedMember(browser(), {
+      at: 'withdraw',
       expectHttp: ['POST /v1/withdrawals 422', 'POST /v1/withdrawals 403', 'POST /v1/withdrawals/preview 422'],
     });
-    await signIn(page, m.memberId);
-    await openWithdraw(page);
 
     await page.getByLabel('Amount', { exact: true }).fill('2000');
     await waitForText(page.locator('#wd-preview-error'), 'The amount is more than your available balance (1,500.00 USD).');
-    await fillRest(page);
+    await fillBankAndPassword(page);
     await page.getByRole('button', { name: 'Confirm withdrawal' }).click();
     const amountError = page.locator('#wd-amount-error');
     await waitForText(amountError, 'The amount is more than your available balance (1,500.00 USD).');
@@ -177,20 +144,17 @@ describe('withdrawals', () => {
     await shot(page, 'withdraw-09-wrong-payment-password');
 
     // Nothing moved.
-    const account = await call('GET', '/v1/account', { token: m.token });
+    const account = await call('GET', '/v1/account', { token: member.token });
     assert.equal(account.body.balances.USD.available, '1500.00');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 
   test('a retry after a network error sends the same Idempotency-Key and withdraws once', async () => {
-    const m = await fundedMember();
     // The first answer is cut on the way back (below): Chromium notes the reset.
-    const { context, page, problems } = await openPage(browser, {
+    const { member, context, page, problems } = await openAsFundedMember(browser(), {
+      at: 'withdraw',
       expectConsole: ['Failed to load resource: net::ERR_CONNECTION_RESET'],
     });
-    await signIn(page, m.memberId);
-    await openWithdraw(page);
 
     /** @type {string[]} */
     const keys = [];
@@ -207,7 +171,7 @@ describe('withdrawals', () => {
     });
 
     await page.getByLabel('Amount', { exact: true }).fill('250.5');
-    await fillRest(page);
+    await fillBankAndPassword(page);
     await page.getByRole('button', { name: 'Confirm withdrawal' }).click();
     await waitForText(page.locator('#form-error'), 'The server could not be reached.');
     await waitForText(page.locator('#form-error'), 'the same request is resent');
@@ -223,23 +187,22 @@ describe('withdrawals', () => {
     assert.match(keys[0], /^web-[0-9a-f-]{32,36}$/);
 
     // Once only.
-    const list = await call('GET', '/v1/withdrawals', { token: m.token });
+    const list = await call('GET', '/v1/withdrawals', { token: member.token });
     assert.equal(list.body.items.length, 1);
-    const account = await call('GET', '/v1/account', { token: m.token });
+    const account = await call('GET', '/v1/account', { token: member.token });
     assert.equal(account.body.balances.USD.available, '1249.50');
 
     // A new submission gets a new key.
     await page.getByRole('button', { name: 'Make another withdrawal' }).click();
     await page.getByLabel('Amount', { exact: true }).fill('100');
-    await fillRest(page);
+    await fillBankAndPassword(page);
     await page.getByRole('button', { name: 'Confirm withdrawal' }).click();
     await waitForText(page.locator('#wd-result-amount'), '100.00 USD');
     assert.equal(keys.length, 3);
     assert.notEqual(keys[2], keys[0]);
 
     await page.unroute('**/v1/withdrawals');
-    assert.deepEqual(problems, []);
-    await context.close();
+    await closeCleanly(context, problems);
   });
 });
 

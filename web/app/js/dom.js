@@ -25,6 +25,17 @@ export function h(tag, props, ...children) {
   return el;
 }
 
+/**
+ * Puts `content` (children as `h` takes them) in place of what `el` holds: to draw one part
+ * of a view again without the rest, so that the focus elsewhere stays where it is.
+ * @param {HTMLElement} el
+ * @param {any} content
+ */
+export function replaceContent(el, content) {
+  el.replaceChildren();
+  append(el, [content]);
+}
+
 function append(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;

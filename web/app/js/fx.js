@@ -1,11 +1,10 @@
 // What the withdraw and convert pages share about money across currencies: the published
-// fee schedule, locked FX quotes counted down on this device's clock, and Idempotency-Keys.
+// fee schedule, locked FX quotes counted down on this device's clock (and when one is over,
+// renewed or dropped), and Idempotency-Keys.
 
 import { h } from './dom.js';
 import { t } from './i18n.js';
-import { formatMoney } from './money.js';
-
-export const CURRENCIES = ['USD', 'CNY'];
+import { CURRENCIES, moneyText } from './money.js';
 
 /**
  * A quote is given up this long before the server's `expires_at`, so that a submit sent in
@@ -19,6 +18,15 @@ export function newIdempotencyKey() {
   if (typeof crypto.randomUUID === 'function') return `web-${crypto.randomUUID()}`;
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return `web-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+/**
+ * Whether the answer is the server's replay of an earlier request with the same
+ * Idempotency-Key (a retry after a lost answer): the page says the first attempt went through.
+ * @param {Headers} headers
+ */
+export function isReplayed(headers) {
+  return headers.get('idempotent-replayed') === 'true';
 }
 
 /**
@@ -71,16 +79,52 @@ export function countdown(id, deadline) {
 }
 
 /**
- * Once a second: the countdown's text, and whether the quote has run out.
+ * The countdown's text, once a second; answers whether the quote has run out.
  * @param {string} id
  * @param {number} deadline
- * @returns {boolean} true when the quote is no longer good
  */
-export function tickCountdown(id, deadline) {
+function tickCountdown(id, deadline) {
   const el = document.getElementById(id);
   const text = t('quote.lockedFor', { time: timeLeft(deadline) });
   if (el && el.textContent !== text) el.textContent = text;
   return Date.now() >= deadline;
+}
+
+/**
+ * Once a second, for the quote on screen: its countdown; answers whether to renew the quote
+ * now, because it has run out. Not while a submission on it is under way or its outcome is
+ * unknown (a lost answer): that quote is kept, so that pressing the button again resends the
+ * very same request (the server replays it, or answers 410 and the page renews it then).
+ * @param {string} id the countdown's element
+ * @param {number} deadline
+ * @param {{busy: boolean, uncertain: boolean}} submission
+ */
+export function quoteToRenew(id, deadline, { busy, uncertain }) {
+  return tickCountdown(id, deadline) && !busy && !uncertain;
+}
+
+/**
+ * Whether a quote is not to be sent: it ran out on this device's clock. A quote whose last
+ * submission had an unknown outcome is sent again all the same, with the same key, so that the
+ * server replays what it did (or answers 410).
+ * @param {number} deadline
+ * @param {boolean} uncertain
+ */
+export function isQuoteOver(deadline, uncertain) {
+  return Date.now() >= deadline && !uncertain;
+}
+
+/** Refusals about the quote itself: the quote is dropped, and a new one can be asked for. */
+export const QUOTE_REFUSALS = ['quote_required', 'quote_mismatch', 'quote_not_found', 'quote_used'];
+
+/**
+ * The note that the quote on screen is a new one, and why; focusable, so the focus can go to
+ * it after the seller pressed a button that brought it.
+ * @param {string} id
+ * @param {string} text
+ */
+export function quoteNotice(id, text) {
+  return h('p', { class: 'notice', id, tabindex: '-1' }, text);
 }
 
 /**
@@ -99,6 +143,19 @@ export function rateText(rate, from, to) {
  */
 
 /**
+ * The published withdrawal fees (GET /v1/fees) as `{rows, error}`, rows null when they could
+ * not be had: a page shows without them (the fee charged is the one the server previews).
+ * @param {any} app
+ * @returns {Promise<{rows: FeeRow[] | null, error: unknown}>}
+ */
+export function fetchFeeSchedule(app) {
+  return app.api.get('/v1/fees').then(
+    (res) => ({ rows: res.data.withdrawal, error: null }),
+    (error) => ({ rows: null, error }),
+  );
+}
+
+/**
  * The payout currencies the schedule offers for a balance currency; without a schedule,
  * the balance's own currency.
  * @param {FeeRow[] | null} rows
@@ -114,7 +171,7 @@ export function payoutCurrencies(rows, currency) {
  * @param {FeeRow} row
  */
 export function feeRuleText(row) {
-  const money = (v) => `${formatMoney(v)} ${row.currency}`;
+  const money = (v) => moneyText(v, row.currency);
   const hasFixed = !/^0+(\.0+)?$/.test(row.fixed);
   const hasPercent = !/^0+(\.0+)?$/.test(row.percent);
   const hasMin = !/^0+(\.0+)?$/.test(row.min);

@@ -1,6 +1,9 @@
 // Money as the API writes it: decimal strings with 2 minor digits. Arithmetic is done on
 // BigInt minor units (cents / fen); no floating point anywhere.
 
+/** The currencies an account holds, in the order the pages list them. */
+export const CURRENCIES = ['USD', 'CNY'];
+
 /** What the API accepts in a request: 1 to 12 integer digits, 0 to 2 decimals. */
 const INPUT = /^(\d{1,12})(?:\.(\d{1,2}))?$/;
 
@@ -14,6 +17,16 @@ export function parseAmount(text) {
   const m = INPUT.exec(String(text).trim());
   if (!m) return null;
   return BigInt(m[1]) * 100n + BigInt((m[2] || '').padEnd(2, '0'));
+}
+
+/**
+ * An amount typed into a form, in the API's form ("10.5" → "10.50"); null when the API would
+ * not take it, or it is zero: there is nothing to quote, preview or withdraw yet.
+ * @param {string} text
+ */
+export function positiveAmount(text) {
+  const minor = parseAmount(text);
+  return minor === null || minor === 0n ? null : toPlain(minor);
 }
 
 /**
@@ -51,4 +64,13 @@ export function formatMoney(value) {
   const sign = int.startsWith('-') ? '-' : '';
   const digits = sign ? int.slice(1) : int;
   return `${sign}${digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}.${frac}`;
+}
+
+/**
+ * Money for people, with its currency: "1,500.00 USD".
+ * @param {string | bigint} value a money string or minor units
+ * @param {string} currency
+ */
+export function moneyText(value, currency) {
+  return `${formatMoney(value)} ${currency}`;
 }

@@ -3,6 +3,7 @@
 import { ApiError, errorMessage } from './api.js';
 import { h } from './dom.js';
 import { t } from './i18n.js';
+import { CURRENCIES, formatMoney } from './money.js';
 
 /**
  * An error for people: the message, and the request id support needs.
@@ -28,6 +29,66 @@ export function formError(error, context, ...extra) {
   return h('div', { class: 'form-error', id: 'form-error', tabindex: '-1' }, problemText(error, context), ...extra);
 }
 
+/**
+ * A card of a page under its own h2, labelled by it, with its own error box (`${id}-error`):
+ * a part that failed to load says so in place and leaves the page's form error to the form.
+ * @param {{id: string, title: string, error?: unknown}} p
+ * @param {...any} content
+ */
+export function titledCard({ id, title, error = null }, ...content) {
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': `${id}-title` },
+    h('h2', { id: `${id}-title` }, title),
+    error ? h('div', { class: 'form-error', id: `${id}-error` }, problemText(error)) : null,
+    ...content,
+  );
+}
+
+/**
+ * One entry of a definition list (`dl.facts`): the text of `key`, and the value under `id`.
+ * @param {string} key
+ * @param {string} id
+ * @param {any} value
+ */
+export function fact(key, id, value) {
+  return h('div', null, h('dt', null, t(key)), h('dd', { id }, value));
+}
+
+/**
+ * The options of a balance currency select: each currency with what is available in it.
+ * @param {Record<string, {available: string}>} balances
+ * @param {string} selected
+ */
+export function currencyOptions(balances, selected) {
+  return CURRENCIES.map((c) =>
+    h('option', { value: c, selected: c === selected }, t('wd.currencyOption', { currency: c, available: formatMoney(balances[c].available) })),
+  );
+}
+
+/**
+ * The attributes of an amount input: the decimal keypad on phones, no autofill or spell
+ * check, and `form.amount` kept as typed. Typing is a change (`changed`); the value put
+ * back after a redraw (the `restore` event of App.update) is not.
+ * @param {{amount: string}} form
+ * @param {() => void} changed
+ */
+export function amountAttrs(form, changed) {
+  const keep = (event) => {
+    form.amount = event.target.value;
+  };
+  return {
+    inputmode: 'decimal',
+    autocomplete: 'off',
+    required: true,
+    spellcheck: 'false',
+    oninput: (event) => {
+      keep(event);
+      changed();
+    },
+    onrestore: keep,
+  };
+}
 
 /**
  * Previous / next page buttons for a cursor-paged list. Disabled buttons stay focusable

@@ -1,13 +1,12 @@
 // The account overview: status, phone, balances, and the ledger with paging.
 
 import { h } from '../dom.js';
-import { feeRuleText } from '../fx.js';
+import { feeRuleText, fetchFeeSchedule } from '../fx.js';
 import { formatTime, getLang, messages, t } from '../i18n.js';
-import { formatMoney } from '../money.js';
-import { badge, CursorPages, dataTable, formError, pager, problemText } from '../ui.js';
+import { CURRENCIES, formatMoney, moneyText } from '../money.js';
+import { badge, CursorPages, dataTable, fact, formError, pager, titledCard } from '../ui.js';
 
 const PAGE_SIZE = 10;
-const CURRENCIES = ['USD', 'CNY'];
 
 /** @type {import('../main.js').View} */
 export const accountView = {
@@ -17,14 +16,7 @@ export const accountView = {
     const s = (app.state.account ??= { account: null, tx: new CursorPages(), currency: '' });
     s.tx.reset();
     // The fee schedule is a side note: the account shows without it.
-    const [account, fees] = await Promise.all([
-      app.api.get('/v1/account'),
-      app.api.get('/v1/fees').then(
-        (res) => ({ rows: res.data.withdrawal, error: null }),
-        (error) => ({ rows: [], error }),
-      ),
-      loadTransactions(app),
-    ]);
+    const [account, fees] = await Promise.all([app.api.get('/v1/account'), fetchFeeSchedule(app), loadTransactions(app)]);
     s.account = account.data;
     s.fees = fees;
   },
@@ -41,14 +33,9 @@ export const accountView = {
         h(
           'dl',
           { class: 'facts' },
-          h('div', null, h('dt', null, t('account.member')), h('dd', { id: 'member-id' }, a.member_id)),
-          h('div', null, h('dt', null, t('account.status')), h('dd', { id: 'account-status' }, badge('status', a.status))),
-          h(
-            'div',
-            null,
-            h('dt', null, t('account.phone')),
-            h('dd', { id: 'account-phone' }, a.phone ? h('span', { class: 'mono', dir: 'ltr' }, a.phone) : t('account.noPhone')),
-          ),
+          fact('account.member', 'member-id', a.member_id),
+          fact('account.status', 'account-status', badge('status', a.status)),
+          fact('account.phone', 'account-phone', a.phone ? h('span', { class: 'mono', dir: 'ltr' }, a.phone) : t('account.noPhone')),
         ),
         callToAction(a.status),
       ),
@@ -213,16 +200,13 @@ function transactions(app) {
 /**
  * The withdrawal fees as the API publishes them (GET /v1/fees): one row per balance
  * currency and payout currency.
- * @param {{rows: import('../fx.js').FeeRow[], error: unknown}} fees
+ * @param {{rows: import('../fx.js').FeeRow[] | null, error: unknown}} fees
  */
 function feeSchedule(fees) {
-  const money = (value, currency) => (value === null ? t('fees.noMax') : `${formatMoney(value)} ${currency}`);
-  return h(
-    'section',
-    { class: 'card', 'aria-labelledby': 'fees-title' },
-    h('h2', { id: 'fees-title' }, t('fees.title')),
-    fees.error ? h('div', { class: 'form-error', id: 'fees-error' }, problemText(fees.error)) : null,
-    fees.rows.length === 0
+  const money = (value, currency) => (value === null ? t('fees.noMax') : moneyText(value, currency));
+  return titledCard(
+    { id: 'fees', title: t('fees.title'), error: fees.error },
+    !fees.rows?.length
       ? fees.error
         ? null
         : h('p', { class: 'empty' }, t('fees.empty'))

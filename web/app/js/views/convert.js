@@ -8,18 +8,21 @@
 // new one and the seller is told; a stale quote is never sent.
 
 import { ApiError, errorMessage } from '../api.js';
-import { field, h, setValue } from '../dom.js';
+import { field, h, replaceContent, setValue } from '../dom.js';
 import {
   countdown,
-  CURRENCIES,
+  isQuoteOver,
+  isReplayed,
   newIdempotencyKey,
+  QUOTE_REFUSALS,
   quoteDeadline,
+  quoteNotice,
+  quoteToRenew,
   rateText,
-  tickCountdown,
 } from '../fx.js';
 import { formatTime, t } from '../i18n.js';
-import { formatMoney, parseAmount, toPlain } from '../money.js';
-import { CursorPages, dataTable, formError, listPager, loadListPage, notActiveCard, problemText } from '../ui.js';
+import { CURRENCIES, formatMoney, moneyText, positiveAmount } from '../money.js';
+import { amountAttrs, currencyOptions, CursorPages, dataTable, fact, formError, listPager, loadListPage, notActiveCard, problemText, titledCard } from '../ui.js';
 
 const PAGE_SIZE = 10;
 
@@ -73,9 +76,16 @@ export const convertView = {
 
 /** What a quote is for; null while the amount is not one the API would take. */
 function fingerprintOf(form) {
-  const minor = parseAmount(form.amount);
-  if (minor === null || minor === 0n) return null;
-  return JSON.stringify([form.sell, form.buy, form.side, toPlain(minor)]);
+  const amount = positiveAmount(form.amount);
+  return amount && JSON.stringify([form.sell, form.buy, form.side, amount]);
+}
+
+/**
+ * "100.00 USD → 716.40 CNY": what a quote or a conversion sells and buys.
+ * @param {{sell_amount: string, sell_currency: string, buy_amount: string, buy_currency: string}} x
+ */
+function exchangeText(x) {
+  return `${moneyText(x.sell_amount, x.sell_currency)} → ${moneyText(x.buy_amount, x.buy_currency)}`;
 }
 
 /** @param {any} app */
@@ -85,9 +95,7 @@ function formCard(app) {
   const a = s.account;
   const select = (id, label, value, onchange) => {
     const fld = field({ id, label, type: 'select', attrs: { onchange } });
-    for (const c of CURRENCIES) {
-      fld.input.append(h('option', { value: c, selected: c === value }, t('wd.currencyOption', { currency: c, available: formatMoney(a.balances[c].available) })));
-    }
+    fld.input.append(...currencyOptions(a.balances, value));
     return fld.node;
   };
   const changed = () => {
@@ -103,19 +111,7 @@ function formCard(app) {
     hint: t('cv.amountHint', { available: formatMoney(a.balances[f.sell].available), currency: f.sell }),
     error: s.amountError ? h('span', null, problemText(s.amountError, { currency: f.sell })) : null,
     value: f.amount,
-    attrs: {
-      inputmode: 'decimal',
-      autocomplete: 'off',
-      required: true,
-      spellcheck: 'false',
-      oninput: (event) => {
-        f.amount = event.target.value;
-        formChanged(app);
-      },
-      onrestore: (event) => {
-        f.amount = event.target.value;
-      },
-    },
+    attrs: amountAttrs(f, () => formChanged(app)),
   });
   const radio = (side) =>
     h(
@@ -182,13 +178,12 @@ function formCard(app) {
 function quoteBox(app) {
   const s = app.state.convert;
   const q = s.quote;
-  const notice = s.notice ? h('p', { class: 'notice', id: 'cv-notice', tabindex: '-1' }, t(`cv.notice.${s.notice}`)) : null;
+  const notice = s.notice ? quoteNotice('cv-notice', t(`cv.notice.${s.notice}`)) : null;
   if (!q) {
     if (s.quoting) return [notice, h('p', { class: 'hint' }, t('cv.quoting'))];
     return notice;
   }
   const d = q.data;
-  const row = (key, id, value) => h('div', null, h('dt', null, t(key)), h('dd', { id }, value));
   return h(
     'section',
     { class: 'preview', id: 'cv-quote', 'aria-labelledby': 'cv-quote-title' },
@@ -197,11 +192,11 @@ function quoteBox(app) {
     h(
       'dl',
       { class: 'facts preview-facts' },
-      row('cv.youSell', 'cv-quote-sell', `${formatMoney(d.sell_amount)} ${d.sell_currency}`),
-      row('cv.youGet', 'cv-quote-buy', `${formatMoney(d.buy_amount)} ${d.buy_currency}`),
-      row('cv.rate', 'cv-quote-rate', rateText(d.rate, d.sell_currency, d.buy_currency)),
-      row('cv.midRate', 'cv-quote-mid', rateText(d.mid_rate, d.sell_currency, d.buy_currency)),
-      row('cv.markup', 'cv-quote-markup', `${d.markup_percent} %`),
+      fact('cv.youSell', 'cv-quote-sell', moneyText(d.sell_amount, d.sell_currency)),
+      fact('cv.youGet', 'cv-quote-buy', moneyText(d.buy_amount, d.buy_currency)),
+      fact('cv.rate', 'cv-quote-rate', rateText(d.rate, d.sell_currency, d.buy_currency)),
+      fact('cv.midRate', 'cv-quote-mid', rateText(d.mid_rate, d.sell_currency, d.buy_currency)),
+      fact('cv.markup', 'cv-quote-markup', `${d.markup_percent} %`),
     ),
     countdown('cv-countdown', q.deadline),
     h('p', { class: 'hint' }, t('cv.markupNote'), ' ', h('span', { class: 'small' }, t('quote.ref', { id: d.id }))),
@@ -226,7 +221,6 @@ function quoteBox(app) {
 /** @param {any} s */
 function resultBox(s) {
   const c = s.result;
-  const row = (key, id, value) => h('div', null, h('dt', null, t(key)), h('dd', { id }, value));
   return h(
     'div',
     { class: 'result', id: 'cv-result' },
@@ -235,10 +229,10 @@ function resultBox(s) {
     h(
       'dl',
       { class: 'facts' },
-      row('cv.id', 'cv-result-id', h('span', { class: 'mono' }, c.id)),
-      row('cv.sold', 'cv-result-sell', `${formatMoney(c.sell_amount)} ${c.sell_currency}`),
-      row('cv.bought', 'cv-result-buy', `${formatMoney(c.buy_amount)} ${c.buy_currency}`),
-      row('cv.rate', 'cv-result-rate', rateText(c.rate, c.sell_currency, c.buy_currency)),
+      fact('cv.id', 'cv-result-id', h('span', { class: 'mono' }, c.id)),
+      fact('cv.sold', 'cv-result-sell', moneyText(c.sell_amount, c.sell_currency)),
+      fact('cv.bought', 'cv-result-buy', moneyText(c.buy_amount, c.buy_currency)),
+      fact('cv.rate', 'cv-result-rate', rateText(c.rate, c.sell_currency, c.buy_currency)),
     ),
     h('p', { class: 'hint', id: 'cv-balances' }, t('cv.balancesNow', {
       usd: formatMoney(s.account.balances.USD.available),
@@ -250,7 +244,7 @@ function resultBox(s) {
 /** Draws the quote box again (the focus stays where it is). */
 function showQuote(app) {
   const box = document.getElementById('cv-quote-box');
-  if (box && app.view === convertView) box.replaceChildren(...[quoteBox(app)].flat(2).filter(Boolean));
+  if (box && app.view === convertView) replaceContent(box, quoteBox(app));
 }
 
 /** The form changed: a quote for other values is dropped (it lapses on its own). */
@@ -309,10 +303,9 @@ async function requestQuote(app, notice, focus = true) {
   s.quoting = true;
   s.notice = null;
   app.update();
-  const amount = toPlain(/** @type {bigint} */ (parseAmount(f.amount)));
   /** @type {Record<string, string>} */
   const body = { sell_currency: f.sell, buy_currency: f.buy };
-  body[f.side === 'sell' ? 'sell_amount' : 'buy_amount'] = amount;
+  body[f.side === 'sell' ? 'sell_amount' : 'buy_amount'] = /** @type {string} */ (positiveAmount(f.amount));
   try {
     const res = await app.api.post('/v1/fx/quotes', body);
     if (seq !== s.seq) return;
@@ -330,7 +323,7 @@ async function requestQuote(app, notice, focus = true) {
       app.announce(t(`cv.notice.${notice}`));
       if (focus) document.getElementById('cv-notice')?.focus();
     } else {
-      app.announce(`${t('cv.quoteTitle')}: ${formatMoney(d.sell_amount)} ${d.sell_currency} → ${formatMoney(d.buy_amount)} ${d.buy_currency}`);
+      app.announce(`${t('cv.quoteTitle')}: ${exchangeText(d)}`);
       if (focus) document.getElementById('cv-quote-title')?.focus();
     }
   } catch (error) {
@@ -349,7 +342,7 @@ async function convert(app) {
   const s = app.state.convert;
   const q = s.quote;
   if (!q || s.busy) return;
-  if (Date.now() >= q.deadline && !s.uncertain) {
+  if (isQuoteOver(q.deadline, s.uncertain)) {
     await requestQuote(app, 'refreshed');
     return;
   }
@@ -362,7 +355,7 @@ async function convert(app) {
     s.busy = false;
     s.quote = null;
     s.result = res.data;
-    s.replayed = res.headers.get('idempotent-replayed') === 'true';
+    s.replayed = isReplayed(res.headers);
     s.form = newForm(s.form.sell);
     s.pages.reset();
     try {
@@ -373,8 +366,7 @@ async function convert(app) {
     }
     app.update({ preserve: false });
     document.getElementById('cv-result-title')?.focus();
-    const c = res.data;
-    app.announce(`${t('cv.resultTitle')}: ${formatMoney(c.sell_amount)} ${c.sell_currency} → ${formatMoney(c.buy_amount)} ${c.buy_currency}`);
+    app.announce(`${t('cv.resultTitle')}: ${exchangeText(res.data)}`);
   } catch (error) {
     s.busy = false;
     if (error instanceof ApiError && error.uncertain) {
@@ -384,7 +376,7 @@ async function convert(app) {
       await requestQuote(app, 'refreshed');
       return;
     } else {
-      if (error instanceof ApiError && ['quote_used', 'quote_not_found', 'quote_mismatch'].includes(error.code)) s.quote = null;
+      if (error instanceof ApiError && QUOTE_REFUSALS.includes(error.code)) s.quote = null;
       s.error = error;
     }
     app.update();
@@ -397,9 +389,7 @@ function tick(app) {
   const s = app.state.convert;
   const q = s?.quote;
   if (!q || s.quoting) return;
-  if (!tickCountdown('cv-countdown', q.deadline)) return;
-  if (s.busy || s.uncertain) return;
-  void requestQuote(app, 'refreshed', false);
+  if (quoteToRenew('cv-countdown', q.deadline, s)) void requestQuote(app, 'refreshed', false);
 }
 
 // ---- The list ----
@@ -407,11 +397,8 @@ function tick(app) {
 /** @param {any} app */
 function listCard(app) {
   const pages = app.state.convert.pages;
-  return h(
-    'section',
-    { class: 'card', 'aria-labelledby': 'cvs-title' },
-    h('h2', { id: 'cvs-title' }, t('cvs.title')),
-    pages.error ? h('div', { class: 'form-error', id: 'cvs-error' }, problemText(pages.error)) : null,
+  return titledCard(
+    { id: 'cvs', title: t('cvs.title'), error: pages.error },
     pages.items.length === 0
       ? h('p', { class: 'empty' }, t('cvs.empty'))
       : dataTable({
@@ -423,8 +410,8 @@ function listCard(app) {
               'tr',
               { 'data-id': c.id },
               h('td', null, h('time', { datetime: c.created_at }, formatTime(c.created_at))),
-              h('td', { class: 'num' }, `${formatMoney(c.sell_amount)} ${c.sell_currency}`),
-              h('td', { class: 'num' }, `${formatMoney(c.buy_amount)} ${c.buy_currency}`),
+              h('td', { class: 'num' }, moneyText(c.sell_amount, c.sell_currency)),
+              h('td', { class: 'num' }, moneyText(c.buy_amount, c.buy_currency)),
               h('td', { class: 'num' }, c.rate),
               h('td', { class: 'mono small' }, c.id),
             ),

@@ -14,27 +14,29 @@
 // key free on the server) ends the submission; a changed form starts a new one.
 
 import { ApiError } from '../api.js';
-import { field, h, setValue, valueOf } from '../dom.js';
+import { field, h, replaceContent, setValue, valueOf } from '../dom.js';
 import {
   countdown,
-  CURRENCIES,
   feeRuleText,
+  fetchFeeSchedule,
+  isQuoteOver,
+  isReplayed,
   newIdempotencyKey,
   payoutCurrencies,
+  QUOTE_REFUSALS,
   quoteDeadline,
+  quoteNotice,
+  quoteToRenew,
   rateText,
   serverDate,
-  tickCountdown,
 } from '../fx.js';
 import { formatTime, t } from '../i18n.js';
-import { formatMoney, parseAmount, toPlain } from '../money.js';
-import { badge, CursorPages, dataTable, formError, listPager, loadListPage, notActiveCard, problemText } from '../ui.js';
+import { formatMoney, moneyText, positiveAmount } from '../money.js';
+import { amountAttrs, badge, currencyOptions, CursorPages, dataTable, fact, formError, listPager, loadListPage, notActiveCard, problemText } from '../ui.js';
 
 const PAGE_SIZE = 10;
 /** How long typing pauses before a same-currency preview is asked for. */
 const PREVIEW_DELAY_MS = 300;
-/** Refusals about the quote itself: the quote is dropped and a new rate can be asked for. */
-const QUOTE_CODES = ['quote_required', 'quote_mismatch', 'quote_not_found', 'quote_used'];
 
 function newForm(currency = 'USD', payout = currency) {
   return { currency, payout, amount: '' };
@@ -49,13 +51,7 @@ export const withdrawView = {
   title: 'wd.title',
   nav: '/withdraw',
   async load(app) {
-    const [account, fees] = await Promise.all([
-      app.api.get('/v1/account'),
-      app.api.get('/v1/fees').then(
-        (res) => ({ rows: res.data.withdrawal, error: null }),
-        (error) => ({ rows: null, error }),
-      ),
-    ]);
+    const [account, fees] = await Promise.all([app.api.get('/v1/account'), fetchFeeSchedule(app)]);
     const s = (app.state.withdraw ??= {
       form: newForm(),
       errors: {},
@@ -122,15 +118,7 @@ function formView(app) {
       },
     },
   });
-  for (const c of CURRENCIES) {
-    currencyField.input.append(
-      h(
-        'option',
-        { value: c, selected: c === currency },
-        t('wd.currencyOption', { currency: c, available: formatMoney(a.balances[c].available) }),
-      ),
-    );
-  }
+  currencyField.input.append(...currencyOptions(a.balances, currency));
 
   const payoutField = field({
     id: 'wd-payout',
@@ -158,19 +146,7 @@ function formView(app) {
     hint: t('wd.amountHint', { available: formatMoney(available), currency }),
     error: errorOf('amount'),
     value: s.form.amount,
-    attrs: {
-      inputmode: 'decimal',
-      autocomplete: 'off',
-      required: true,
-      spellcheck: 'false',
-      oninput: (event) => {
-        s.form.amount = event.target.value;
-        formChanged(app);
-      },
-      onrestore: (event) => {
-        s.form.amount = event.target.value;
-      },
-    },
+    attrs: amountAttrs(s.form, () => formChanged(app)),
     after: h(
       'button',
       {
@@ -278,9 +254,8 @@ function feeNote(s) {
  * one the API would take.
  */
 function previewFingerprint(s) {
-  const minor = parseAmount(s.form.amount);
-  if (minor === null || minor === 0n) return null;
-  return JSON.stringify([s.form.currency, toPlain(minor), s.form.payout]);
+  const amount = positiveAmount(s.form.amount);
+  return amount && JSON.stringify([s.form.currency, amount, s.form.payout]);
 }
 
 /** The preview box: the server's numbers for what is in the form, or how to get them. */
@@ -288,7 +263,7 @@ function preview(app) {
   const s = app.state.withdraw;
   const fingerprint = previewFingerprint(s);
   const cross = s.form.payout !== s.form.currency;
-  const notice = s.notice ? h('p', { class: 'notice', id: 'wd-notice', tabindex: '-1' }, t(`wd.notice.${s.notice}`)) : null;
+  const notice = s.notice ? quoteNotice('wd-notice', t(`wd.notice.${s.notice}`)) : null;
   if (!fingerprint) return h('p', { class: 'hint' }, t('wd.previewEmpty'));
   const p = s.preview && s.preview.fingerprint === fingerprint ? s.preview : null;
   const getRate = (key) =>
@@ -318,18 +293,16 @@ function preview(app) {
     return h('p', { class: 'hint' }, t('wd.previewLoading'));
   }
   const d = p.data;
-  const row = (key, id, value) => h('div', null, h('dt', null, t(key)), h('dd', { id }, value));
-  const money = (v, c) => `${formatMoney(v)} ${c}`;
   return [
     notice,
     h(
       'dl',
       { class: 'facts preview-facts' },
-      row('wd.previewAmount', 'wd-preview-amount', money(d.amount, d.currency)),
-      row('wd.previewFee', 'wd-preview-fee', money(d.fee, d.currency)),
-      row(cross ? 'wd.previewConverted' : 'wd.previewNet', 'wd-preview-net', money(d.net_amount, d.currency)),
-      cross ? row('wd.previewRate', 'wd-preview-rate', rateText(d.rate, d.currency, d.payout_currency)) : null,
-      cross ? row('wd.previewPayout', 'wd-preview-payout', money(d.payout_amount, d.payout_currency)) : null,
+      fact('wd.previewAmount', 'wd-preview-amount', moneyText(d.amount, d.currency)),
+      fact('wd.previewFee', 'wd-preview-fee', moneyText(d.fee, d.currency)),
+      fact(cross ? 'wd.previewConverted' : 'wd.previewNet', 'wd-preview-net', moneyText(d.net_amount, d.currency)),
+      cross ? fact('wd.previewRate', 'wd-preview-rate', rateText(d.rate, d.currency, d.payout_currency)) : null,
+      cross ? fact('wd.previewPayout', 'wd-preview-payout', moneyText(d.payout_amount, d.payout_currency)) : null,
     ),
     cross && p.deadline !== null
       ? [
@@ -344,7 +317,7 @@ function preview(app) {
 /** Draws the preview box again (not the whole form: the focus stays in the amount). */
 function showPreview(app) {
   const box = document.getElementById('wd-preview');
-  if (box && app.view === withdrawView && !app.state.withdraw.result) box.replaceChildren(...[preview(app)].flat(2).filter(Boolean));
+  if (box && app.view === withdrawView && !app.state.withdraw.result) replaceContent(box, preview(app));
 }
 
 /** The form changed: a preview for other values goes; a same-currency one is asked for. */
@@ -375,7 +348,7 @@ async function fetchPreview(app, notice = null, focus = false) {
   if (!fingerprint) return false;
   const seq = ++s.previewSeq;
   const { currency, payout } = s.form;
-  const amount = toPlain(/** @type {bigint} */ (parseAmount(s.form.amount)));
+  const amount = positiveAmount(s.form.amount);
   s.previewPending = fingerprint;
   s.previewError = null;
   s.notice = notice;
@@ -406,10 +379,7 @@ function tick(app) {
   const s = app.state.withdraw;
   const p = s?.preview;
   if (!p || p.deadline === null || s.result || s.previewPending) return;
-  if (!tickCountdown('wd-countdown', p.deadline)) return;
-  // While a submission's outcome is unknown its quote is kept, so that pressing Confirm
-  // again resends the very same request (the server replays it, or answers 410).
-  if (s.busy || s.uncertain) return;
+  if (!quoteToRenew('wd-countdown', p.deadline, s)) return;
   s.preview = null;
   void fetchPreview(app, 'refreshed');
 }
@@ -432,8 +402,8 @@ async function submit(event, app) {
   s.errors = {};
   s.error = null;
   s.errorCurrency = currency;
-  const minor = parseAmount(amountText);
-  if (minor === null || minor === 0n) s.errors.amount = 'wd.err.amount';
+  const amount = positiveAmount(amountText);
+  if (!amount) s.errors.amount = 'wd.err.amount';
   if (!holder) s.errors.holder = 'app.fieldRequired';
   if (!/^[A-Za-z0-9]{4,34}$/.test(number)) s.errors.number = number ? 'wd.err.number' : 'app.fieldRequired';
   if (!bankName) s.errors.bankName = 'app.fieldRequired';
@@ -451,7 +421,7 @@ async function submit(event, app) {
   if (cross) {
     // Never without a rate the seller has seen, and never on a quote that ran out.
     const p = s.preview && s.preview.fingerprint === fingerprint ? s.preview : null;
-    const stale = p && p.deadline !== null && Date.now() >= p.deadline && !s.uncertain;
+    const stale = p && p.deadline !== null && isQuoteOver(p.deadline, s.uncertain);
     if (!p || stale) {
       s.preview = null;
       app.update();
@@ -460,7 +430,6 @@ async function submit(event, app) {
     }
     quoteId = p.data.quote_id;
   }
-  const amount = toPlain(/** @type {bigint} */ (minor));
   const retryFingerprint = JSON.stringify([currency, amount, payout, quoteId, holder, number, bankName]);
   if (!s.retry || s.retry.fingerprint !== retryFingerprint) s.retry = { key: newIdempotencyKey(), fingerprint: retryFingerprint };
   s.busy = true;
@@ -481,7 +450,7 @@ async function submit(event, app) {
     s.retry = null;
     s.busy = false;
     s.result = res.data;
-    s.replayed = res.headers.get('idempotent-replayed') === 'true';
+    s.replayed = isReplayed(res.headers);
     s.form = newForm(currency, payout);
     s.preview = null;
     try {
@@ -493,7 +462,7 @@ async function submit(event, app) {
     const title = document.getElementById('wd-result-title');
     title?.focus();
     const w = res.data;
-    const received = w.payout_amount && w.payout_currency ? `${formatMoney(w.payout_amount)} ${w.payout_currency}` : `${formatMoney(w.net_amount)} ${w.currency}`;
+    const received = w.payout_amount && w.payout_currency ? moneyText(w.payout_amount, w.payout_currency) : moneyText(w.net_amount, w.currency);
     app.announce(`${t('wd.resultTitle')}. ${t('wd.previewPayout')}: ${received}`);
   } catch (error) {
     s.busy = false;
@@ -515,7 +484,7 @@ async function submit(event, app) {
       await fetchPreview(app, 'refreshed', true);
       return;
     }
-    if (error instanceof ApiError && QUOTE_CODES.includes(error.code)) s.preview = null;
+    if (error instanceof ApiError && QUOTE_REFUSALS.includes(error.code)) s.preview = null;
     placeError(s, error);
     app.update();
     clearPassword();
@@ -538,9 +507,8 @@ function placeError(s, error) {
 function resultView(app) {
   const s = app.state.withdraw;
   const w = s.result;
-  const money = (v, c = w.currency) => `${formatMoney(v)} ${c}`;
+  const money = (v, c = w.currency) => moneyText(v, c);
   const cross = Boolean(w.payout_currency && w.payout_currency !== w.currency);
-  const row = (key, id, value) => h('div', null, h('dt', null, t(key)), h('dd', { id }, value));
   return h(
     'section',
     { class: 'card narrow', 'aria-labelledby': 'wd-result-title' },
@@ -554,14 +522,14 @@ function resultView(app) {
       h(
         'dl',
         { class: 'facts' },
-        row('wd.id', 'wd-result-id', h('span', { class: 'mono' }, w.id)),
-        row('wd.previewAmount', 'wd-result-amount', money(w.amount)),
-        row('wd.previewFee', 'wd-result-fee', money(w.fee)),
-        row(cross ? 'wd.previewConverted' : 'wd.previewNet', 'wd-result-net', money(w.net_amount)),
-        cross ? row('wd.previewRate', 'wd-result-rate', rateText(w.rate, w.currency, w.payout_currency)) : null,
-        cross ? row('wd.previewPayout', 'wd-result-payout', money(w.payout_amount, w.payout_currency)) : null,
-        row('wd.status', 'wd-result-status', badge('wstatus', w.status)),
-        row('wd.bankAccount', 'wd-result-bank', bankText(w.bank_account)),
+        fact('wd.id', 'wd-result-id', h('span', { class: 'mono' }, w.id)),
+        fact('wd.previewAmount', 'wd-result-amount', money(w.amount)),
+        fact('wd.previewFee', 'wd-result-fee', money(w.fee)),
+        fact(cross ? 'wd.previewConverted' : 'wd.previewNet', 'wd-result-net', money(w.net_amount)),
+        cross ? fact('wd.previewRate', 'wd-result-rate', rateText(w.rate, w.currency, w.payout_currency)) : null,
+        cross ? fact('wd.previewPayout', 'wd-result-payout', money(w.payout_amount, w.payout_currency)) : null,
+        fact('wd.status', 'wd-result-status', badge('wstatus', w.status)),
+        fact('wd.bankAccount', 'wd-result-bank', bankText(w.bank_account)),
       ),
     ),
     h(
@@ -605,7 +573,7 @@ export const withdrawalsView = {
   },
   render(app) {
     const pages = app.state.withdrawals.pages;
-    const money = (w, v) => `${formatMoney(v)} ${w.currency}`;
+    const money = (w, v) => moneyText(v, w.currency);
     return h(
       'section',
       { class: 'card' },
@@ -636,7 +604,7 @@ export const withdrawalsView = {
                   { class: 'num' },
                   money(w, w.net_amount),
                   w.payout_currency && w.payout_currency !== w.currency
-                    ? h('div', { class: 'small' }, t('wds.payout', { amount: `${formatMoney(w.payout_amount)} ${w.payout_currency}` }))
+                    ? h('div', { class: 'small' }, t('wds.payout', { amount: moneyText(w.payout_amount, w.payout_currency) }))
                     : null,
                 ),
                 h('td', null, bankText(w.bank_account)),
