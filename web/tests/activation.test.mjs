@@ -21,8 +21,8 @@ import {
   smsFor,
   storageDump,
   submitSignIn,
-  waitForCode,
   useBrowser,
+  waitForCode,
   waitForText,
 } from './helpers.mjs';
 

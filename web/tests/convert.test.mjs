@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  assertBalances,
   call,
   checkA11y,
   closeCleanly,
   fundedMember,
-  openFromNav,
   openAsFundedMember,
+  openFromNav,
   openSignedIn,
   pressForQuote,
   quoteRenewedAfter410,
@@ -115,9 +116,7 @@ describe('conversions', () => {
     await page.getByRole('button', { name: '确认换汇' }).click();
     await waitForText(page.locator('#cv-result-buy'), '1,000.00 CNY');
     await waitForText(page.locator('#cv-result'), '换汇成功');
-    const account = await call('GET', '/v1/account', { token: member.token });
-    assert.equal(account.body.balances.USD.available, '1360.41');
-    assert.equal(account.body.balances.CNY.available, '1800.00');
+    await assertBalances(member, { 'USD.available': '1360.41', 'CNY.available': '1800.00' });
     await closeCleanly(context, problems);
   });
 
@@ -155,8 +154,7 @@ describe('conversions', () => {
     assert.equal(await page.locator('#cv-quote').count(), 0);
     await checkA11y(page, 'quote refused: quote_limit');
     await shot(page, 'convert-06-quote-limit');
-    const account = await call('GET', '/v1/account', { token: member.token });
-    assert.equal(account.body.balances.USD.available, '1500.00');
+    await assertBalances(member, { 'USD.available': '1500.00' });
     await closeCleanly(context, problems);
   });
 

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  assertBalances,
   call,
   checkA11y,
   closeCleanly,
@@ -18,6 +19,7 @@ import {
   quoteRenewedAfter410,
   quoteRenewedByClock,
   recordCalls,
+  seeAllWithdrawals,
   shot,
   useBrowser,
   waitForCalls,
@@ -157,12 +159,9 @@ describe('fees and withdrawals across currencies', () => {
     await checkA11y(page, 'cross-currency result');
     await shot(page, 'fx-05-withdraw-usd-to-cny-result');
 
-    await page.getByRole('link', { name: 'See all withdrawals' }).click();
-    await heading(page, 'Withdrawals');
+    await seeAllWithdrawals(page);
     await waitForText(page.locator('#withdrawals tbody tr'), 'to the bank: 7,106.68 CNY');
-    const account = await call('GET', '/v1/account', { token: member.token });
-    assert.equal(account.body.balances.USD.available, '500.00');
-    assert.equal(account.body.balances.USD.in_transit, '1000.00');
+    await assertBalances(member, { 'USD.available': '500.00', 'USD.in_transit': '1000.00' });
     await closeCleanly(context, problems);
   });
 

@@ -193,6 +193,24 @@ export async function collect(memberId, currency, amount) {
   assert.equal(res.status, 201, JSON.stringify(res.body));
 }
 
+/**
+ * Checks a member's balances as the API has them now (GET /v1/account): `expected` names
+ * each as currency and bucket, `{'USD.available': '1500.00'}`.
+ * @param {{token: string}} member
+ * @param {Record<string, string>} expected
+ */
+export async function assertBalances(member, expected) {
+  const res = await call('GET', '/v1/account', { token: member.token });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const actual = Object.fromEntries(
+    Object.keys(expected).map((name) => {
+      const [currency, bucket] = name.split('.');
+      return [name, res.body.balances[currency][bucket]];
+    }),
+  );
+  assert.deepEqual(actual, expected);
+}
+
 /** The SMS messages sent to `phone`, newest first. */
 export async function smsFor(phone) {
   const res = await call('GET', `/dev/sms?phone=${encodeURIComponent(phone)}`);
@@ -325,6 +343,15 @@ export async function openFromNav(page, name, lang = 'en') {
   const [link, title] = nav.pages[name];
   await page.getByRole('navigation', { name: nav.label }).getByRole('link', { name: link, exact: true }).click();
   await heading(page, title);
+}
+
+/**
+ * From a withdrawal's result, the link to the list of withdrawals; waits for the list.
+ * @param {import('playwright-core').Page} page
+ */
+export async function seeAllWithdrawals(page) {
+  await page.getByRole('link', { name: 'See all withdrawals' }).click();
+  await heading(page, 'Withdrawals');
 }
 
 /**

@@ -5,14 +5,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  assertBalances,
   call,
   checkA11y,
   closeCleanly,
   fillBankAndPassword,
   heading,
-  openFromNav,
   openAsFundedMember,
+  openFromNav,
   PAYMENT_PASSWORD,
+  seeAllWithdrawals,
   shot,
   useBrowser,
   waitForText,
@@ -76,8 +78,7 @@ describe('withdrawals', () => {
     await checkA11y(page, 'withdrawal result');
     await shot(page, 'withdraw-04-result');
 
-    await page.getByRole('link', { name: 'See all withdrawals' }).click();
-    await heading(page, 'Withdrawals');
+    await seeAllWithdrawals(page);
     const row = page.locator('#withdrawals tbody tr');
     assert.equal(await row.count(), 1);
     await waitForText(row, '500.00 USD');
@@ -144,8 +145,7 @@ describe('withdrawals', () => {
     await shot(page, 'withdraw-09-wrong-payment-password');
 
     // Nothing moved.
-    const account = await call('GET', '/v1/account', { token: member.token });
-    assert.equal(account.body.balances.USD.available, '1500.00');
+    await assertBalances(member, { 'USD.available': '1500.00' });
     await closeCleanly(context, problems);
   });
 
@@ -189,8 +189,7 @@ describe('withdrawals', () => {
     // Once only.
     const list = await call('GET', '/v1/withdrawals', { token: member.token });
     assert.equal(list.body.items.length, 1);
-    const account = await call('GET', '/v1/account', { token: member.token });
-    assert.equal(account.body.balances.USD.available, '1249.50');
+    await assertBalances(member, { 'USD.available': '1249.50' });
 
     // A new submission gets a new key.
     await page.getByRole('button', { name: 'Make another withdrawal' }).click();
