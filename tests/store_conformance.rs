@@ -740,7 +740,162 @@ async fn member_collections_are_listed_per_member_newest_id_first(adapter: Adapt
         .is_empty());
 }
 
+async fn documents_are_written_by_version_read_together_and_paged_newest_first(adapter: Adapter) {
+    use fund_account::store::{Doc, DocKey};
+    let store = store_of(adapter).await;
+    let doc = |sort: &str, version: u64, body: &str| Doc {
+        key: DocKey::new("QUOTES#s", sort),
+        version,
+        expires_at: None,
+        body: format!("{{\"v\":\"{body}\"}}"),
+    };
+    let put = |d: Doc, expect: Expect| Write::PutDoc { doc: d, expect };
+    store
+        .commit(vec![put(doc("BOOK", 1, "a"), Expect::Absent)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.commit(vec![put(doc("BOOK", 1, "b"), Expect::Absent)]).await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    assert_eq!(
+        store.commit(vec![put(doc("BOOK", 3, "b"), Expect::Version(2))]).await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    store
+        .commit(vec![put(doc("BOOK", 2, "b"), Expect::Version(1))])
+        .await
+        .unwrap();
+    let expiring = doc("fxq_1", 1, "q").expiring(at(60));
+    store.commit(vec![put(expiring.clone(), Expect::Absent)]).await.unwrap();
+    store
+        .commit(vec![put(doc("fxq_2", 1, "r"), Expect::Absent)])
+        .await
+        .unwrap();
+    // Read together, in the order asked, absent ones as None.
+    let read = store
+        .docs(&[
+            DocKey::new("QUOTES#s", "fxq_1"),
+            DocKey::new("QUOTES#s", "none"),
+            DocKey::new("QUOTES#s", "BOOK"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        read[0].as_ref(),
+        Some(&expiring),
+        "version, expiry and body kept as written"
+    );
+    assert_eq!(read[1], None);
+    assert_eq!(
+        read[2].as_ref().map(|d| (d.version, d.body.as_str())),
+        Some((2, r#"{"v":"b"}"#))
+    );
+    // The withdrawal read carries documents too.
+    let context = store
+        .withdrawal_context(&member_id("s"), Currency::Usd, "k", &[DocKey::new("QUOTES#s", "fxq_2")])
+        .await
+        .unwrap();
+    assert_eq!(context.docs.len(), 1);
+    assert_eq!(context.docs[0].as_ref().map(|d| d.body.as_str()), Some(r#"{"v":"r"}"#));
+    // A partition, highest sort key first, a page at a time.
+    let first = store.doc_page("QUOTES#s", &page(2, None)).await.unwrap();
+    let sorts: Vec<&str> = first.items.iter().map(|d| d.key.sort.as_str()).collect();
+    assert_eq!((sorts, first.more), (vec!["fxq_2", "fxq_1"], true));
+    let rest = store.doc_page("QUOTES#s", &page(2, Some("fxq_1"))).await.unwrap();
+    let sorts: Vec<&str> = rest.items.iter().map(|d| d.key.sort.as_str()).collect();
+    assert_eq!((sorts, rest.more), (vec!["BOOK"], false));
+    assert!(store
+        .doc_page("QUOTES#other", &page(5, None))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+async fn platform_shards_add_up_any_sign_and_keep_their_entries(adapter: Adapter) {
+    use fund_account::ledger::{PlatformAccount, PlatformEntry, PlatformShard};
+    let store = store_of(adapter).await;
+    let shard = |account, shard| PlatformShard {
+        account,
+        currency: Currency::Cny,
+        shard,
+    };
+    let clearing = shard(PlatformAccount::Clearing, 3);
+    let entry = |id: &str, value: &str| PlatformEntry {
+        id: id.to_owned(),
+        account: clearing.account,
+        currency: clearing.currency,
+        shard: clearing.shard,
+        amount: amount(value),
+        entry_type: EntryType::Collection,
+        reference: "col-1".to_owned(),
+        member_id: member_id("s"),
+        transaction: "lt_1".to_owned(),
+        created_at: at(0),
+    };
+    assert!(
+        store.platform_balances().await.unwrap().is_empty(),
+        "absent shards are zero"
+    );
+    store
+        .commit(vec![
+            Write::AdjustPlatform {
+                shard: clearing,
+                delta: amount("-10.50"),
+            },
+            Write::AppendPlatformEntry(entry("le_01", "-10.50")),
+        ])
+        .await
+        .unwrap();
+    store
+        .commit(vec![
+            Write::AdjustPlatform {
+                shard: clearing,
+                delta: amount("4"),
+            },
+            Write::AppendPlatformEntry(entry("le_02", "4")),
+            Write::AdjustPlatform {
+                shard: shard(PlatformAccount::FeeRevenue, 15),
+                delta: amount("1"),
+            },
+        ])
+        .await
+        .unwrap();
+    // An entry id is written once, and a failed commit adds nothing.
+    let twice = store
+        .commit(vec![
+            Write::AdjustPlatform {
+                shard: clearing,
+                delta: amount("99"),
+            },
+            Write::AppendPlatformEntry(entry("le_01", "99")),
+        ])
+        .await;
+    assert_eq!(twice, Err(StoreError::ConditionFailed { write_index: 1 }));
+    let balances = store.platform_balances().await.unwrap();
+    assert_eq!(
+        balances,
+        vec![
+            (clearing, amount("-6.50")),
+            (shard(PlatformAccount::FeeRevenue, 15), amount("1")),
+        ]
+    );
+    let entries = store.platform_entries(clearing, &page(1, None)).await.unwrap();
+    assert_eq!((entries.items[0].id.as_str(), entries.more), ("le_02", true));
+    let older = store.platform_entries(clearing, &page(5, Some("le_02"))).await.unwrap();
+    assert_eq!(older.items, vec![entry("le_01", "-10.50")]);
+    assert!(store
+        .platform_entries(shard(PlatformAccount::Clearing, 4), &page(5, None))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
 for_each_adapter!(
+    documents_are_written_by_version_read_together_and_paged_newest_first,
+    platform_shards_add_up_any_sign_and_keep_their_entries,
     members_are_created_once_and_updated_by_version,
     a_failed_condition_rolls_back_the_whole_commit,
     balances_start_at_zero_and_never_go_negative,
