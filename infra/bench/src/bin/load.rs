@@ -110,11 +110,12 @@ where
 async fn fx_members(
     client: &reqwest::Client,
     base: &str,
+    prefix: &str,
     count: usize,
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut tokens = Vec::with_capacity(count);
     for i in 0..count {
-        let member = format!("fx-seller-{i}");
+        let member = format!("{prefix}-{i}");
         client
             .post(format!("{base}/dev/members"))
             .json(&json!({ "member_id": member, "login_password": "login-Pass-2026", "phone": null }))
@@ -134,7 +135,7 @@ async fn fx_members(
             .json(&json!({ "payment_password": "Vault-Key-2026!" }))
             .send()
             .await?;
-        let body = json!({ "collection_id": format!("fx-fund-{i}"), "member_id": member, "currency": "USD", "amount": "100000.00" });
+        let body = json!({ "collection_id": format!("{member}-funds"), "member_id": member, "currency": "USD", "amount": "100000.00" });
         client
             .post(format!("{base}/internal/collections"))
             .header("x-internal-key", "load-key")
@@ -267,7 +268,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .status();
     assert_eq!(rate, 200);
-    let fx = Arc::new(fx_members(&client, &base, 30).await?);
+    let fx = Arc::new(fx_members(&client, &base, "previewing", 30).await?);
     let f = Arc::clone(&fx);
     latency("POST /v1/withdrawals/preview (USD → USD)", 300, |n| {
         let (c, b, t) = (c.clone(), b.clone(), f[n as usize % f.len()].clone());
@@ -297,7 +298,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await;
     // Those quotes lapse only in 30 minutes: fresh members quote, and one converts.
-    let quoting = Arc::new(fx_members(&client, &base, 30).await?);
+    let quoting = Arc::new(fx_members(&client, &base, "quoting", 30).await?);
     let q = Arc::clone(&quoting);
     latency("POST /v1/fx/quotes", 300, |n| {
         let (c, b, t) = (c.clone(), b.clone(), q[n as usize / 10].clone());
@@ -312,7 +313,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     })
     .await;
-    let converting = Arc::new(fx_members(&client, &base, 1).await?);
+    let converting = Arc::new(fx_members(&client, &base, "converting", 1).await?);
     let g = Arc::clone(&converting);
     latency_prepared(
         "POST /v1/conversions",
