@@ -35,7 +35,7 @@ port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 key=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(24))')
 base="http://127.0.0.1:$port"
 LOCAL_GATEWAY_ADDR="127.0.0.1:$port" LOCAL_DATA_DIR="$tmp/data" LOCAL_INTERNAL_KEY="$key" \
-  LOCAL_WEB_DIR="$tmp/no-web-client" RUST_LOG=warn target/debug/local-gateway >"$tmp/gateway.log" 2>&1 &
+  LOCAL_WEB_DIR="$tmp/no-web-client" RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/local-gateway" >"$tmp/gateway.log" 2>&1 &
 gateway_pid=$!
 cleanup() {
   kill "$gateway_pid" 2>/dev/null || true

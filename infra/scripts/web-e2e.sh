@@ -4,7 +4,7 @@
 # screenshots) through apt, and web/'s devDependencies (playwright-core, axe-core) with
 # `npm ci`. Screenshots go to tests/artifacts/web/ (git-ignored).
 #
-# Env: LOCAL_GATEWAY_BIN (default target/debug/local-gateway, built if missing or older
+# Env: LOCAL_GATEWAY_BIN (default $CARGO_TARGET_DIR/debug/local-gateway, built if missing or older
 # than the Rust sources), WEB_E2E_KEEP_DATA=1 keeps the gateway's temp dir for a look.
 set -euo pipefail
 
@@ -45,7 +45,7 @@ else
 fi
 
 step "web e2e: local gateway"
-gateway=${LOCAL_GATEWAY_BIN:-target/debug/local-gateway}
+gateway=${LOCAL_GATEWAY_BIN:-${CARGO_TARGET_DIR:-target}/debug/local-gateway}
 if [[ -z ${LOCAL_GATEWAY_BIN:-} ]]; then
   if [[ ! -x $gateway ]] || [[ -n $(find shared infra/local-gateway Cargo.toml Cargo.lock \
       \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' -o -name '*.txt' \) \

@@ -193,8 +193,23 @@ struct QuoteContext {
     reverse: Option<ReferenceRate>,
 }
 
-async fn quote_context(app: &App, member_id: &MemberId, pair: Pair) -> Result<QuoteContext, ApiError> {
-    let state = app.store.member_state(member_id).await?;
+/// `known_active`: the caller has read the member and found it active (an active account
+/// never becomes inactive again), so the member is not read a second time.
+async fn quote_context(
+    app: &App,
+    member_id: &MemberId,
+    pair: Pair,
+    known_active: bool,
+) -> Result<QuoteContext, ApiError> {
+    let (exists, active) = if known_active {
+        (true, true)
+    } else {
+        let state = app.store.member_state(member_id).await?;
+        (
+            state.is_some(),
+            state.as_ref().is_some_and(|s| s.member.status == MemberStatus::Active),
+        )
+    };
     let docs = app
         .store
         .docs(&[
@@ -206,8 +221,8 @@ async fn quote_context(app: &App, member_id: &MemberId, pair: Pair) -> Result<Qu
     let parse_rate =
         |doc: &Option<Doc>| -> Result<Option<ReferenceRate>, StoreError> { doc.as_ref().map(Doc::parse).transpose() };
     Ok(QuoteContext {
-        exists: state.is_some(),
-        active: state.as_ref().is_some_and(|s| s.member.status == MemberStatus::Active),
+        exists,
+        active,
         book: match &docs[0] {
             Some(doc) => Some((doc.parse()?, doc.version)),
             None => None,
@@ -226,11 +241,13 @@ async fn lock_quote(
     purpose: QuotePurpose,
 ) -> Result<Quote, ApiError> {
     let pair = Pair::new(request.sell, request.buy)?;
+    // A preview has just read the member (and found it active); a quote has not.
+    let known_active = matches!(purpose, QuotePurpose::Withdrawal { .. });
     retrying(|| {
         let purpose = purpose.clone();
         async move {
             let now = app.now();
-            let context = quote_context(app, member_id, pair).await?;
+            let context = quote_context(app, member_id, pair, known_active).await?;
             if !context.exists {
                 return Err(ApiError::MemberNotFound);
             }
