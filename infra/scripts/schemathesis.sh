@@ -55,7 +55,8 @@ done
 echo "local gateway on $base"
 
 # A member with a phone-less, active account and money in both currencies, and its
-# token: so that the member routes get past 401/404 and reach their real checks.
+# token, and a reference rate: so that the member routes get past 401/404/503 and reach
+# their real checks.
 token=$(BASE="$base" KEY="$key" .venv/bin/python - <<'PY'
 import json, os, urllib.request
 
@@ -79,6 +80,11 @@ for currency in ("USD", "CNY"):
          {"collection_id": f"st-{currency}", "member_id": member, "currency": currency, "amount": "100000"},
          {"x-internal-key": key})
 call("POST", "/dev/reconcile")
+# A fresh USD-CNY reference rate, so that quotes and previews across currencies get past
+# 503 fx_rate_unavailable (it stays fresh for 5 minutes; the run takes well under).
+from datetime import datetime, timezone
+as_of = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+call("PUT", "/internal/fx-rates/USD-CNY", {"mid": "7.2", "as_of": as_of}, {"x-internal-key": key})
 print(token)
 PY
 )

@@ -165,7 +165,10 @@ fn member_rate(
     if rate.as_of.plus_seconds(settings.max_rate_age_seconds) < now {
         return Err(ApiError::FxRateUnavailable);
     }
-    MemberRate::new(rate.mid, is_direct, settings.markup(sell, buy)).ok_or(ApiError::FxRateUnavailable)
+    // A rate that rounds to 0 at 6 places converts every amount to 0.00: the contract's
+    // answer for a result of 0.00.
+    MemberRate::new(rate.mid, is_direct, settings.markup(sell, buy))
+        .ok_or_else(|| ApiError::InvalidAmount("at this rate every amount converts to 0.00".to_owned()))
 }
 
 /// Which side of a quote the member fixed.
@@ -658,6 +661,12 @@ mod tests {
         assert!(sell_usd(Some(&usd_cny), None, 1_300).is_ok());
         assert_eq!(sell_usd(Some(&usd_cny), None, 1_301), Err(ApiError::FxRateUnavailable));
         assert_eq!(sell_usd(None, None, 0), Err(ApiError::FxRateUnavailable));
+        // A mid so small that the rate rounds to 0 converts everything to 0.00.
+        let dust = rate("USD-CNY", "0.00000001", 1_000);
+        assert!(matches!(
+            sell_usd(Some(&dust), None, 1_000),
+            Err(ApiError::InvalidAmount(_))
+        ));
     }
 
     #[test]
