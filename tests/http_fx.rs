@@ -8,39 +8,23 @@ use fund_account_tests::{for_each_adapter, Adapter, GatewayClient};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-struct Api(GatewayClient);
-
-impl std::ops::Deref for Api {
-    type Target = GatewayClient;
-    fn deref(&self) -> &GatewayClient {
-        &self.0
-    }
+async fn rate(api: &GatewayClient, mid: Value, as_of: &str) -> Response {
+    api.internal(
+        Method::PUT,
+        "/internal/fx-rates/USD-CNY",
+        Some(json!({ "mid": mid, "as_of": as_of })),
+    )
+    .await
 }
 
-impl Api {
-    async fn start(adapter: Adapter) -> Api {
-        Api(GatewayClient::start(adapter).await)
-    }
-
-    async fn rate(&self, mid: Value, as_of: &str) -> Response {
-        self.internal(
-            Method::PUT,
-            "/internal/fx-rates/USD-CNY",
-            Some(json!({ "mid": mid, "as_of": as_of })),
-        )
-        .await
-    }
-
-    /// A member with USD 1,000 available, and its token.
-    async fn funded(&self, id: &str) -> String {
-        let token = self.active_member(id).await;
-        let body =
-            json!({ "collection_id": format!("col-{id}"), "member_id": id, "currency": "USD", "amount": "1000" });
-        let created = self.internal(Method::POST, "/internal/collections", Some(body)).await;
-        assert_eq!(created.status(), StatusCode::CREATED);
-        self.settle().await;
-        token
-    }
+/// A member with USD 1,000 available, and its token.
+async fn funded(api: &GatewayClient, id: &str) -> String {
+    let token = api.active_member(id).await;
+    let body = json!({ "collection_id": format!("col-{id}"), "member_id": id, "currency": "USD", "amount": "1000" });
+    let created = api.internal(Method::POST, "/internal/collections", Some(body)).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    api.settle().await;
+    token
 }
 
 fn now() -> String {
@@ -48,8 +32,8 @@ fn now() -> String {
 }
 
 async fn the_fx_routes_answer_with_the_contracts_shapes(adapter: Adapter) {
-    let api = Api::start(adapter).await;
-    let token = api.funded("fx-1").await;
+    let api = GatewayClient::start(adapter).await;
+    let token = funded(&api, "fx-1").await;
 
     let fees = api.member(Method::GET, &token, "/v1/fees", None, None).await;
     assert_eq!(fees.status(), StatusCode::OK);
@@ -59,7 +43,7 @@ async fn the_fx_routes_answer_with_the_contracts_shapes(adapter: Adapter) {
         json!({"currency": "USD", "payout_currency": "USD", "fixed": "15.00", "percent": "0.00", "min": "0.00", "max": null})
     );
 
-    let rate = api.rate(json!("7.2"), &now()).await;
+    let rate = rate(&api, json!("7.2"), &now()).await;
     assert_eq!(rate.status(), StatusCode::OK);
     let rate: Value = rate.json().await.unwrap();
     assert_eq!(
@@ -156,18 +140,18 @@ async fn the_fx_routes_answer_with_the_contracts_shapes(adapter: Adapter) {
 }
 
 async fn bad_fx_requests_get_their_codes_and_change_nothing(adapter: Adapter) {
-    let api = Api::start(adapter).await;
-    let token = api.funded("fx-2").await;
+    let api = GatewayClient::start(adapter).await;
+    let token = funded(&api, "fx-2").await;
     let as_of = now();
 
     // Reference rates.
-    expect_problem(api.rate(json!(7.2), &as_of).await, 422, "invalid_rate").await;
+    expect_problem(rate(&api, json!(7.2), &as_of).await, 422, "invalid_rate").await;
     for mid in ["0", "-1", "7.123456789", "1e2", ""] {
-        expect_problem(api.rate(json!(mid), &as_of).await, 422, "invalid_rate").await;
+        expect_problem(rate(&api, json!(mid), &as_of).await, 422, "invalid_rate").await;
     }
-    expect_problem(api.rate(json!("7.2"), "yesterday").await, 422, "invalid_as_of").await;
+    expect_problem(rate(&api, json!("7.2"), "yesterday").await, 422, "invalid_as_of").await;
     let ahead = SystemClock.now().plus_seconds(600).to_rfc3339();
-    expect_problem(api.rate(json!("7.2"), &ahead).await, 422, "invalid_as_of").await;
+    expect_problem(rate(&api, json!("7.2"), &ahead).await, 422, "invalid_as_of").await;
     let body = Some(json!({ "mid": "7.2", "as_of": as_of }));
     let eur = api
         .internal(Method::PUT, "/internal/fx-rates/EUR-CNY", body.clone())
@@ -198,7 +182,7 @@ async fn bad_fx_requests_get_their_codes_and_change_nothing(adapter: Adapter) {
     expect_problem(quote(sell.clone()).await, 503, "fx_rate_unavailable").await;
 
     // Quotes.
-    assert_eq!(api.rate(json!("7.2"), &as_of).await.status(), StatusCode::OK);
+    assert_eq!(rate(&api, json!("7.2"), &as_of).await.status(), StatusCode::OK);
     let both = json!({ "sell_currency": "USD", "buy_currency": "CNY", "sell_amount": "10", "buy_amount": "10" });
     expect_problem(quote(both).await, 400, "invalid_request").await;
     let neither = json!({ "sell_currency": "USD", "buy_currency": "CNY" });

@@ -105,6 +105,17 @@ where
     println!("| {name} | {:.2} ms | {:.2} ms | {samples} |", at(0.5), at(0.99));
 }
 
+/// Whether a member's POST of `body` to `url` answers `status`.
+async fn posts(client: reqwest::Client, url: String, token: String, body: serde_json::Value, status: u16) -> bool {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == status)
+}
+
 /// Members for the FX routes: a member holds at most 10 live quotes, so the samples that
 /// lock one are spread over `count` members, each active with USD 100,000.
 async fn fx_members(
@@ -271,46 +282,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fx = Arc::new(fx_members(&client, &base, "previewing", 30).await?);
     let f = Arc::clone(&fx);
     latency("POST /v1/withdrawals/preview (USD → USD)", 300, |n| {
-        let (c, b, t) = (c.clone(), b.clone(), f[n as usize % f.len()].clone());
-        async move {
-            let body = json!({ "currency": "USD", "amount": "100.00" });
-            c.post(format!("{b}/v1/withdrawals/preview"))
-                .bearer_auth(t)
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
+        let body = json!({ "currency": "USD", "amount": "100.00" });
+        posts(
+            c.clone(),
+            format!("{b}/v1/withdrawals/preview"),
+            f[n as usize % f.len()].clone(),
+            body,
+            200,
+        )
     })
     .await;
     // Each locks a quote: ten per member, the most one may hold.
     latency("POST /v1/withdrawals/preview (USD → CNY, locks a quote)", 300, |n| {
-        let (c, b, t) = (c.clone(), b.clone(), f[n as usize / 10].clone());
-        async move {
-            let body = json!({ "currency": "USD", "amount": "100.00", "payout_currency": "CNY" });
-            c.post(format!("{b}/v1/withdrawals/preview"))
-                .bearer_auth(t)
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
+        let body = json!({ "currency": "USD", "amount": "100.00", "payout_currency": "CNY" });
+        posts(
+            c.clone(),
+            format!("{b}/v1/withdrawals/preview"),
+            f[n as usize / 10].clone(),
+            body,
+            200,
+        )
     })
     .await;
     // Those quotes lapse only in 30 minutes: fresh members quote, and one converts.
     let quoting = Arc::new(fx_members(&client, &base, "quoting", 30).await?);
     let q = Arc::clone(&quoting);
     latency("POST /v1/fx/quotes", 300, |n| {
-        let (c, b, t) = (c.clone(), b.clone(), q[n as usize / 10].clone());
-        async move {
-            let body = json!({ "sell_currency": "USD", "buy_currency": "CNY", "sell_amount": "10.00" });
-            c.post(format!("{b}/v1/fx/quotes"))
-                .bearer_auth(t)
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 201)
-        }
+        let body = json!({ "sell_currency": "USD", "buy_currency": "CNY", "sell_amount": "10.00" });
+        posts(
+            c.clone(),
+            format!("{b}/v1/fx/quotes"),
+            q[n as usize / 10].clone(),
+            body,
+            201,
+        )
     })
     .await;
     let converting = Arc::new(fx_members(&client, &base, "converting", 1).await?);
