@@ -90,26 +90,12 @@ async fn the_fx_routes_answer_with_the_contracts_shapes(adapter: Adapter) {
     );
     let id = quote["id"].as_str().unwrap();
     let body = json!({ "quote_id": id });
-    let converted = api
-        .member(
-            Method::POST,
-            &token,
-            "/v1/conversions",
-            Some("cv-1"),
-            Some(body.clone()),
-        )
-        .await;
+    let convert =
+        |key: &'static str| api.member(Method::POST, &token, "/v1/conversions", Some(key), Some(body.clone()));
+    let converted = convert("cv-1").await;
     assert_eq!(converted.status(), StatusCode::CREATED);
     let first = converted.text().await.unwrap();
-    let replay = api
-        .member(
-            Method::POST,
-            &token,
-            "/v1/conversions",
-            Some("cv-1"),
-            Some(body.clone()),
-        )
-        .await;
+    let replay = convert("cv-1").await;
     assert_eq!(replay.status(), StatusCode::CREATED);
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(
@@ -117,9 +103,7 @@ async fn the_fx_routes_answer_with_the_contracts_shapes(adapter: Adapter) {
         first,
         "a replay is byte for byte the first"
     );
-    let used = api
-        .member(Method::POST, &token, "/v1/conversions", Some("cv-2"), Some(body))
-        .await;
+    let used = convert("cv-2").await;
     expect_problem(used, 409, "quote_used").await;
 
     let listed: Value = api
