@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::collection::{settle_due, Settled};
 use crate::error::ApiError;
-use crate::ledger::{Balance, Balances, Bucket, EntryType, PlatformAccount, PlatformEntry, PlatformShard};
+use crate::ledger::{Balance, Balances, Bucket, EntryType, PlatformAccount, PlatformShard, Transaction};
 use crate::member::{MemberId, MEMBER_SHARDS};
 use crate::money::{Amount, Currency};
 use crate::records::{CollectionStatus, RunRecord, WithdrawalStatus};
@@ -364,36 +364,20 @@ async fn book_opening(
         if delta.is_zero() {
             return Ok(crate::retry::Attempt::Done(false));
         }
+        // The platform's side only: the member's side is the old entries themselves, so
+        // this leg balances them, not itself (hence not `Write::transaction`).
         let reference = format!("opening/{member_id}/{currency}");
-        let transaction = format!("lt_{}", crate::ids::ulid_at(newest));
-        let shard = PlatformShard {
-            account: PlatformAccount::Clearing,
+        let opening = Transaction::new(member_id, &reference, newest).platform(
+            PlatformAccount::Clearing,
             currency,
-            shard: crate::ids::stable_hash(&transaction) % crate::ledger::PLATFORM_SHARDS,
-        };
-        let entry = PlatformEntry {
-            id: format!("le_{}", crate::ids::ulid_at(newest)),
-            account: PlatformAccount::Clearing,
-            currency,
-            shard: shard.shard,
-            amount: delta.negated(),
-            entry_type: EntryType::Opening,
-            reference,
-            member_id: member_id.clone(),
-            transaction,
-            created_at: newest,
-        };
-        let writes = vec![
-            Write::PutDoc {
-                doc: Doc::new(key, version, &OpeningMarker { booked: legacy })?,
-                expect,
-            },
-            Write::AdjustPlatform {
-                shard,
-                delta: delta.negated(),
-            },
-            Write::AppendPlatformEntry(entry),
-        ];
+            delta.negated(),
+            EntryType::Opening,
+        );
+        let mut writes = vec![Write::PutDoc {
+            doc: Doc::new(key, version, &OpeningMarker { booked: legacy })?,
+            expect,
+        }];
+        writes.extend(Write::platform_legs(opening.platform_entries(newest))?);
         Ok(crate::retry::commit(&*app.store, writes).await?.done_or_reread(true))
     })
     .await

@@ -355,7 +355,13 @@ impl Write {
                 Write::AppendLedger(entry)
             }));
         }
-        let entries = transaction.platform_entries(now);
+        writes.extend(Write::platform_legs(transaction.platform_entries(now))?);
+        Ok(writes)
+    }
+
+    /// The writes of the platform's side of a movement: one add per shard touched (its
+    /// entries merged, since a commit may touch an item once) and every entry.
+    pub fn platform_legs(entries: Vec<PlatformEntry>) -> Result<Vec<Write>, StoreError> {
         let mut adds: Vec<(PlatformShard, Amount)> = Vec::new();
         for entry in &entries {
             match adds.iter_mut().find(|(shard, _)| *shard == entry.shard()) {
@@ -367,11 +373,11 @@ impl Write {
                 None => adds.push((entry.shard(), entry.amount)),
             }
         }
-        writes.extend(
-            adds.into_iter()
-                .filter(|(_, delta)| !delta.is_zero())
-                .map(|(shard, delta)| Write::AdjustPlatform { shard, delta }),
-        );
+        let mut writes: Vec<Write> = adds
+            .into_iter()
+            .filter(|(_, delta)| !delta.is_zero())
+            .map(|(shard, delta)| Write::AdjustPlatform { shard, delta })
+            .collect();
         writes.extend(entries.into_iter().map(Write::AppendPlatformEntry));
         Ok(writes)
     }
