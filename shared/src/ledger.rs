@@ -275,6 +275,11 @@ impl PlatformAccount {
             PlatformAccount::FxPosition => "fx_position",
         }
     }
+
+    /// The account an [`as_str`](Self::as_str) name stands for.
+    pub fn parse(name: &str) -> Option<PlatformAccount> {
+        PlatformAccount::ALL.into_iter().find(|a| a.as_str() == name)
+    }
 }
 
 /// Sub-items of each platform account. Every member's movements write the platform's

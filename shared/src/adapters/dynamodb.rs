@@ -713,6 +713,8 @@ impl Store for DynamoStore {
 
     async fn platform_balances(&self) -> Result<Vec<(PlatformShard, Amount)>, StoreError> {
         let shards: Vec<PlatformShard> = PlatformShard::all().collect();
+        // Each answer names its item by key only: which shard a key is, looked up once.
+        let by_key: HashMap<String, PlatformShard> = shards.iter().map(|s| (platform_pk(s), *s)).collect();
         let mut found = Vec::new();
         // BatchGetItem takes 100 keys a call; the shards are fewer (3 × 2 × 16).
         for chunk in shards.chunks(100) {
@@ -740,9 +742,8 @@ impl Store for DynamoStore {
                     let Some(AttributeValue::S(pk)) = item.get("PK") else {
                         return Err(StoreError::Corrupt("a platform shard has no PK".to_owned()));
                     };
-                    let shard = shards
-                        .iter()
-                        .find(|s| &platform_pk(s) == pk)
+                    let shard = by_key
+                        .get(pk)
                         .ok_or_else(|| StoreError::Corrupt(format!("unknown platform shard {pk}")))?;
                     let balance = match item.get("balance") {
                         Some(AttributeValue::N(text)) => {

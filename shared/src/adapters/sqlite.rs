@@ -606,9 +606,7 @@ impl Store for SqliteStore {
             let mut shards = Vec::new();
             for row in rows {
                 let (account, currency, shard, balance) = row.map_err(unavailable)?;
-                let account = PlatformAccount::ALL
-                    .into_iter()
-                    .find(|a| a.as_str() == account)
+                let account = PlatformAccount::parse(&account)
                     .ok_or_else(|| corrupt(format!("unknown platform account {account}")))?;
                 let currency = Currency::parse(&currency).map_err(corrupt)?;
                 shards.push((
