@@ -42,6 +42,11 @@ impl DocKey {
             sort: sort.into(),
         }
     }
+
+    /// The item's identity, as [`Write::item_identity`] names the item a write touches.
+    pub fn identity(&self) -> String {
+        format!("doc/{}/{}", self.partition, self.sort)
+    }
 }
 
 /// A record kept whole under its key, with a version for conditional writes: FX quotes
@@ -424,7 +429,7 @@ impl Write {
             Write::PutIdempotency { record, .. } => {
                 format!("idempotency/{}/{}", record.member_id, record.key)
             }
-            Write::PutDoc { doc, .. } => format!("doc/{}/{}", doc.key.partition, doc.key.sort),
+            Write::PutDoc { doc, .. } => doc.key.identity(),
             Write::AdjustPlatform { shard, .. } => format!("platform/{}", shard.name()),
             Write::AppendPlatformEntry(entry) => format!("platform-entry/{}/{}", entry.shard().name(), entry.id),
         }

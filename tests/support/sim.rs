@@ -607,11 +607,6 @@ fn member_item(member_id: &MemberId) -> String {
     format!("member/{member_id}")
 }
 
-/// A document's item identity, as `Write::item_identity` names it.
-fn doc_item(key: &DocKey) -> String {
-    format!("doc/{}/{}", key.partition, key.sort)
-}
-
 #[async_trait]
 impl Store for SimStore {
     async fn member_state(&self, member_id: &MemberId) -> Result<Option<MemberState>, StoreError> {
@@ -635,7 +630,7 @@ impl Store for SimStore {
             format!("balance/{member_id}/{currency}"),
             format!("idempotency/{member_id}/{idempotency_key}"),
         ];
-        items.extend(docs.iter().map(doc_item));
+        items.extend(docs.iter().map(DocKey::identity));
         self.call(CallKind::TransactRead(items), || {
             self.sim
                 .table
@@ -645,7 +640,7 @@ impl Store for SimStore {
     }
 
     async fn docs(&self, keys: &[DocKey]) -> Result<Vec<Option<Doc>>, StoreError> {
-        let items = keys.iter().map(doc_item).collect();
+        let items = keys.iter().map(DocKey::identity).collect();
         self.call(CallKind::TransactRead(items), || self.sim.table.docs(keys))
             .await
     }
