@@ -196,15 +196,15 @@ struct QuoteContext {
     reverse: Option<ReferenceRate>,
 }
 
-/// `known_active`: the caller has read the member and found it active (an active account
-/// never becomes inactive again), so the member is not read a second time.
+/// With `MemberCheck::AlreadyActive` the member is not read a second time: an active
+/// account never becomes inactive again.
 async fn quote_context(
     app: &App,
     member_id: &MemberId,
     pair: Pair,
-    known_active: bool,
+    member: MemberCheck,
 ) -> Result<QuoteContext, ApiError> {
-    let (exists, active) = if known_active {
+    let (exists, active) = if member == MemberCheck::AlreadyActive {
         (true, true)
     } else {
         let state = app.store.member_state(member_id).await?;
@@ -235,6 +235,14 @@ async fn quote_context(
     })
 }
 
+/// Whether locking a quote reads the member to check it is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberCheck {
+    Read,
+    /// The caller has just read it and found it active (a preview).
+    AlreadyActive,
+}
+
 /// Locks a quote: decides its amounts from a fresh rate and adds it to the member's book
 /// in one commit. Shared by `POST /v1/fx/quotes` and the cross-currency preview.
 async fn lock_quote(
@@ -242,15 +250,14 @@ async fn lock_quote(
     member_id: &MemberId,
     request: &QuoteRequest,
     purpose: QuotePurpose,
+    member: MemberCheck,
 ) -> Result<Quote, ApiError> {
     let pair = Pair::new(request.sell, request.buy)?;
-    // A preview has just read the member (and found it active); a quote has not.
-    let known_active = matches!(purpose, QuotePurpose::Withdrawal { .. });
     retrying(|| {
         let purpose = purpose.clone();
         async move {
             let now = app.now();
-            let context = quote_context(app, member_id, pair, known_active).await?;
+            let context = quote_context(app, member_id, pair, member).await?;
             if !context.exists {
                 return Err(ApiError::MemberNotFound);
             }
@@ -322,7 +329,7 @@ async fn lock_quote(
 
 /// `POST /v1/fx/quotes`.
 pub async fn create_quote(app: &App, member_id: &MemberId, request: QuoteRequest) -> Result<Quote, ApiError> {
-    lock_quote(app, member_id, &request, QuotePurpose::Conversion).await
+    lock_quote(app, member_id, &request, QuotePurpose::Conversion, MemberCheck::Read).await
 }
 
 /// What `POST /v1/withdrawals/preview` shows.
@@ -382,7 +389,8 @@ pub async fn preview(
         buy: payout_currency,
         fixed: Fixed::Sell(net_amount),
     };
-    let quote = lock_quote(app, member_id, &request, QuotePurpose::Withdrawal { amount, fee }).await?;
+    let purpose = QuotePurpose::Withdrawal { amount, fee };
+    let quote = lock_quote(app, member_id, &request, purpose, MemberCheck::AlreadyActive).await?;
     Ok(Preview {
         currency,
         amount,
