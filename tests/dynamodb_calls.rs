@@ -95,6 +95,12 @@ fn operation_name(input: &aws_smithy_runtime_api::client::interceptors::context:
     "other"
 }
 
+/// The first page of 20, as a client asks for it.
+const FIRST_PAGE: PageRequest = PageRequest {
+    limit: 20,
+    before: None,
+};
+
 fn calls(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(name, n)| ((*name).to_owned(), *n)).collect()
 }
@@ -256,40 +262,11 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         .await
         .unwrap();
     assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "get withdrawal");
-    store
-        .withdrawals(
-            &m,
-            &PageRequest {
-                limit: 20,
-                before: None,
-            },
-        )
-        .await
-        .unwrap();
+    store.withdrawals(&m, &FIRST_PAGE).await.unwrap();
     assert_eq!(counter.take(), calls(&[("Query", 1)]), "list withdrawals");
-    store
-        .ledger(
-            &m,
-            Some(Currency::Usd),
-            &PageRequest {
-                limit: 20,
-                before: None,
-            },
-        )
-        .await
-        .unwrap();
+    store.ledger(&m, Some(Currency::Usd), &FIRST_PAGE).await.unwrap();
     assert_eq!(counter.take(), calls(&[("Query", 1)]), "transactions, one currency");
-    store
-        .ledger(
-            &m,
-            None,
-            &PageRequest {
-                limit: 20,
-                before: None,
-            },
-        )
-        .await
-        .unwrap();
+    store.ledger(&m, None, &FIRST_PAGE).await.unwrap();
     assert_eq!(counter.take(), calls(&[("Query", 2)]), "transactions, both currencies");
     withdrawal::report_payout(&app, &first.withdrawal.id, Payout::Paid)
         .await
@@ -367,16 +344,7 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         calls(&[("TransactGetItems", 2), ("TransactWriteItems", 1)]),
         "conversion (the quote, then key + balance + quote + book together; one commit)"
     );
-    exchange::conversions(
-        &app,
-        &m,
-        &PageRequest {
-            limit: 20,
-            before: None,
-        },
-    )
-    .await
-    .unwrap();
+    exchange::conversions(&app, &m, &FIRST_PAGE).await.unwrap();
     assert_eq!(counter.take(), calls(&[("Query", 1)]), "list conversions");
     exchange::platform_balances(&app).await.unwrap();
     assert_eq!(
