@@ -6,6 +6,7 @@ use crate::alerts::{AlertSink, LogAlerts};
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::fees::FeeSchedule;
+use crate::files::{ExportFiles, NoFiles};
 use crate::fx::FxSettings;
 use crate::sms::SmsSender;
 use crate::store::Store;
@@ -24,6 +25,8 @@ pub struct App {
     /// FX markups and the staleness limit of reference rates.
     pub fx: FxSettings,
     pub alerts: Arc<dyn AlertSink>,
+    /// Where statement exports are written and signed (only the export functions have one).
+    pub files: Arc<dyn ExportFiles>,
 }
 
 impl std::fmt::Debug for App {
@@ -88,7 +91,14 @@ impl App {
             fees: settings.fees,
             fx: settings.fx,
             alerts: Arc::new(LogAlerts),
+            files: Arc::new(NoFiles),
         }
+    }
+
+    /// The same app, keeping statement exports in `files`.
+    pub fn with_files(mut self, files: Arc<dyn ExportFiles>) -> App {
+        self.files = files;
+        self
     }
 
     /// The same app, alerting through `alerts`.

@@ -34,6 +34,10 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(seconds.saturating_mul(1000)))
     }
 
+    pub fn plus_millis(self, millis: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(millis))
+    }
+
     /// Seconds from `self` until `later`, rounded up, never below zero: what a
     /// `Retry-After` header says.
     pub fn seconds_until(self, later: Timestamp) -> i64 {
@@ -45,6 +49,16 @@ impl Timestamp {
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
         let millis = parsed.unix_timestamp_nanos() / 1_000_000;
+        i64::try_from(millis).ok().map(Timestamp)
+    }
+
+    /// Parses an RFC 3339 time, rounding a fraction of a millisecond up: the first
+    /// millisecond at or after the instant, so a half-open range `[from, to)` of
+    /// millisecond stamps holds exactly the stamps within the instants given.
+    pub fn parse_rfc3339_rounding_up(text: &str) -> Option<Timestamp> {
+        let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        let nanos = parsed.unix_timestamp_nanos();
+        let millis = nanos.div_euclid(1_000_000) + i128::from(nanos.rem_euclid(1_000_000) != 0);
         i64::try_from(millis).ok().map(Timestamp)
     }
 

@@ -111,6 +111,12 @@ pub enum ApiError {
     RateOutOfBand(String),
     #[error("no current reference rate for this pair; try again shortly")]
     FxRateUnavailable,
+    #[error("{0}")]
+    InvalidRange(String),
+    #[error("format must be csv")]
+    UnsupportedFormat,
+    #[error("export not found")]
+    ExportNotFound,
     #[error("the SMS could not be sent; try again shortly")]
     SmsUnavailable,
     #[error("a dependency is unavailable; try again shortly")]
@@ -240,6 +246,9 @@ impl ApiError {
             RateOutOfBand(_) => Answer::new(S::CONFLICT, "rate_out_of_band"),
             // The treasury feed is minutes behind, not a second: ask again in a minute.
             FxRateUnavailable => Answer::new(S::SERVICE_UNAVAILABLE, "fx_rate_unavailable").retry_in(60),
+            InvalidRange(_) => Answer::new(S::UNPROCESSABLE_ENTITY, "invalid_range"),
+            UnsupportedFormat => Answer::new(S::UNPROCESSABLE_ENTITY, "unsupported_format"),
+            ExportNotFound => Answer::new(S::NOT_FOUND, "export_not_found"),
             SmsUnavailable => Answer::new(S::SERVICE_UNAVAILABLE, "sms_unavailable").transient(),
             ServiceUnavailable | Contention => Answer::new(S::SERVICE_UNAVAILABLE, "service_unavailable").transient(),
             Internal => Answer::new(S::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -349,6 +358,9 @@ mod tests {
             StaleRate("x".to_owned()),
             RateOutOfBand("x".to_owned()),
             FxRateUnavailable,
+            InvalidRange("x".to_owned()),
+            UnsupportedFormat,
+            ExportNotFound,
             SmsUnavailable,
             ServiceUnavailable,
             Contention,

@@ -16,6 +16,8 @@ use crate::routes::Route;
 pub enum Function {
     Http(Route),
     Reconcile,
+    /// Writes statement exports, on the table's stream.
+    ExportStatement,
 }
 
 /// The names of the variables the functions read.
@@ -34,6 +36,9 @@ pub mod vars {
     pub const FX_RATE_MAX_AGE_SECONDS: &str = "FX_RATE_MAX_AGE_SECONDS";
     /// The reconciliation alert topic (the reconcile function).
     pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
+    /// The bucket statement exports are written to and downloaded from (the functions
+    /// that write or sign exports).
+    pub const EXPORT_BUCKET: &str = "EXPORT_BUCKET";
     /// The log filter (every function).
     pub const RUST_LOG: &str = "RUST_LOG";
 }
@@ -45,7 +50,7 @@ impl Function {
             .iter()
             .copied()
             .map(Function::Http)
-            .chain([Function::Reconcile])
+            .chain([Function::Reconcile, Function::ExportStatement])
     }
 
     /// The function's crate and binary (`BuildProperties.Binary` in the template).
@@ -53,6 +58,7 @@ impl Function {
         match self {
             Function::Http(route) => route.function(),
             Function::Reconcile => "reconcile",
+            Function::ExportStatement => "export-statement",
         }
     }
 
@@ -77,6 +83,11 @@ impl Function {
     /// Whether the function locks FX quotes, and so reads the markups and staleness limit.
     pub fn locks_quotes(self) -> bool {
         matches!(self, Function::Http(Route::PreviewWithdrawal | Route::CreateQuote))
+    }
+
+    /// Whether the function writes or signs statement exports, and so reads the bucket.
+    pub fn uses_export_files(self) -> bool {
+        matches!(self, Function::ExportStatement | Function::Http(Route::GetExport))
     }
 
     /// Whether the function raises reconciliation alerts.

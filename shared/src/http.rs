@@ -278,7 +278,8 @@ pub fn encode_cursor(last_id: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{last_id}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+/// The item id an [`encode_cursor`] cursor names, or `400 invalid_request`.
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     use base64::Engine;
     let invalid = || ApiError::InvalidRequest("cursor is not one this API returned".to_owned());
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -69,6 +69,12 @@ prefixed_id!(
     "cv_"
 );
 
+prefixed_id!(
+    /// A statement export's id: `ex_` and a ULID.
+    ExportId,
+    "ex_"
+);
+
 /// An id the marketplace chooses for a collection or a refund: 1 to 128 characters of
 /// `[A-Za-z0-9._:-]`, parsed once at the HTTP edge.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]

@@ -43,6 +43,9 @@ pub enum EntryType {
     Refund,
     Withdrawal,
     WithdrawalPaid,
+    /// The fee of a paid withdrawal: its own entry, so that statements show fees on their
+    /// own lines (entries written before it carry the fee inside `withdrawal_paid`).
+    WithdrawalFee,
     WithdrawalReturned,
     ConversionOut,
     ConversionIn,
@@ -59,6 +62,7 @@ impl EntryType {
             EntryType::Refund => "refund",
             EntryType::Withdrawal => "withdrawal",
             EntryType::WithdrawalPaid => "withdrawal_paid",
+            EntryType::WithdrawalFee => "withdrawal_fee",
             EntryType::WithdrawalReturned => "withdrawal_returned",
             EntryType::ConversionOut => "conversion_out",
             EntryType::ConversionIn => "conversion_in",
@@ -189,7 +193,9 @@ pub struct Posting {
     pub currency: Currency,
     pub entry_type: EntryType,
     pub reference: String,
-    pub moves: Vec<(Bucket, Amount)>,
+    /// Signed changes, each with the type its ledger entry carries (the posting's own,
+    /// unless a move is set apart, as a withdrawal's fee is).
+    pub moves: Vec<(Bucket, Amount, EntryType)>,
 }
 
 impl Posting {
@@ -204,8 +210,14 @@ impl Posting {
     }
 
     /// Adds a signed change to one bucket.
-    pub fn change(mut self, bucket: Bucket, amount: Amount) -> Posting {
-        self.moves.push((bucket, amount));
+    pub fn change(self, bucket: Bucket, amount: Amount) -> Posting {
+        let entry_type = self.entry_type;
+        self.change_as(bucket, amount, entry_type)
+    }
+
+    /// Adds a signed change to one bucket whose entry has its own type (a fee).
+    pub fn change_as(mut self, bucket: Bucket, amount: Amount, entry_type: EntryType) -> Posting {
+        self.moves.push((bucket, amount, entry_type));
         self
     }
 
@@ -216,7 +228,7 @@ impl Posting {
     )]
     pub fn deltas(&self) -> BucketDeltas {
         let mut merged: Vec<(Bucket, Amount)> = Vec::new();
-        for (bucket, amount) in &self.moves {
+        for (bucket, amount, _) in &self.moves {
             match merged.iter_mut().find(|(b, _)| b == bucket) {
                 // Request amounts are below 10^12 and a posting has a few moves: their sum
                 // is far inside a 96-bit decimal, so overflow here is a bug, not data.
@@ -232,14 +244,14 @@ impl Posting {
     pub fn entries(&self, now: Timestamp) -> Vec<LedgerEntry> {
         self.moves
             .iter()
-            .filter(|(_, amount)| !amount.is_zero())
-            .map(|(bucket, amount)| LedgerEntry {
+            .filter(|(_, amount, _)| !amount.is_zero())
+            .map(|(bucket, amount, entry_type)| LedgerEntry {
                 id: format!("le_{}", crate::ids::ulid_at(now)),
                 member_id: self.member_id.clone(),
                 currency: self.currency,
                 bucket: *bucket,
                 amount: *amount,
-                entry_type: self.entry_type,
+                entry_type: *entry_type,
                 reference: self.reference.clone(),
                 created_at: now,
                 transaction: None,
@@ -399,7 +411,7 @@ impl Transaction {
             .postings
             .iter()
             .filter(|p| p.currency == currency)
-            .flat_map(|p| p.moves.iter().map(|(_, a)| *a));
+            .flat_map(|p| p.moves.iter().map(|(_, a, _)| *a));
         let platform = self
             .platform
             .iter()
@@ -496,6 +508,7 @@ mod tests {
             (EntryType::Refund, "refund"),
             (EntryType::Withdrawal, "withdrawal"),
             (EntryType::WithdrawalPaid, "withdrawal_paid"),
+            (EntryType::WithdrawalFee, "withdrawal_fee"),
             (EntryType::WithdrawalReturned, "withdrawal_returned"),
         ] {
             assert_eq!(entry_type.as_str(), name);

@@ -6,7 +6,7 @@
 //!   [`ledger`], [`password`], [`verification`], [`error`], [`fees`], [`fx`].
 //! - Ports: [`store::Store`], [`sms::SmsSender`], [`alerts::AlertSink`].
 //! - Operations: [`activation`], [`withdrawal`], [`collection`], [`exchange`],
-//!   [`reconciliation`], over
+//!   [`reconciliation`], [`statement`], over
 //!   [`app::App`] (the ports of a process) and [`retry`].
 //! - Adapters: [`adapters`] (DynamoDB, SNS, SQLite, outbox).
 //! - Edge: [`http`] (callers, decoding, problem+json), [`routes`] (one handler and its
@@ -21,7 +21,9 @@ pub mod clock;
 pub mod collection;
 pub mod error;
 pub mod exchange;
+pub mod export;
 pub mod fees;
+pub mod files;
 pub mod function_config;
 pub mod fx;
 pub mod http;
@@ -37,6 +39,7 @@ pub mod records;
 pub mod retry;
 pub mod routes;
 pub mod sms;
+pub mod statement;
 pub mod store;
 pub mod verification;
 pub mod withdrawal;

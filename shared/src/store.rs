@@ -219,6 +219,38 @@ pub struct PageRequest {
     pub before: Option<String>,
 }
 
+/// Ledger entries stamped in `[start, end)`, after the entry `after` when given, at most
+/// `limit` of them, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRange {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl EntryRange {
+    /// The lowest and highest entry ids the range can hold, both inclusive: an entry id is
+    /// `le_` + a ULID, whose first 48 bits are its millisecond, so `[start, end)` in time
+    /// is a closed range of ids. After `after`, the lowest is `after` + `0`: above it and
+    /// below every later id (ids have one length).
+    pub fn id_bounds(&self) -> (String, String) {
+        let millis = |t: Timestamp| u64::try_from(t.unix_millis()).unwrap_or(0);
+        let lowest = match &self.after {
+            Some(after) => format!("{after}0"),
+            None => format!("le_{}", ulid::Ulid::from_parts(millis(self.start), 0)),
+        };
+        let last_millis = millis(self.end).saturating_sub(1);
+        let highest = format!("le_{}", ulid::Ulid::from_parts(last_millis, u128::MAX));
+        (lowest, highest)
+    }
+
+    /// True when nothing can be in the range.
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start || self.end.unix_millis() <= 0
+    }
+}
+
 /// A page of items, newest first; `more` says whether older items exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -279,6 +311,15 @@ pub trait Store: Send + Sync {
         member_id: &MemberId,
         currency: Option<Currency>,
         page: &PageRequest,
+    ) -> Result<Page<LedgerEntry>, StoreError>;
+
+    /// A member's ledger entries in one currency stamped within `range`, oldest first
+    /// (by id, which sorts by time): statements and exports read forward through time.
+    async fn ledger_range(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        range: &EntryRange,
     ) -> Result<Page<LedgerEntry>, StoreError>;
 
     async fn collection(&self, collection_id: &ExternalId) -> Result<Option<Collection>, StoreError>;

@@ -413,8 +413,10 @@ pub fn payout_transaction(withdrawal: &Withdrawal, report: &Payout, now: Timesta
         Payout::Paid => {
             let paid = Transaction::new(member_id, reference, now)
                 .member(
+                    // The fee leaves as its own entry: a statement shows it on its own line.
                     Posting::new(member_id, currency, EntryType::WithdrawalPaid, reference)
-                        .change(Bucket::InTransit, withdrawal.amount.negated()),
+                        .change(Bucket::InTransit, withdrawal.net_amount.negated())
+                        .change_as(Bucket::InTransit, withdrawal.fee.negated(), EntryType::WithdrawalFee),
                 )
                 .platform(
                     PlatformAccount::FeeRevenue,

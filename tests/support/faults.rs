@@ -167,6 +167,14 @@ impl Store for HookedStore {
     ) -> Result<fund_account::store::Page<fund_account::ledger::LedgerEntry>, fund_account::store::StoreError> {
         hooked_read!(self, "ledger", self.inner.ledger(member_id, currency, page))
     }
+    async fn ledger_range(
+        &self,
+        member_id: &fund_account::member::MemberId,
+        currency: fund_account::money::Currency,
+        range: &fund_account::store::EntryRange,
+    ) -> Result<fund_account::store::Page<fund_account::ledger::LedgerEntry>, fund_account::store::StoreError> {
+        hooked_read!(self, "ledger_range", self.inner.ledger_range(member_id, currency, range))
+    }
     async fn collection(
         &self,
         id: &fund_account::ids::ExternalId,

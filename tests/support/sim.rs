@@ -691,6 +691,16 @@ impl Store for SimStore {
             .await
     }
 
+    async fn ledger_range(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        range: &fund_account::store::EntryRange,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        self.call(CallKind::Read, || self.sim.table.ledger_range(member_id, currency, range))
+            .await
+    }
+
     async fn collection(&self, collection_id: &ExternalId) -> Result<Option<Collection>, StoreError> {
         self.call(CallKind::Read, || self.sim.table.collection(collection_id))
             .await

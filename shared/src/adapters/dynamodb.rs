@@ -42,7 +42,7 @@ use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::store::{
-    validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
+    validate_commit, Doc, DocKey, EntryRange, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -806,6 +806,37 @@ impl Store for DynamoStore {
         }
         entries.sort_by(|a: &LedgerEntry, b| b.id.cmp(&a.id));
         Ok(page_of(entries, page.limit))
+    }
+
+    async fn ledger_range(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        range: &EntryRange,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        if range.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                more: false,
+            });
+        }
+        // One condition on the sort key only: BETWEEN the range's lowest and highest ids.
+        let (lowest, highest) = range.id_bounds();
+        let items = self
+            .query_items(
+                None,
+                "PK = :pk AND SK BETWEEN :lowest AND :highest",
+                vec![
+                    (":pk", s(ledger_pk(member_id, currency))),
+                    (":lowest", s(lowest)),
+                    (":highest", s(highest)),
+                ],
+                true,
+                range.limit + 1,
+            )
+            .await?;
+        let entries = items.into_iter().map(from_item).collect::<Result<Vec<LedgerEntry>, _>>()?;
+        Ok(page_of(entries, range.limit))
     }
 
     async fn collection(&self, collection_id: &ExternalId) -> Result<Option<Collection>, StoreError> {

@@ -3,6 +3,9 @@
 
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+pub mod local_files;
+#[cfg(feature = "aws")]
+pub mod s3;
 #[cfg(feature = "aws")]
 pub mod sns;
 #[cfg(feature = "embedded")]

@@ -22,7 +22,7 @@ use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::sms::{OutboxMessage, SmsError, SmsSender};
 use crate::store::{
-    validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
+    validate_commit, Doc, DocKey, EntryRange, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
 };
 
 const SCHEMA: &str = "
@@ -677,6 +677,33 @@ impl Store for SqliteStore {
         ];
         let sql = "SELECT body FROM ledger WHERE member_id = ?1 AND (?2 IS NULL OR currency = ?2) AND id < ?3
                    ORDER BY id DESC LIMIT ?4";
+        self.with_conn(move |conn| Ok(page_of(all(conn, sql, &args)?, limit)))
+            .await
+    }
+
+    async fn ledger_range(
+        &self,
+        member_id: &MemberId,
+        currency: Currency,
+        range: &EntryRange,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        if range.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                more: false,
+            });
+        }
+        let (lowest, highest) = range.id_bounds();
+        let limit = range.limit;
+        let args = vec![
+            text(member_id.as_str()),
+            text(currency.code()),
+            SqlValue::Text(lowest),
+            SqlValue::Text(highest),
+            integer(limit + 1),
+        ];
+        let sql = "SELECT body FROM ledger WHERE member_id = ?1 AND currency = ?2 AND id >= ?3 AND id <= ?4
+                   ORDER BY id LIMIT ?5";
         self.with_conn(move |conn| Ok(page_of(all(conn, sql, &args)?, limit)))
             .await
     }

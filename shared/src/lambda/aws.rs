@@ -12,6 +12,7 @@ use crate::alerts::{AlertSink, LogAlerts};
 use crate::app::{App, ConfigError, MIN_CODE_SECRET_BYTES};
 use crate::clock::SystemClock;
 use crate::fees::FeeSchedule;
+use crate::files::{ExportFiles, NoFiles};
 use crate::function_config::{fees_from, fx_from, required, vars, Env, Function};
 use crate::fx::FxSettings;
 use crate::routes::{handlers, Handler, Route};
@@ -25,6 +26,22 @@ pub type SmsWiring = fn(&SdkConfig) -> Arc<dyn SmsSender>;
 
 /// How a function raises alerts, given its topic.
 pub type AlertWiring = fn(&SdkConfig, String) -> Arc<dyn AlertSink>;
+
+/// How a function keeps statement exports, given its bucket. Only the functions that
+/// write or sign them name one, so the others never reference the S3 client.
+pub type FilesWiring = fn(&SdkConfig, String) -> Arc<dyn ExportFiles>;
+
+/// Exports in an S3 bucket. Path-style addresses where the endpoint is set by hand (an
+/// emulator on a loopback address has no bucket subdomains); AWS's own, virtual-hosted.
+pub fn files_in_s3(aws: &SdkConfig, bucket: String) -> Arc<dyn ExportFiles> {
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(aws.endpoint_url().is_some())
+        .build();
+    Arc::new(crate::adapters::s3::S3Files::new(
+        aws_sdk_s3::Client::from_conf(config),
+        bucket,
+    ))
+}
 
 /// How a function reads the SMS code key, given the secret's ARN. Only the functions that
 /// hash codes name one, so the others never reference the Secrets Manager client.
@@ -60,6 +77,7 @@ pub struct Deployment {
     pub sms: SmsWiring,
     pub alerts: Option<AlertWiring>,
     pub code_secret: Option<CodeSecretWiring>,
+    pub files: Option<FilesWiring>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -77,6 +95,7 @@ const fn http(route: Route, handler: Handler) -> Deployment {
         sms: no_sms,
         alerts: None,
         code_secret: None,
+        files: None,
     }
 }
 
@@ -107,12 +126,27 @@ pub const CREATE_QUOTE: Deployment = http(Route::CreateQuote, handlers::CREATE_Q
 pub const CREATE_CONVERSION: Deployment = http(Route::CreateConversion, handlers::CREATE_CONVERSION);
 pub const LIST_CONVERSIONS: Deployment = http(Route::ListConversions, handlers::LIST_CONVERSIONS);
 pub const PLATFORM_BALANCES: Deployment = http(Route::PlatformBalances, handlers::PLATFORM_BALANCES);
+pub const GET_STATEMENT: Deployment = http(Route::GetStatement, handlers::GET_STATEMENT);
+pub const CREATE_EXPORT: Deployment = http(Route::CreateExport, handlers::CREATE_EXPORT);
+pub const GET_EXPORT: Deployment = Deployment {
+    files: Some(files_in_s3),
+    ..http(Route::GetExport, handlers::GET_EXPORT)
+};
 pub const RECONCILE: Deployment = Deployment {
     function: Function::Reconcile,
     handler: None,
     sms: no_sms,
     alerts: Some(alerts_through_sns),
     code_secret: None,
+    files: None,
+};
+pub const EXPORT_STATEMENT: Deployment = Deployment {
+    function: Function::ExportStatement,
+    handler: None,
+    sms: no_sms,
+    alerts: None,
+    code_secret: None,
+    files: Some(files_in_s3),
 };
 
 /// Every deployed function, as `template.yaml` deploys them.
@@ -137,7 +171,11 @@ pub const ALL: &[Deployment] = &[
     CREATE_CONVERSION,
     LIST_CONVERSIONS,
     PLATFORM_BALANCES,
+    GET_STATEMENT,
+    CREATE_EXPORT,
+    GET_EXPORT,
     RECONCILE,
+    EXPORT_STATEMENT,
 ];
 
 /// The deployment of `function` (for the tests, which start functions as deployed).
@@ -176,6 +214,10 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         }
         None => Arc::new(LogAlerts),
     };
+    let files: Arc<dyn ExportFiles> = match deployment.files {
+        Some(wiring) => wiring(aws, required(env, vars::EXPORT_BUCKET, "the statement export bucket's name")?),
+        None => Arc::new(NoFiles),
+    };
     Ok(App {
         store: Arc::new(store),
         sms: (deployment.sms)(aws),
@@ -184,6 +226,7 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         fees,
         fx,
         alerts,
+        files,
     })
 }
 
@@ -237,6 +280,11 @@ mod tests {
                 function.hashes_codes(),
                 "{function:?}: the code secret"
             );
+            assert_eq!(
+                deployment.files.is_some(),
+                function.uses_export_files(),
+                "{function:?}: the export bucket"
+            );
             match function {
                 Function::Http(route) => {
                     let handler = deployment.handler.unwrap_or_else(|| panic!("{route:?} has a handler"));
@@ -245,7 +293,7 @@ mod tests {
                         "{route:?} serves its own handler"
                     );
                 }
-                Function::Reconcile => assert!(deployment.handler.is_none()),
+                Function::Reconcile | Function::ExportStatement => assert!(deployment.handler.is_none()),
             }
         }
     }

@@ -147,6 +147,39 @@ pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
     .await
 }
 
+/// Runs the statement export writer as a Lambda function, on the table's DynamoDB stream
+/// (filtered to inserted export records). Each export is written on its own; one that
+/// fails is reported in `batchItemFailures`, so Lambda retries it without rewriting the
+/// others (and a retried one that finished meanwhile is left as it is).
+#[cfg(feature = "aws")]
+pub async fn run_export_statement() -> Result<(), lambda_http::Error> {
+    use lambda_http::lambda_runtime::{self, LambdaEvent};
+    let app = Arc::new(start_in_lambda(&aws::EXPORT_STATEMENT).await?);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<serde_json::Value>| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, lambda_http::Error>(export_stream_batch(&app, &event.payload).await) }
+        },
+    ))
+    .await
+}
+
+/// Writes the exports a stream batch asks for; answers the partial batch response.
+pub async fn export_stream_batch(app: &crate::app::App, event: &serde_json::Value) -> serde_json::Value {
+    let mut failures = Vec::new();
+    for (sequence, target) in crate::export::exports_in_stream(event) {
+        let Some((member_id, export_id)) = target else {
+            tracing::warn!(sequence, "a stream record that names no export: skipped");
+            continue;
+        };
+        if let Err(error) = crate::export::run(app, &member_id, &export_id).await {
+            tracing::error!(export_id = %export_id, error = %error, "export failed; Lambda retries it");
+            failures.push(serde_json::json!({ "itemIdentifier": sequence }));
+        }
+    }
+    serde_json::json!({ "batchItemFailures": failures })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

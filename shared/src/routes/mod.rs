@@ -17,6 +17,7 @@ mod activation;
 mod exchange;
 mod members;
 mod money_in;
+mod statements;
 mod withdrawals;
 
 /// Who may call a route.
@@ -64,6 +65,9 @@ routes!(
     CreateConversion,
     ListConversions,
     PlatformBalances,
+    GetStatement,
+    CreateExport,
+    GetExport,
 );
 
 impl Route {
@@ -129,6 +133,19 @@ impl Route {
                 "/internal/platform/balances",
                 "platform-balances",
                 Caller::Internal,
+            ),
+            Route::GetStatement => (Method::GET, "/v1/statements", "get-statement", Caller::Member),
+            Route::CreateExport => (
+                Method::POST,
+                "/v1/statements/exports",
+                "create-export",
+                Caller::Member,
+            ),
+            Route::GetExport => (
+                Method::GET,
+                "/v1/statements/exports/{id}",
+                "get-export",
+                Caller::Member,
             ),
         }
     }
@@ -214,7 +231,7 @@ pub type Handler = for<'a> fn(&'a App, Request) -> HandlerFuture<'a>;
 
 /// Every route's handler, one constant each.
 pub mod handlers {
-    use super::{account, activation, exchange, members, money_in, withdrawals, Handler};
+    use super::{account, activation, exchange, members, money_in, statements, withdrawals, Handler};
 
     pub const GET_ACCOUNT: Handler = |app, req| Box::pin(account::get_account(app, req));
     pub const ACTIVATE: Handler = |app, req| Box::pin(activation::activate(app, req));
@@ -236,6 +253,9 @@ pub mod handlers {
     pub const CREATE_CONVERSION: Handler = |app, req| Box::pin(exchange::create_conversion(app, req));
     pub const LIST_CONVERSIONS: Handler = |app, req| Box::pin(exchange::list_conversions(app, req));
     pub const PLATFORM_BALANCES: Handler = |app, req| Box::pin(exchange::platform_balances(app, req));
+    pub const GET_STATEMENT: Handler = |app, req| Box::pin(statements::get(app, req));
+    pub const CREATE_EXPORT: Handler = |app, req| Box::pin(statements::create_export(app, req));
+    pub const GET_EXPORT: Handler = |app, req| Box::pin(statements::get_export(app, req));
 }
 
 impl Route {
@@ -263,6 +283,9 @@ impl Route {
             Route::CreateConversion => handlers::CREATE_CONVERSION,
             Route::ListConversions => handlers::LIST_CONVERSIONS,
             Route::PlatformBalances => handlers::PLATFORM_BALANCES,
+            Route::GetStatement => handlers::GET_STATEMENT,
+            Route::CreateExport => handlers::CREATE_EXPORT,
+            Route::GetExport => handlers::GET_EXPORT,
         }
     }
 }
