@@ -103,12 +103,19 @@ fn doc_key(member_id: &MemberId, id: &ExportId) -> DocKey {
 }
 
 fn export_doc(export: &Export, version: u64) -> Result<Doc, StoreError> {
-    Ok(Doc::new(doc_key(&export.member_id, &export.id), version, export)?.expiring(export.created_at.plus_seconds(KEEP_DAYS * 86_400)))
+    Ok(Doc::new(doc_key(&export.member_id, &export.id), version, export)?
+        .expiring(export.created_at.plus_seconds(KEEP_DAYS * 86_400)))
 }
 
 /// An export and its stored version.
 async fn read(app: &App, member_id: &MemberId, id: &ExportId) -> Result<Option<(Export, u64)>, StoreError> {
-    let found = app.store.docs(&[doc_key(member_id, id)]).await?.into_iter().next().flatten();
+    let found = app
+        .store
+        .docs(&[doc_key(member_id, id)])
+        .await?
+        .into_iter()
+        .next()
+        .flatten();
     match found {
         // The store may keep an expired document a while (DynamoDB's TTL is lazy).
         Some(doc) if doc.expires_at.is_some_and(|at| at <= app.now()) => Ok(None),
@@ -362,7 +369,11 @@ pub async fn run(app: &App, member_id: &MemberId, id: &ExportId) -> Result<Expor
 /// The exports a DynamoDB stream event asks to run: the `INSERT`s of export documents,
 /// with the stream record's sequence number (what a partial batch failure names).
 pub fn exports_in_stream(event: &serde_json::Value) -> Vec<(String, Option<(MemberId, ExportId)>)> {
-    let records = event.get("Records").and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    let records = event
+        .get("Records")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
     records
         .iter()
         .filter(|record| record.get("eventName").and_then(|n| n.as_str()) == Some("INSERT"))

@@ -300,7 +300,11 @@ impl<'a> LineReader<'a> {
         }
         // Keep back the last millisecond: its movement's other entries may be next.
         let last_instant = self.held.last().map(|e| e.created_at);
-        let whole = self.held.iter().take_while(|e| Some(e.created_at) != last_instant).count();
+        let whole = self
+            .held
+            .iter()
+            .take_while(|e| Some(e.created_at) != last_instant)
+            .count();
         let rest = self.held.split_off(whole);
         let complete = std::mem::replace(&mut self.held, rest);
         self.ready.extend(lines_of(complete));
@@ -340,7 +344,12 @@ fn last_settled_day(now: Timestamp) -> Timestamp {
 
 /// The position at the first millisecond of `day` (a settled day): its snapshot, made
 /// from the latest earlier one and the entries since, and stored, if nobody had.
-pub async fn snapshot(app: &App, member_id: &MemberId, currency: Currency, day: Timestamp) -> Result<Position, StoreError> {
+pub async fn snapshot(
+    app: &App,
+    member_id: &MemberId,
+    currency: Currency,
+    day: Timestamp,
+) -> Result<Position, StoreError> {
     let partition = snapshot_partition(member_id, currency);
     let key = DocKey::new(partition.clone(), snapshot_sort(day));
     if let Some(Some(doc)) = app.store.docs(std::slice::from_ref(&key)).await?.into_iter().next() {
@@ -443,7 +452,11 @@ pub async fn statement(
         None => (opening, range.from),
         Some(id) => match position_after_line(app, member_id, &range, id).await? {
             Some(position) => (position, entry_instant(id).unwrap_or(range.from)),
-            None => return Err(ApiError::InvalidRequest("cursor is not one this API returned".to_owned())),
+            None => {
+                return Err(ApiError::InvalidRequest(
+                    "cursor is not one this API returned".to_owned(),
+                ))
+            }
         },
     };
     let mut reader = LineReader::new(app, member_id, range.currency, start, range.to);

@@ -173,7 +173,11 @@ impl Store for HookedStore {
         currency: fund_account::money::Currency,
         range: &fund_account::store::EntryRange,
     ) -> Result<fund_account::store::Page<fund_account::ledger::LedgerEntry>, fund_account::store::StoreError> {
-        hooked_read!(self, "ledger_range", self.inner.ledger_range(member_id, currency, range))
+        hooked_read!(
+            self,
+            "ledger_range",
+            self.inner.ledger_range(member_id, currency, range)
+        )
     }
     async fn collection(
         &self,

@@ -697,8 +697,10 @@ impl Store for SimStore {
         currency: Currency,
         range: &fund_account::store::EntryRange,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        self.call(CallKind::Read, || self.sim.table.ledger_range(member_id, currency, range))
-            .await
+        self.call(CallKind::Read, || {
+            self.sim.table.ledger_range(member_id, currency, range)
+        })
+        .await
     }
 
     async fn collection(&self, collection_id: &ExternalId) -> Result<Option<Collection>, StoreError> {

@@ -32,6 +32,9 @@ const DEV_ROUTES: &[(&str, Method)] = &[
     ("/dev/reconcile", Method::POST),
 ];
 
+/// Where signed download URLs of statement exports point (`/dev/files/<key>`).
+const FILES_PREFIX: &str = "/dev/files/";
+
 /// Whether `path` is in the local-only space (`/dev` and everything under it).
 pub(crate) fn is_dev_path(path: &str) -> bool {
     path == "/dev" || path.starts_with("/dev/")
@@ -202,6 +205,7 @@ pub(crate) async fn handle(gateway: &Gateway, parts: &Parts, body: &[u8]) -> Htt
         (&Method::POST, "/dev/login") => login(gateway, body).await,
         (&Method::GET, "/dev/sms") => sms(gateway, parts).await,
         (&Method::POST, "/dev/reconcile") => reconcile(gateway).await,
+        (&Method::GET, path) if path.starts_with(FILES_PREFIX) => return download(gateway, parts).await,
         (_, path) => {
             let allowed: Vec<Method> = DEV_ROUTES
                 .iter()
@@ -295,6 +299,39 @@ async fn reconcile(gateway: &Gateway) -> Result<Reply, ApiError> {
     let report =
         fund_account::reconciliation::run(&gateway.app, fund_account::reconciliation::RunOptions::full()).await?;
     Ok(Reply::ok(report.to_json()))
+}
+
+/// `GET /dev/files/<key>?name=&expires=&signature=`: a statement export, by the signed
+/// URL `GET /v1/statements/exports/{id}` gave (the local stand-in for a presigned S3
+/// URL: no token, and only until it expires). A bad or expired signature is `403`,
+/// like S3's.
+async fn download(gateway: &Gateway, parts: &Parts) -> HttpResponse {
+    let key = parts.uri.path().trim_start_matches(FILES_PREFIX);
+    let name = query_value(parts, "name").unwrap_or_default();
+    let expires = query_value(parts, "expires")
+        .and_then(|e| e.parse::<i64>().ok())
+        .unwrap_or(0);
+    let signature = query_value(parts, "signature").unwrap_or_default();
+    let now = gateway.app.now();
+    let Some(path) = gateway.files.verified_path(key, expires, &name, &signature, now) else {
+        return problem(ApiError::Forbidden);
+    };
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        return problem(ApiError::RouteNotFound);
+    };
+    let mut response = http::Response::new(Full::new(Bytes::from(bytes)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    // Only names the signature covers, and only the characters an export name has.
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            headers.insert(http::header::CONTENT_DISPOSITION, value);
+        }
+    }
+    response
 }
 
 /// A file of the web client, if one matches (`/` is `index.html`).

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use fund_account::adapters::dynamodb::DynamoStore;
+use fund_account::adapters::local_files::LocalFiles;
 use fund_account::adapters::sns::SnsSmsSender;
 use fund_account::adapters::sqlite::{SqliteOutbox, SqliteStore};
 use fund_account::app::{App, Settings};
@@ -44,6 +45,10 @@ pub struct Gateway {
     pub outbox: Option<SqliteOutbox>,
     /// The embedded store, when in use (for `/dev` routes that need it).
     pub embedded: Option<SqliteStore>,
+    /// Statement exports, under the data directory, served by `/dev/files/...`.
+    pub files: LocalFiles,
+    /// Exports being written now, so that a poll does not start a second writer.
+    exports_running: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Gateway {
@@ -87,12 +92,25 @@ impl Gateway {
         };
         let alerts = Arc::new(embedded.alerts());
         let embedded = matches!(config.store, StoreBackend::Embedded).then_some(embedded);
-        let app = Arc::new(App::new(store, sms, clock, settings).with_alerts(alerts));
+        // Download URLs are the gateway's own, signed with its token secret (a local
+        // secret already; the signature's input is domain-separated from a token's).
+        let files = LocalFiles::new(
+            config.data_dir.join("files"),
+            format!("http://{}", config.addr),
+            config.jwt_secret.clone(),
+        );
+        let app = Arc::new(
+            App::new(store, sms, clock, settings)
+                .with_alerts(alerts)
+                .with_files(Arc::new(files.clone())),
+        );
         Ok(Gateway {
             app,
             config,
             outbox,
             embedded,
+            files,
+            exports_running: Arc::default(),
         })
     }
 }
@@ -217,11 +235,60 @@ async fn handle(gateway: &Gateway, req: http::Request<Incoming>) -> HttpResponse
         Caller::Member => event::jwt_authorizer(&parts.headers, &gateway.config.jwt_secret),
         Caller::Internal => event::iam_authorizer(&parts.headers, &gateway.config.internal_key),
     };
+    let member = authorizer
+        .as_ref()
+        .and_then(|a| a.pointer("/jwt/claims/sub"))
+        .and_then(|sub| sub.as_str())
+        .map(str::to_owned);
     let request = match event::lambda_request(&parts, &body, route, path_params, authorizer) {
         Ok(request) => request,
         Err(error) => return problem(error),
     };
-    into_hyper(routes::handle(route, &gateway.app, request).await)
+    let response = routes::handle(route, &gateway.app, request).await;
+    if let (Route::CreateExport | Route::GetExport, Some(member), lambda_http::Body::Text(body)) =
+        (route, member, response.body())
+    {
+        start_pending_export(gateway, &member, body);
+    }
+    into_hyper(response)
+}
+
+/// The local stand-in for the table stream that starts the export writer in AWS: an
+/// export answered `pending` (just requested, or left pending by a stopped gateway and
+/// polled again) is written by a background task, one writer per export.
+fn start_pending_export(gateway: &Gateway, member: &str, body: &str) {
+    use fund_account::ids::ExportId;
+    use fund_account::member::MemberId;
+    let Ok(view) = serde_json::from_str::<serde_json::Value>(body) else {
+        return;
+    };
+    if view.get("status").and_then(|s| s.as_str()) != Some("pending") {
+        return;
+    }
+    let (Some(member_id), Some(export_id)) = (
+        MemberId::parse(member).ok(),
+        view.get("id").and_then(|i| i.as_str()).and_then(ExportId::parse),
+    ) else {
+        return;
+    };
+    {
+        let Ok(mut running) = gateway.exports_running.lock() else {
+            return;
+        };
+        if !running.insert(export_id.as_str().to_owned()) {
+            return;
+        }
+    }
+    let app = Arc::clone(&gateway.app);
+    let running = Arc::clone(&gateway.exports_running);
+    tokio::spawn(async move {
+        if let Err(error) = fund_account::export::run(&app, &member_id, &export_id).await {
+            tracing::error!(export_id = %export_id, error = %error, "export failed; polling it again retries");
+        }
+        if let Ok(mut set) = running.lock() {
+            set.remove(export_id.as_str());
+        }
+    });
 }
 
 /// Issues a local access token for a member, as the marketplace's identity provider would.

@@ -15,9 +15,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_target(false)
         .init();
 
-    let config = GatewayConfig::from_env()?;
+    let mut config = GatewayConfig::from_env()?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
+    // The address as bound (a port of 0 picks one): download URLs point here.
+    config.addr = addr;
     if config.internal_key_generated {
         // Printed on purpose: the developer needs it for /internal calls.
         println!("internal key (x-internal-key): {}", config.internal_key);

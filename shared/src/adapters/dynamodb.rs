@@ -42,7 +42,8 @@ use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::store::{
-    validate_commit, Doc, DocKey, EntryRange, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
+    validate_commit, Doc, DocKey, EntryRange, Expect, MemberState, Page, PageRequest, Store, StoreError,
+    WithdrawalContext, Write,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -835,7 +836,10 @@ impl Store for DynamoStore {
                 range.limit + 1,
             )
             .await?;
-        let entries = items.into_iter().map(from_item).collect::<Result<Vec<LedgerEntry>, _>>()?;
+        let entries = items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<LedgerEntry>, _>>()?;
         Ok(page_of(entries, range.limit))
     }
 

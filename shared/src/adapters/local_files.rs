@@ -22,7 +22,9 @@ pub struct LocalFiles {
 
 impl std::fmt::Debug for LocalFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalFiles").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("LocalFiles")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,7 +159,13 @@ mod tests {
             files.verified_path(key, expires, name, signature, at).is_some()
         };
         assert!(open("exports/a.csv", expires, "s.csv", &signature, now));
-        assert!(!open("exports/a.csv", expires, "s.csv", &signature, now.plus_seconds(900)));
+        assert!(!open(
+            "exports/a.csv",
+            expires,
+            "s.csv",
+            &signature,
+            now.plus_seconds(900)
+        ));
         assert!(!open("exports/b.csv", expires, "s.csv", &signature, now));
         assert!(!open("exports/a.csv", expires + 1, "s.csv", &signature, now));
         assert!(!open("exports/a.csv", expires, "t.csv", &signature, now));

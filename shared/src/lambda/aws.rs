@@ -215,7 +215,10 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         None => Arc::new(LogAlerts),
     };
     let files: Arc<dyn ExportFiles> = match deployment.files {
-        Some(wiring) => wiring(aws, required(env, vars::EXPORT_BUCKET, "the statement export bucket's name")?),
+        Some(wiring) => wiring(
+            aws,
+            required(env, vars::EXPORT_BUCKET, "the statement export bucket's name")?,
+        ),
         None => Arc::new(NoFiles),
     };
     Ok(App {

@@ -135,18 +135,8 @@ impl Route {
                 Caller::Internal,
             ),
             Route::GetStatement => (Method::GET, "/v1/statements", "get-statement", Caller::Member),
-            Route::CreateExport => (
-                Method::POST,
-                "/v1/statements/exports",
-                "create-export",
-                Caller::Member,
-            ),
-            Route::GetExport => (
-                Method::GET,
-                "/v1/statements/exports/{id}",
-                "get-export",
-                Caller::Member,
-            ),
+            Route::CreateExport => (Method::POST, "/v1/statements/exports", "create-export", Caller::Member),
+            Route::GetExport => (Method::GET, "/v1/statements/exports/{id}", "get-export", Caller::Member),
         }
     }
 

@@ -143,10 +143,7 @@ pub(super) async fn create_export(app: &App, req: Request) -> Result<Reply, ApiE
     let location = format!("/v1/statements/exports/{}", export.id);
     Ok(Reply::json(
         StatusCode::ACCEPTED,
-        export_view(&ExportView {
-            export,
-            download: None,
-        }),
+        export_view(&ExportView { export, download: None }),
     )
     .with_header("location", location))
 }
