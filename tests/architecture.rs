@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
         ],
         &[],
     ),
-    ("ports", &["store", "sms", "alerts"], &["values"]),
+    ("ports", &["store", "sms", "alerts", "files"], &["values"]),
     (
         "operations",
         &[
@@ -41,6 +41,8 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
             "withdrawal",
             "exchange",
             "reconciliation",
+            "statement",
+            "export",
         ],
         &["values", "ports"],
     ),
