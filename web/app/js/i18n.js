@@ -392,7 +392,7 @@ const en = {
   'st.shown': 'Statement for {currency}, {month}: {n} lines.',
   'st.monthLabel': '{name} {year}',
   'st.summaryTitle': '{currency} statement, {month}',
-  'st.range': 'Period: {from} to {to} (UTC, the end not included); in your time zone {fromLocal} to {toLocal}.',
+  'st.range': 'Period: from {from} up to {to} (not included); in your time zone, {fromLocal} to {toLocal}.',
   'st.balancesCaption': 'Opening and closing balances in {currency}',
   'st.balance': 'Balance',
   'st.opening': 'Opening balance',
@@ -425,8 +425,7 @@ const en = {
   'st.totalsNote': 'Withdrawn: the withdrawals paid out to your bank in this month, fees included (the fees are also shown on their own); withdrawals still in transit are not counted yet.',
   'st.download': 'Download CSV',
   'st.dl.waiting': 'Preparing the CSV file…',
-  'st.dl.started': 'The CSV file ({n} lines) is downloading.',
-  'st.dl.again': 'Download it again',
+  'st.dl.started': 'The CSV file ({n} lines) is downloading. Press “Download CSV” again for a new copy.',
   'st.dl.failed': 'The CSV file could not be prepared. Please try again.',
 };
 
@@ -672,7 +671,7 @@ const zh = {
   'st.shown': '{currency} {month} 对账单：{n} 条记录。',
   'st.monthLabel': '{year}年{month}月',
   'st.summaryTitle': '{currency} 对账单，{month}',
-  'st.range': '期间：{from} 至 {to}（UTC，不含结束时刻）；您所在时区为 {fromLocal} 至 {toLocal}。',
+  'st.range': '期间：{from} 起，至 {to} 止（不含）；按您所在时区为 {fromLocal} 至 {toLocal}。',
   'st.balancesCaption': '{currency} 期初和期末余额',
   'st.balance': '余额',
   'st.opening': '期初余额',
@@ -705,8 +704,7 @@ const zh = {
   'st.totalsNote': '提现：本月已付到您银行账户的提现，含手续费（手续费另行单独列示）；尚在提现中的金额暂不计入。',
   'st.download': '下载 CSV',
   'st.dl.waiting': '正在生成 CSV 文件…',
-  'st.dl.started': 'CSV 文件（{n} 条记录）正在下载。',
-  'st.dl.again': '重新下载',
+  'st.dl.started': 'CSV 文件（{n} 条记录）正在下载。如需再次下载，请重新点击“下载 CSV”。',
   'st.dl.failed': 'CSV 文件生成失败，请重试。',
 };
 

@@ -220,13 +220,16 @@ export function listPager(app, pages, { id, label, load }) {
 
 /**
  * A table in its scrolling wrapper: column headers (numeric ones right-aligned), the rows
- * as given, and a caption for screen readers.
- * @param {{id: string, caption?: string | null, columns: [string, boolean?][], rows: Node[]}} p
+ * as given, and a caption for screen readers. A table wide enough to scroll (`scrolls`)
+ * has a wrapper the keyboard can reach and scroll, named by the caption.
+ * @param {{id: string, caption?: string | null, columns: [string, boolean?][], rows: Node[], scrolls?: boolean}} p
  */
-export function dataTable({ id, caption = null, columns, rows }) {
+export function dataTable({ id, caption = null, columns, rows, scrolls = false }) {
   return h(
     'div',
-    { class: 'table-wrap' },
+    scrolls
+      ? { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption, id: `${id}-wrap` }
+      : { class: 'table-wrap' },
     h(
       'table',
       { id },

@@ -5,7 +5,7 @@
 
 import { errorMessage } from '../api.js';
 import { field, h } from '../dom.js';
-import { formatTime, t } from '../i18n.js';
+import { formatTime, locale, t } from '../i18n.js';
 import { CURRENCIES, formatMoney } from '../money.js';
 import { dataTable, fact, formError, problemText, titledCard, typeText } from '../ui.js';
 
@@ -52,7 +52,7 @@ function state(app) {
     next: null,
     moreError: null,
     loadingMore: false,
-    /** @type {{status: 'idle' | 'waiting' | 'started' | 'failed' | 'error', error?: unknown, lines?: number | null, url?: string}} */
+    /** @type {{status: 'idle' | 'waiting' | 'started' | 'failed' | 'error', error?: unknown, lines?: number | null}} */
     download: { status: 'idle' },
     busy: false,
   });
@@ -115,7 +115,7 @@ function picker(app, s) {
     label: t('st.month'),
     type: 'month',
     value: s.month,
-    hint: t('st.monthHint'),
+    describedBy: 'st-month-hint',
     error: s.monthError ? t('st.err.month') : null,
     attrs: { required: true, min: '2020-01', max: '2099-12' },
   });
@@ -159,6 +159,7 @@ function picker(app, s) {
       month.node,
       h('div', { class: 'field' }, h('button', { type: 'submit', class: 'button primary', id: 'st-show' }, t('st.show'))),
     ),
+    h('p', { class: 'hint', id: 'st-month-hint' }, t('st.monthHint')),
     formError(s.formError),
   );
 }
@@ -167,6 +168,20 @@ function picker(app, s) {
 function monthLabel(month) {
   const [y, m] = month.split('-').map(Number);
   return t('st.monthLabel', { year: y, month: m, name: monthName(y, m) });
+}
+
+/** An instant in UTC, for the range of a month ("Nov 1, 2026, 00:00 UTC"). */
+function utcTime(value) {
+  const options = /** @type {Intl.DateTimeFormatOptions} */ ({
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+    timeZone: 'UTC',
+  });
+  return `${new Intl.DateTimeFormat(locale(), options).format(new Date(value))} UTC`;
 }
 
 function monthName(year, month) {
@@ -192,8 +207,8 @@ function summary(s) {
       'p',
       { class: 'hint', id: 'st-range' },
       t('st.range', {
-        from: st.from,
-        to: st.to,
+        from: utcTime(st.from),
+        to: utcTime(st.to),
         fromLocal: formatTime(st.from),
         toLocal: formatTime(st.to),
       }),
@@ -227,8 +242,8 @@ function lines(app, s) {
       'tr',
       { 'data-id': l.id, 'data-type': l.type },
       h('td', null, h('time', { datetime: l.time }, formatTime(l.time))),
-      h('td', null, typeText(l.type)),
-      h('td', { class: 'mono small' }, l.reference),
+      h('td', { class: 'st-type' }, typeText(l.type)),
+      h('td', { class: 'mono small st-ref' }, l.reference),
       h('td', { class: 'small' }, l.description),
       BUCKETS.map((b) => change(l[`${b}_change`])),
       BUCKETS.map((b) => money(l[`${b}_after`])),
@@ -281,6 +296,7 @@ function lines(app, s) {
           dataTable({
             id: 'st-lines',
             caption: t('st.linesCaption', { currency: s.statement.currency, month: monthLabel(s.month) }),
+            scrolls: true,
             columns: [
               [t('st.time')],
               [t('st.type')],
@@ -369,7 +385,7 @@ function downloadStatus(s) {
   let content = null;
   if (d.status === 'waiting') content = h('p', { class: 'hint' }, t('st.dl.waiting'));
   if (d.status === 'started') {
-    content = h('p', { class: 'notice' }, t('st.dl.started', { n: d.lines ?? '?' }), ' ', h('a', { href: d.url, id: 'st-download-again' }, t('st.dl.again')));
+    content = h('p', { class: 'notice' }, t('st.dl.started', { n: d.lines ?? '?' }));
   }
   if (d.status === 'failed') content = h('div', { class: 'form-error', tabindex: '-1' }, t('st.dl.failed'));
   if (d.status === 'error') content = h('div', { class: 'form-error', tabindex: '-1' }, problemText(d.error));
@@ -421,7 +437,7 @@ async function download(app) {
     document.body.append(a);
     a.click();
     a.remove();
-    finish({ status: 'started', lines: exp.lines, url: exp.download_url });
+    finish({ status: 'started', lines: exp.lines });
   } catch (error) {
     finish({ status: 'error', error });
   }
