@@ -334,6 +334,16 @@ describe('statements', () => {
     assert.deepEqual(asked.at(-1), { currency: 'CNY', from: '2026-01-01T00:00:00.000Z', to: '2026-02-01T00:00:00.000Z', limit: '100' });
     await waitForText(page.locator('#st-empty'), 'No movements in this month.');
 
+    // No month: said in place, nothing asked of the server.
+    const askedBefore = asked.length;
+    await page.getByLabel('Month', { exact: true }).fill('');
+    await page.getByRole('button', { name: 'Show statement' }).click();
+    await waitForText(page.locator('#st-month-error'), 'Choose a month, e.g. 2026-11.');
+    assert.equal(await page.getByLabel('Month', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.equal(asked.length, askedBefore);
+    await checkA11y(page, 'statements, no month');
+    await page.getByLabel('Month', { exact: true }).fill('2026-01');
+
     // A refusal of the server, in place with its request id.
     await page.route(
       (url) => url.pathname === '/v1/statements',

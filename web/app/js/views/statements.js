@@ -44,6 +44,7 @@ function state(app) {
     currency: 'USD',
     month: currentMonth(),
     formError: null,
+    monthError: false,
     /** @type {any} the first page's answer: range, opening, closing, totals */
     statement: null,
     /** @type {any[]} */
@@ -65,6 +66,7 @@ export const statementsView = {
   async load(app) {
     const s = state(app);
     s.formError = null;
+    s.monthError = false;
     s.moreError = null;
     s.loadingMore = false;
     s.busy = false;
@@ -132,9 +134,11 @@ function picker(app, s) {
       return;
     }
     s.busy = true;
+    const navigation = app.navigation;
     try {
       await loadStatement(app, chosenCurrency, chosenMonth);
     } catch (error) {
+      if (navigation !== app.navigation) return;
       s.formError = error;
       s.busy = false;
       app.update();
@@ -142,6 +146,7 @@ function picker(app, s) {
       return;
     }
     s.busy = false;
+    if (navigation !== app.navigation) return;
     app.update();
     app.announce(
       t('st.shown', { currency: s.currency, month: monthLabel(s.month), n: s.lines.length + (s.next ? '+' : '') }),
@@ -164,10 +169,11 @@ function picker(app, s) {
   );
 }
 
-/** "November 2026" / "2026年11月" for a "2026-11". */
+/** "November 2026" / "2026年11月" for a "2026-11", in the page's language. */
 function monthLabel(month) {
   const [y, m] = month.split('-').map(Number);
-  return t('st.monthLabel', { year: y, month: m, name: monthName(y, m) });
+  const options = /** @type {Intl.DateTimeFormatOptions} */ ({ year: 'numeric', month: 'long', timeZone: 'UTC' });
+  return new Intl.DateTimeFormat(locale(), options).format(new Date(Date.UTC(y, m - 1, 1)));
 }
 
 /** An instant in UTC, for the range of a month ("Nov 1, 2026, 00:00 UTC"). */
@@ -182,10 +188,6 @@ function utcTime(value) {
     timeZone: 'UTC',
   });
   return `${new Intl.DateTimeFormat(locale(), options).format(new Date(value))} UTC`;
-}
-
-function monthName(year, month) {
-  return new Intl.DateTimeFormat('en', { month: 'long', timeZone: 'UTC' }).format(new Date(Date.UTC(year, month - 1, 1)));
 }
 
 /**
@@ -254,14 +256,17 @@ function lines(app, s) {
     s.loadingMore = true;
     app.update();
     const before = s.lines.length;
+    const navigation = app.navigation;
     try {
       const range = monthRange(s.month);
       const q = new URLSearchParams({ currency: s.currency, from: range.from, to: range.to, limit: String(PAGE_SIZE), cursor: s.next });
       const res = await app.api.get(`/v1/statements?${q}`);
+      if (navigation !== app.navigation) return;
       s.lines.push(...res.data.lines);
       s.next = res.data.next_cursor ?? null;
       s.moreError = null;
     } catch (error) {
+      if (navigation !== app.navigation) return;
       s.moreError = error;
       s.loadingMore = false;
       app.update();
