@@ -220,16 +220,13 @@ export function listPager(app, pages, { id, label, load }) {
 
 /**
  * A table in its scrolling wrapper: column headers (numeric ones right-aligned), the rows
- * as given, and a caption for screen readers. A table wide enough to scroll (`scrolls`)
- * has a wrapper the keyboard can reach and scroll, named by the caption.
- * @param {{id: string, caption?: string | null, columns: [string, boolean?][], rows: Node[], scrolls?: boolean}} p
+ * as given, and a caption for screen readers.
+ * @param {{id: string, caption?: string | null, columns: [string, boolean?][], rows: Node[]}} p
  */
-export function dataTable({ id, caption = null, columns, rows, scrolls = false }) {
+export function dataTable({ id, caption = null, columns, rows }) {
   return h(
     'div',
-    scrolls
-      ? { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption, id: `${id}-wrap` }
-      : { class: 'table-wrap' },
+    { class: 'table-wrap' },
     h(
       'table',
       { id },

@@ -298,24 +298,7 @@ function lines(app, s) {
     s.lines.length === 0
       ? h('p', { class: 'empty', id: 'st-empty' }, t('st.empty'))
       : [
-          dataTable({
-            id: 'st-lines',
-            caption: t('st.linesCaption', { currency: s.statement.currency, month: monthLabel(s.month) }),
-            scrolls: true,
-            columns: [
-              [t('st.time')],
-              [t('st.type')],
-              [t('st.reference')],
-              [t('st.description')],
-              [t('st.change.available'), true],
-              [t('st.change.pending'), true],
-              [t('st.change.in_transit'), true],
-              [t('st.after.available'), true],
-              [t('st.after.pending'), true],
-              [t('st.after.in_transit'), true],
-            ],
-            rows,
-          }),
+          linesTable(s, rows),
           h('p', { class: 'hint', id: 'st-count' }, t('st.count', { n: s.lines.length }), s.next ? ` ${t('st.moreAvailable')}` : ''),
         ],
     s.moreError ? h('div', { class: 'form-error', id: 'st-more-error', tabindex: '-1' }, problemText(s.moreError)) : null,
@@ -336,6 +319,39 @@ function lines(app, s) {
           ),
         )
       : null,
+  );
+}
+
+/**
+ * The lines' table: the changes and the balances after, each under its group's header
+ * (two header rows, the groups scoped to their column groups). It is wider than a phone,
+ * so its wrapper scrolls and the keyboard can reach it.
+ * @param {any} s
+ * @param {Node[]} rows
+ */
+function linesTable(s, rows) {
+  const caption = t('st.linesCaption', { currency: s.statement.currency, month: monthLabel(s.month) });
+  const single = (key) => h('th', { scope: 'col', rowspan: '2' }, t(key));
+  const group = (key) => h('th', { scope: 'colgroup', colspan: '3', class: 'group' }, t(key));
+  const bucket = (b) => h('th', { scope: 'col', class: 'num' }, t(`bucket.${b}`));
+  return h(
+    'div',
+    { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption, id: 'st-lines-wrap' },
+    h(
+      'table',
+      { id: 'st-lines' },
+      h('caption', { class: 'visually-hidden' }, caption),
+      h('colgroup', { span: '4' }),
+      h('colgroup', { span: '3', class: 'st-changes' }),
+      h('colgroup', { span: '3', class: 'st-afters' }),
+      h(
+        'thead',
+        null,
+        h('tr', null, single('st.time'), single('st.type'), single('st.reference'), single('st.description'), group('st.change'), group('st.after')),
+        h('tr', null, BUCKETS.map(bucket), BUCKETS.map(bucket)),
+      ),
+      h('tbody', null, rows),
+    ),
   );
 }
 
