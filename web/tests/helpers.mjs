@@ -324,18 +324,23 @@ export async function submitSignIn(page, memberId, { password = LOGIN_PASSWORD, 
 const NAVIGATION = {
   en: {
     label: 'Main',
-    pages: { account: ['Account', 'Fund account'], withdraw: ['Withdraw', 'Withdraw'], convert: ['Convert', 'Convert'] },
+    pages: {
+      account: ['Account', 'Fund account'],
+      withdraw: ['Withdraw', 'Withdraw'],
+      convert: ['Convert', 'Convert'],
+      statements: ['Statements', 'Statements'],
+    },
   },
   zh: {
     label: '主导航',
-    pages: { account: ['账户', '资金账户'], withdraw: ['提现', '提现'], convert: ['换汇', '换汇'] },
+    pages: { account: ['账户', '资金账户'], withdraw: ['提现', '提现'], convert: ['换汇', '换汇'], statements: ['对账单', '对账单'] },
   },
 };
 
 /**
  * Opens a page from the main navigation, as a seller would, and waits for its heading.
  * @param {import('playwright-core').Page} page
- * @param {'account' | 'withdraw' | 'convert'} name
+ * @param {'account' | 'withdraw' | 'convert' | 'statements'} name
  * @param {'en' | 'zh'} [lang] the page's language
  */
 export async function openFromNav(page, name, lang = 'en') {
@@ -361,7 +366,7 @@ export async function seeAllWithdrawals(page) {
  * only governs the timers of a page loaded after it is installed.
  * @param {import('playwright-core').Browser} browser
  * @param {string} memberId
- * @param {{at?: 'account' | 'withdraw' | 'convert', clock?: boolean, locale?: string,
+ * @param {{at?: 'account' | 'withdraw' | 'convert' | 'statements', clock?: boolean, locale?: string,
  *   expectHttp?: string[], expectConsole?: string[]}} [options]
  */
 export async function openSignedIn(browser, memberId, { at, clock = false, ...options } = {}) {

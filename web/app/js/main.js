@@ -10,6 +10,7 @@ import { accountView } from './views/account.js';
 import { codeView, doneView, passwordView } from './views/activation.js';
 import { convertView } from './views/convert.js';
 import { signinView } from './views/signin.js';
+import { statementsView } from './views/statements.js';
 import { withdrawalsView, withdrawView } from './views/withdraw.js';
 
 const LANG_KEY = 'fa.lang';
@@ -29,6 +30,7 @@ const routes = {
   '/withdraw': withdrawView,
   '/withdrawals': withdrawalsView,
   '/convert': convertView,
+  '/statements': statementsView,
 };
 
 class App {
@@ -208,6 +210,7 @@ function renderHeader(app) {
               h('li', null, link('/withdraw', 'app.nav.withdraw')),
               h('li', null, link('/withdrawals', 'app.nav.withdrawals')),
               h('li', null, link('/convert', 'app.nav.convert')),
+              h('li', null, link('/statements', 'app.nav.statements')),
             ),
           )
         : null,

@@ -2,7 +2,7 @@
 
 import { ApiError, errorMessage } from './api.js';
 import { h } from './dom.js';
-import { t } from './i18n.js';
+import { getLang, messages, t } from './i18n.js';
 import { CURRENCIES, formatMoney } from './money.js';
 
 /**
@@ -251,4 +251,13 @@ export function notActiveCard(titleKey, textKey, status) {
     h('p', null, t(textKey)),
     h('a', { class: 'button primary', href: status === 'inactive' ? '#/activate' : '#/activate/code' }, t('account.activate')),
   );
+}
+
+/**
+ * A ledger entry's or statement line's type in words; a type this client does not know yet,
+ * as it is.
+ * @param {string} type
+ */
+export function typeText(type) {
+  return `tx.type.${type}` in messages[getLang()] ? t(`tx.type.${type}`) : type;
 }

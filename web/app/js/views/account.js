@@ -2,9 +2,9 @@
 
 import { h } from '../dom.js';
 import { feeRuleText, fetchFeeSchedule } from '../fx.js';
-import { formatTime, getLang, messages, t } from '../i18n.js';
+import { formatTime, t } from '../i18n.js';
 import { CURRENCIES, formatMoney, moneyText } from '../money.js';
-import { badge, CursorPages, dataTable, fact, formError, pager, titledCard } from '../ui.js';
+import { badge, CursorPages, dataTable, fact, formError, pager, titledCard, typeText } from '../ui.js';
 
 const PAGE_SIZE = 10;
 
@@ -126,14 +126,6 @@ async function reload(app) {
     return;
   }
   app.update();
-}
-
-/**
- * A ledger entry's type in words; a type this client does not know yet, as it is.
- * @param {string} type
- */
-function typeText(type) {
-  return `tx.type.${type}` in messages[getLang()] ? t(`tx.type.${type}`) : type;
 }
 
 /** @param {any} app */
