@@ -9,7 +9,10 @@ use std::collections::BTreeSet;
 use fund_account::clock::Timestamp;
 use fund_account::member::MemberId;
 use fund_account::routes::{self, Route};
-use fund_account_tests::journey::{make_the_sent_code, quote_under_the_events_id, withdrawal_under_the_events_id};
+use fund_account_tests::journey::{
+    assert_statement_adds_up, export_under_the_events_id, make_the_sent_code, quote_under_the_events_id,
+    withdrawal_under_the_events_id,
+};
 use fund_account_tests::{event, for_each_adapter, project_root, test_app, Adapter, TestApp};
 use serde_json::Value;
 
@@ -130,6 +133,13 @@ impl Journey {
         let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         assert_eq!(response.status().as_u16(), status, "events/{name}.json: {body}");
         body
+    }
+
+    /// Runs a DynamoDB stream event as the `export-statement` function does; returns its
+    /// partial batch response.
+    async fn stream(&mut self, name: &str) -> Value {
+        let event = self.start(name);
+        fund_account::lambda::export_stream_batch(&self.t.app, &event).await
     }
 
     /// Runs a scheduled event as the `reconcile` function does; returns its report.
@@ -258,6 +268,38 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
     assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
     let body = j.http("platform-balances", 200).await;
     assert_eq!(body["accounts"].as_array().map(Vec::len), Some(6), "{body}");
+
+    // The month's statement: January's collection less its refund opens March pending;
+    // every line of March adds up to the balance now.
+    let statement = j.http("get-statement", 200).await;
+    assert_eq!(statement["opening"]["pending"], "1300.00", "{statement}");
+    let usd = j.t.balances(&member).await.usd;
+    assert_eq!(
+        statement["closing"],
+        serde_json::json!({
+            "available": usd.available.to_string(),
+            "pending": usd.pending.to_string(),
+            "in_transit": usd.in_transit.to_string(),
+        }),
+        "{statement}"
+    );
+    assert_statement_adds_up(&statement);
+    let export = j.http("create-export", 202).await;
+    assert_eq!(export["status"], "pending", "{export}");
+    let named = event("get-export")["pathParameters"]["id"].as_str().unwrap().to_owned();
+    export_under_the_events_id(&j.t.app, &member, export["id"].as_str().unwrap(), &named).await;
+    let batch = j.stream("export-statement-stream").await;
+    assert_eq!(batch, serde_json::json!({ "batchItemFailures": [] }));
+    let export = j.http("get-export", 200).await;
+    assert_eq!(
+        (export["status"].as_str(), export["lines"].as_u64()),
+        (Some("ready"), statement["lines"].as_array().map(|l| l.len() as u64)),
+        "{export}"
+    );
+    assert!(
+        export["download_url"].as_str().is_some_and(|u| !u.is_empty()),
+        "{export}"
+    );
 
     // The full run proves the books after all of it.
     let report = j.scheduled("reconcile-full").await;

@@ -25,7 +25,16 @@ pub const TEST_CODE_SECRET: &[u8] = b"test-code-secret-0123456789abcdef";
 pub fn app_with(store: Arc<dyn Store>, sms: Arc<dyn SmsSender>) -> (Arc<App>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::starting_at(Timestamp::from_unix_millis(T0)));
     let settings = Settings::new(TEST_CODE_SECRET.to_vec()).expect("valid settings");
-    let app = App::new(store, sms, Arc::clone(&clock) as Arc<dyn Clock>, settings);
+    // Exports go to a directory of their own, as the local gateway keeps them.
+    let files = fund_account::adapters::local_files::LocalFiles::new(
+        std::env::temp_dir().join(format!(
+            "fund-account-files-{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        )),
+        "http://127.0.0.1:3000",
+        b"test-file-signing-key".to_vec(),
+    );
+    let app = App::new(store, sms, Arc::clone(&clock) as Arc<dyn Clock>, settings).with_files(Arc::new(files));
     (Arc::new(app), clock)
 }
 

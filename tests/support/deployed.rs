@@ -143,7 +143,22 @@ impl Emulated {
             .expect("secret")
             .arn
             .expect("secret arn");
+        // Bucket names are DNS names: lowercase, at most 63 characters.
+        let bucket = format!("exports-{unique}");
+        crate::emulator::s3_client(&aws)
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket");
         let stand_ins = BTreeMap::from([
+            (
+                "AWS::S3::Bucket",
+                StandIn {
+                    reference: bucket.clone(),
+                    attributes: BTreeMap::from([("Arn", format!("arn:aws:s3:::{bucket}"))]),
+                },
+            ),
             (
                 "AWS::DynamoDB::Table",
                 StandIn {

@@ -87,6 +87,12 @@ pub async fn dynamodb_store() -> DynamoStore {
 /// declares it — billing, attributes, keys, indexes and the TTL attribute, read from the
 /// file — so that every DynamoDB test runs on the deployed table's shape, and a change to
 /// one without the other fails them.
+/// An S3 client for the emulator: path-style addresses (a loopback endpoint has no
+/// bucket subdomains), as the deployed functions use with an endpoint set by hand.
+pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(aws).force_path_style(true).build())
+}
+
 pub async fn create_table_from_template(client: &aws_sdk_dynamodb::Client, name: &str) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,

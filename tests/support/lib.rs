@@ -109,6 +109,63 @@ pub mod journey {
             .unwrap();
     }
 
+    /// Puts the export `like` also under the events' id `id` (still pending), so that the
+    /// stream event and the GET in `events/` name one.
+    pub async fn export_under_the_events_id(app: &App, member: &MemberId, like: &str, id: &str) {
+        use fund_account::ids::ExportId;
+        let partition = fund_account::export::partition(member);
+        let doc = app
+            .store
+            .docs(&[fund_account::store::DocKey::new(partition.clone(), like)])
+            .await
+            .unwrap()[0]
+            .clone()
+            .expect("the export exists");
+        let mut export: fund_account::export::Export = doc.parse().unwrap();
+        export.id = ExportId::parse(id).expect("the events' export id has the shape of one");
+        let copy = fund_account::store::Doc::new(
+            fund_account::store::DocKey::new(partition, export.id.as_str()),
+            1,
+            &export,
+        )
+        .unwrap();
+        app.store
+            .commit(vec![Write::PutDoc {
+                doc: copy,
+                expect: Expect::Absent,
+            }])
+            .await
+            .unwrap();
+    }
+
+    /// A statement's response adds up: opening, then each line's changes, gives each
+    /// line's balances after, and the last gives the closing.
+    pub fn assert_statement_adds_up(statement: &serde_json::Value) {
+        use fund_account::money::Amount;
+        let amount = |v: &serde_json::Value| Amount::parse_stored(v.as_str().expect("an amount")).expect("an amount");
+        let buckets = ["available", "pending", "in_transit"];
+        let mut running: Vec<Amount> = buckets.iter().map(|b| amount(&statement["opening"][b])).collect();
+        for line in statement["lines"].as_array().expect("lines") {
+            for (i, bucket) in buckets.iter().enumerate() {
+                running[i] = running[i]
+                    .checked_add(amount(&line[format!("{bucket}_change")]))
+                    .unwrap();
+                assert_eq!(
+                    running[i],
+                    amount(&line[format!("{bucket}_after")]),
+                    "{bucket} after {line}"
+                );
+            }
+        }
+        for (i, bucket) in buckets.iter().enumerate() {
+            assert_eq!(
+                running[i],
+                amount(&statement["closing"][bucket]),
+                "closing {bucket}: {statement}"
+            );
+        }
+    }
+
     /// A reference rate as of the app's clock (the binaries run on the system clock, so
     /// the event's own `as_of` is long stale there).
     pub async fn fresh_rate(app: &App, pair: &str, mid: &str) {
