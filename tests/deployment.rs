@@ -288,7 +288,7 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
     assert_eq!(export["status"], "pending", "{export}");
     let named = event("get-export")["pathParameters"]["id"].as_str().unwrap().to_owned();
     export_under_the_events_id(&j.t.app, &member, export["id"].as_str().unwrap(), &named).await;
-    let batch = j.stream("export-statement-stream").await;
+    let batch = j.stream("export-statement").await;
     assert_eq!(batch, serde_json::json!({ "batchItemFailures": [] }));
     let export = j.http("get-export", 200).await;
     assert_eq!(

@@ -271,10 +271,11 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
     withdrawal::report_payout(&app, &first.withdrawal.id, Payout::Paid)
         .await
         .unwrap();
-    // The withdrawal, the balance and its entry; fee revenue and clearing: two shards
-    // (or one, when both legs land on the same) and two entries.
+    // The withdrawal, the balance and its two entries (the net amount, the fee); fee
+    // revenue and clearing: two shards (or one, when both legs land on the same) and two
+    // entries.
     assert!(
-        [6, 7].contains(&counter.items_written()[0]),
+        [7, 8].contains(&counter.items_written()[0]),
         "{:?}",
         counter.items_written()
     );

@@ -23,7 +23,8 @@ use fund_account::routes::Route;
 use fund_account_tests::deployed::{self, Emulated, ACCOUNT_ID, REGION};
 use fund_account_tests::event;
 use fund_account_tests::journey::{
-    fresh_rate, make_the_sent_code, quote_under_the_events_id, withdrawal_under_the_events_id,
+    assert_statement_adds_up, export_under_the_events_id, fresh_rate, make_the_sent_code, quote_under_the_events_id,
+    withdrawal_under_the_events_id,
 };
 use serde_json::Value;
 
@@ -94,6 +95,13 @@ impl Journey {
             invoked.output()
         );
         body
+    }
+
+    /// Runs a function that is not behind the API (a stream consumer) on its event;
+    /// returns its answer and what it printed.
+    async fn background(&mut self, function: Function) -> (Value, Invoked) {
+        assert!(self.ran.insert(function.binary()), "{} runs once", function.binary());
+        answer_from_the_template_environment(&self.emulated, function).await
     }
 
     /// Runs the scheduled function's binary on its event; returns its report and what it
@@ -211,6 +219,24 @@ async fn every_function_binary_answers_its_event_from_the_template_environment()
     assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
     let body = j.http(Route::PlatformBalances, 200).await;
     assert_eq!(body["accounts"].as_array().map(Vec::len), Some(6), "{body}");
+
+    // The statement of the events' month (the binaries' clock is today's: it may be
+    // empty, and it adds up either way); an export, written by its binary on the stream
+    // record of `events/`, then downloadable by the presigned URL its GET signs.
+    let statement = j.http(Route::GetStatement, 200).await;
+    assert_statement_adds_up(&statement);
+    let export = j.http(Route::CreateExport, 202).await;
+    let named = event("get-export")["pathParameters"]["id"].as_str().unwrap().to_owned();
+    export_under_the_events_id(&rates, &member, export["id"].as_str().unwrap(), &named).await;
+    let (batch, invoked) = j.background(Function::ExportStatement).await;
+    assert_eq!(batch, serde_json::json!({ "batchItemFailures": [] }), "{}", invoked.output());
+    let export = j.http(Route::GetExport, 200).await;
+    assert_eq!(export["status"], "ready", "{export}");
+    let url = export["download_url"].as_str().unwrap();
+    let file = reqwest::get(url).await.unwrap();
+    assert_eq!(file.status(), 200, "{url}");
+    let bytes = file.bytes().await.unwrap();
+    assert!(bytes.starts_with("\u{feff}id,time,type".as_bytes()), "{bytes:?}");
 
     let every: BTreeSet<&str> = Function::all().map(Function::binary).collect();
     assert_eq!(j.ran, every, "every function's binary ran");

@@ -165,7 +165,7 @@ async fn collect_settle_withdraw_pay_and_return_over_http(adapter: Adapter) {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     let count = |t: &str| types.iter().filter(|x| **x == t).count();
-    assert_eq!(types.len(), 10, "{types:?}");
+    assert_eq!(types.len(), 11, "{types:?}");
     assert_eq!(types.last(), Some(&"collection"), "oldest last");
     assert_eq!(
         (
@@ -173,9 +173,10 @@ async fn collect_settle_withdraw_pay_and_return_over_http(adapter: Adapter) {
             count("collection_settled"),
             count("withdrawal"),
             count("withdrawal_paid"),
+            count("withdrawal_fee"),
             count("withdrawal_returned")
         ),
-        (1, 2, 4, 1, 2)
+        (1, 2, 4, 1, 1, 2)
     );
     let sum = |bucket: &str| -> i64 {
         ledger["items"]

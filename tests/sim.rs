@@ -1196,7 +1196,11 @@ impl World {
                     match w.status {
                         WithdrawalStatus::Processing => {}
                         WithdrawalStatus::Paid => {
-                            expect(id, EntryType::WithdrawalPaid, Bucket::InTransit, w.amount.negated());
+                            // The fee leaves on an entry of its own (none when it is zero).
+                            expect(id, EntryType::WithdrawalPaid, Bucket::InTransit, w.net_amount.negated());
+                            if !w.fee.is_zero() {
+                                expect(id, EntryType::WithdrawalFee, Bucket::InTransit, w.fee.negated());
+                            }
                         }
                         WithdrawalStatus::Returned => {
                             expect(id, EntryType::WithdrawalReturned, Bucket::InTransit, w.amount.negated());

@@ -6,9 +6,9 @@
 //! millisecond, UTC) plus the entries of at most one day and fifteen minutes after it. A
 //! snapshot is only ever made of a day that started [`BOOKS_SETTLE_SECONDS`] ago: by then
 //! every entry stamped before it has committed (a commit lands within a Lambda's longest
-//! run of its stamp), so a snapshot never changes once written, whoever writes it — the
-//! reconciliation each run, or the first statement that needs a day nobody wrote. See
-//! `docs/data-model.md`, "Statements".
+//! run of its stamp), so a snapshot never changes once written, whoever writes it: the
+//! first reader that needs a day, which also snapshots every day with movements that it
+//! reads through. See `docs/data-model.md`, "Statements".
 //!
 //! Lines: one per ledger transaction of the member in the currency, except that a paid
 //! withdrawal's fee has its own line (its own entry type). Entries before the books were
@@ -372,19 +372,36 @@ pub async fn snapshot(
         }
         None => (Position::default(), Timestamp::from_unix_millis(0)),
     };
+    // On the way, every day with movements gets its snapshot too (once: the first reader
+    // of an old account pays for its history, and no reader after it does).
     let mut lines = LineReader::new(app, member_id, currency, start, day);
+    let mut last_day = day_start(start);
     while let Some(line) = lines.next().await? {
+        let line_day = day_start(line.time);
+        if line_day > last_day {
+            put_snapshot(app, &partition, line_day, position).await?;
+            last_day = line_day;
+        }
         position = position.after_line(&line).ok_or_else(|| corrupt("snapshot"))?;
     }
-    let record = Snapshot { day, position };
+    put_snapshot(app, &partition, day, position).await?;
+    Ok(position)
+}
+
+/// Stores the position at the first millisecond of `day`, unless a snapshot is there.
+async fn put_snapshot(app: &App, partition: &str, day: Timestamp, position: Position) -> Result<(), StoreError> {
     let write = Write::PutDoc {
-        doc: Doc::new(key, 1, &record)?,
+        doc: Doc::new(
+            DocKey::new(partition, snapshot_sort(day)),
+            1,
+            &Snapshot { day, position },
+        )?,
         expect: Expect::Absent,
     };
     // A snapshot of a settled day is the same whoever makes it: one made meanwhile is
     // as good as ours.
     match app.store.commit(vec![write]).await {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) | Err(StoreError::Contention) => Ok(position),
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) | Err(StoreError::Contention) => Ok(()),
         Err(other) => Err(other),
     }
 }
@@ -490,16 +507,6 @@ pub async fn statement(
         lines,
         next_after,
     })
-}
-
-/// Makes today's settled snapshot of every currency of a member (the reconciliation's
-/// daily part): later statements then read at most a day of entries before `from`.
-pub async fn snapshot_member(app: &App, member_id: &MemberId) -> Result<(), StoreError> {
-    let day = last_settled_day(app.now());
-    for currency in Currency::ALL {
-        snapshot(app, member_id, currency, day).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
