@@ -27,10 +27,11 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
             "records",
             "fees",
             "fx",
+            "events",
         ],
         &[],
     ),
-    ("ports", &["store", "sms", "alerts"], &["values"]),
+    ("ports", &["store", "sms", "alerts", "event_bus"], &["values"]),
     (
         "operations",
         &[
@@ -41,6 +42,7 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
             "withdrawal",
             "exchange",
             "reconciliation",
+            "publisher",
         ],
         &["values", "ports"],
     ),

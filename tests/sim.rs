@@ -929,7 +929,7 @@ fn written_member(write: &Write) -> Option<MemberId> {
         Write::PutRefund(refund) => Some(refund.member_id.clone()),
         Write::PutIdempotency { record, .. } => Some(record.member_id.clone()),
         Write::AppendPlatformEntry(entry) => Some(entry.member_id.clone()),
-        Write::PutRun(_) | Write::PutDoc { .. } | Write::AdjustPlatform { .. } => None,
+        Write::PutRun(_) | Write::PutDoc { .. } | Write::DeleteDoc { .. } | Write::AdjustPlatform { .. } => None,
     }
 }
 

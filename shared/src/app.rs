@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::alerts::{AlertSink, LogAlerts};
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::event_bus::{EventBus, NoEventBus};
 use crate::fees::FeeSchedule;
 use crate::fx::FxSettings;
 use crate::sms::SmsSender;
@@ -24,6 +25,8 @@ pub struct App {
     /// FX markups and the staleness limit of reference rates.
     pub fx: FxSettings,
     pub alerts: Arc<dyn AlertSink>,
+    /// Where outbox events are published: only the publisher has a real one.
+    pub events: Arc<dyn EventBus>,
 }
 
 impl std::fmt::Debug for App {
@@ -88,7 +91,14 @@ impl App {
             fees: settings.fees,
             fx: settings.fx,
             alerts: Arc::new(LogAlerts),
+            events: Arc::new(NoEventBus),
         }
+    }
+
+    /// The same app, publishing events to `events`.
+    pub fn with_event_bus(mut self, events: Arc<dyn EventBus>) -> App {
+        self.events = events;
+        self
     }
 
     /// The same app, alerting through `alerts`.

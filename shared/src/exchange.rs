@@ -594,6 +594,18 @@ pub fn conversion_transaction(conversion: &Conversion, now: Timestamp) -> Transa
             conversion.buy_amount.negated(),
             EntryType::ConversionIn,
         )
+        .event(
+            crate::events::EventType::ConversionCreated,
+            serde_json::json!({
+                "conversion_id": conversion.id.as_str(),
+                "sell_currency": conversion.sell_currency,
+                "sell_amount": conversion.sell_amount,
+                "buy_currency": conversion.buy_currency,
+                "buy_amount": conversion.buy_amount,
+                "rate": conversion.rate.to_string(),
+                "status": "completed",
+            }),
+        )
 }
 
 /// `GET /v1/conversions`: newest first.

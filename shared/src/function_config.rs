@@ -11,11 +11,13 @@ use crate::fees::FeeSchedule;
 use crate::fx::FxSettings;
 use crate::routes::Route;
 
-/// A deployed function: one per route, and the scheduled reconciliation.
+/// A deployed function: one per route, the scheduled reconciliation, and the event
+/// publisher (the table's stream, and the SMS sweep on a schedule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     Http(Route),
     Reconcile,
+    PublishEvents,
 }
 
 /// The names of the variables the functions read.
@@ -34,6 +36,8 @@ pub mod vars {
     pub const FX_RATE_MAX_AGE_SECONDS: &str = "FX_RATE_MAX_AGE_SECONDS";
     /// The reconciliation alert topic (the reconcile function).
     pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
+    /// The EventBridge bus the marketplace's events go to (the publisher).
+    pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
     /// The log filter (every function).
     pub const RUST_LOG: &str = "RUST_LOG";
 }
@@ -45,7 +49,7 @@ impl Function {
             .iter()
             .copied()
             .map(Function::Http)
-            .chain([Function::Reconcile])
+            .chain([Function::Reconcile, Function::PublishEvents])
     }
 
     /// The function's crate and binary (`BuildProperties.Binary` in the template).
@@ -53,12 +57,18 @@ impl Function {
         match self {
             Function::Http(route) => route.function(),
             Function::Reconcile => "reconcile",
+            Function::PublishEvents => "publish-events",
         }
     }
 
     /// Whether the function sends SMS (and so links the SNS client).
     pub fn sends_sms(self) -> bool {
-        self == Function::Http(Route::SendCode)
+        matches!(self, Function::Http(Route::SendCode) | Function::PublishEvents)
+    }
+
+    /// Whether the function publishes events (and so links the EventBridge client).
+    pub fn publishes_events(self) -> bool {
+        self == Function::PublishEvents
     }
 
     /// Whether the function hashes SMS codes, and so needs the code secret.

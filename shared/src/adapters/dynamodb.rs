@@ -413,6 +413,18 @@ impl DynamoStore {
                 Ok(TransactWriteItem::builder().put(put).build())
             }
             Write::PutDoc { doc, expect } => conditional_put(doc_item(doc), table, *expect),
+            Write::DeleteDoc { key: doc_key, expect } => {
+                let condition = version_condition(*expect);
+                let delete = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(key(doc_key.partition.clone(), doc_key.sort.clone())))
+                    .set_condition_expression(condition.expression)
+                    .set_expression_attribute_names(condition.names)
+                    .set_expression_attribute_values(condition.values)
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                Ok(TransactWriteItem::builder().delete(delete).build())
+            }
             Write::AdjustPlatform { shard, delta } => {
                 let update = Update::builder()
                     .table_name(table)

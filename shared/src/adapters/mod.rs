@@ -1,8 +1,10 @@
-//! Adapters: the ports implemented for AWS (DynamoDB, SNS) and for the local gateway
+//! Adapters: the ports implemented for AWS (DynamoDB, SNS, EventBridge) and for the local gateway
 //! (embedded SQLite store, SMS outbox).
 
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
 #[cfg(feature = "aws")]
 pub mod sns;
 #[cfg(feature = "embedded")]
