@@ -345,7 +345,9 @@ async fn the_adapters_table_is_the_templates() {
         .unwrap();
     let template_shape = table_shape(&client, &from_template).await;
     assert!(
-        template_shape.contains("GSI2") && template_shape.contains("expires_at_ttl"),
+        template_shape.contains("GSI2")
+            && template_shape.contains("expires_at_ttl")
+            && template_shape.contains("NEW_IMAGE"),
         "{template_shape}"
     );
     assert_eq!(template_shape, table_shape(&client, &from_adapter).await);
@@ -402,8 +404,12 @@ async fn table_shape(client: &aws_sdk_dynamodb::Client, name: &str) -> String {
         .unwrap()
         .time_to_live_description
         .and_then(|d| d.attribute_name);
+    let stream = table
+        .stream_specification()
+        .and_then(|s| s.stream_view_type())
+        .map(|v| v.as_str().to_owned());
     format!(
-        "keys {:?}\nattributes {attributes:?}\nindexes {indexes:?}\nbilling {billing:?}\nttl {ttl:?}",
+        "keys {:?}\nattributes {attributes:?}\nindexes {indexes:?}\nbilling {billing:?}\nttl {ttl:?}\nstream {stream:?}",
         keys(table.key_schema())
     )
 }

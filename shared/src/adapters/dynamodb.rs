@@ -15,6 +15,7 @@
 //! | document | the domain's key (`QUOTES#<id>`, `CONVERSIONS#<id>`, `FXRATE#<pair>`, …) | | `version`, `body` (JSON); TTL when it expires |
 //! | platform shard | `PLATFORM#<account>#<CUR>#<nn>` | `BALANCE` | number `balance`, unconditional `ADD` |
 //! | platform entry | `PLATFORM#<account>#<CUR>#<nn>#LEDGER` | `<entry id>` | append-only |
+//! | outbox event, notification, event sequence | documents (`OUTBOX#<id>`, `NOTIFY#<nn>`, `EVENTSEQ#<id>`; see `events`) | | new outbox items leave through the table's stream |
 //!
 //! A member's partition holds only its profile, code and two balances, so one consistent
 //! `Query` reads everything activation and `GET /v1/account` need. `docs/data-model.md`
@@ -29,7 +30,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, Get,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ScalarAttributeType, Select, TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
+    ScalarAttributeType, Select, StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactGetItem,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -258,6 +260,13 @@ impl DynamoStore {
             .key_schema(key_element("SK", KeyType::Range)?)
             .global_secondary_indexes(gsi(GSI_BY_MEMBER, "GSI1PK", "GSI1SK")?)
             .global_secondary_indexes(gsi(GSI_DUE_COLLECTIONS, "GSI2PK", "GSI2SK")?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?,
+            )
             .send()
             .await
             .map_err(unavailable)?;
