@@ -951,13 +951,16 @@ pub struct SqliteEventBus {
 }
 
 impl SqliteEventBus {
-    /// A member's events, oldest first by `sequence`, as published (see
-    /// `OutboxEvent::published`).
-    pub async fn events(&self, member_id: String, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    /// A member's events (or everyone's, member by member), oldest first by `sequence`,
+    /// as published (see `OutboxEvent::published`).
+    pub async fn events(&self, member_id: Option<String>, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
         self.store
             .with_conn(move |conn| {
                 let mut stmt = conn
-                    .prepare_cached("SELECT body FROM event_bus WHERE member_id = ?1 ORDER BY sequence LIMIT ?2")
+                    .prepare_cached(
+                        "SELECT body FROM event_bus WHERE (?1 IS NULL OR member_id = ?1)
+                         ORDER BY member_id, sequence LIMIT ?2",
+                    )
                     .map_err(unavailable)?;
                 let rows = stmt
                     .query_map(params![member_id, limit_param(limit)], |r| r.get::<_, String>(0))
