@@ -684,3 +684,93 @@ async fn concurrent_deliveries_of_one_record_send_one_sms() {
 async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
     tokio::join!(a, b)
 }
+
+/// The local gateway over the embedded store: its stand-in for the stream publishes each
+/// movement's event to the local bus (`GET /dev/events`) and sends the withdrawal's SMS
+/// to the local outbox (`GET /dev/sms`), after the movement, without being asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_gateway_publishes_events_and_sends_sms_after_a_withdrawal() {
+    use fund_account_tests::{Adapter, GatewayClient};
+    use reqwest::Method;
+    let api = GatewayClient::start(Adapter::Sqlite).await;
+    let token = api.active_member("gw-events").await;
+    let phone = "+8613800005678";
+    let bound = api
+        .client
+        .post(api.gw.url("/dev/members"))
+        .json(&json!({ "member_id": "gw-events", "login_password": "login-Pass-2026", "phone": phone }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bound.status(), 201);
+    let collected = api
+        .internal(
+            Method::POST,
+            "/internal/collections",
+            Some(json!({ "collection_id": "col-gw", "member_id": "gw-events", "currency": "USD", "amount": "500.00" })),
+        )
+        .await;
+    assert_eq!(collected.status(), 201);
+    api.settle().await;
+    let withdrawn = api
+        .member(
+            Method::POST,
+            &token,
+            "/v1/withdrawals",
+            Some("gw-events-1"),
+            Some(json!({
+                "currency": "USD",
+                "amount": "100.00",
+                "payment_password": PAYMENT_PASSWORD,
+                "bank_account": { "holder_name": "Li Wei", "account_number": "6222020200112233", "bank_name": "ICBC" },
+            })),
+        )
+        .await;
+    assert_eq!(withdrawn.status(), 201);
+    let withdrawal: Value = withdrawn.json().await.unwrap();
+
+    let get = |path: String| {
+        let request = api.client.get(api.gw.url(&path));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (events, sms) = loop {
+        let events = get("/dev/events?member_id=gw-events".to_owned()).await;
+        let sms = get(format!("/dev/sms?phone=%2B{}", &phone[1..])).await;
+        let done =
+            events["items"].as_array().map(Vec::len) == Some(3) && sms["items"].as_array().map(Vec::len) == Some(1);
+        if done || std::time::Instant::now() > deadline {
+            break (events, sms);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let items = events["items"].as_array().unwrap();
+    let seen: Vec<(u64, &str)> = items
+        .iter()
+        .map(|e| (e["sequence"].as_u64().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "collection.created"),
+            (2, "collection.settled"),
+            (3, "withdrawal.created")
+        ],
+        "{events}"
+    );
+    for event in items {
+        for field in ["id", "type", "member_id", "sequence", "time", "detail"] {
+            assert!(event.get(field).is_some(), "{field} in {event}");
+        }
+    }
+    assert_eq!(items[2]["detail"]["withdrawal_id"], withdrawal["id"]);
+    assert_no_personal_data(items, &[phone]);
+    let messages = sms["items"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{sms}");
+    let text = messages[0]["message"].as_str().unwrap();
+    assert!(
+        text.contains("2233") && text.contains("100.00") && !text.contains("6222020200112233"),
+        "{text}"
+    );
+    api.gw.stop().await;
+}
