@@ -143,7 +143,23 @@ impl Emulated {
             .expect("secret")
             .arn
             .expect("secret arn");
+        let bus_name = format!("events-{unique}");
+        let bus_arn = aws_sdk_eventbridge::Client::new(&aws)
+            .create_event_bus()
+            .name(&bus_name)
+            .send()
+            .await
+            .expect("event bus")
+            .event_bus_arn
+            .expect("event bus arn");
         let stand_ins = BTreeMap::from([
+            (
+                "AWS::Events::EventBus",
+                StandIn {
+                    reference: bus_name.clone(),
+                    attributes: BTreeMap::from([("Arn", bus_arn), ("Name", bus_name)]),
+                },
+            ),
             (
                 "AWS::DynamoDB::Table",
                 StandIn {
