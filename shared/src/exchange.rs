@@ -706,7 +706,8 @@ mod tests {
         let transaction = conversion_transaction(&conversion, at(0));
         assert_eq!(transaction.check_balanced(), Ok(()));
         let writes = Write::transaction(transaction, at(0)).unwrap();
-        // Two balances, two member entries, two platform shards' adds and two entries.
-        assert_eq!(writes.len(), 8);
+        // Two balances, two member entries, two platform shards' adds and two entries,
+        // and the outbox event.
+        assert_eq!(writes.len(), 9);
     }
 }

@@ -308,3 +308,15 @@ pub async fn sweep_notifications(app: &App) -> Result<SweepReport, ApiError> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_sms_waits_longer_each_time_up_to_an_hour() {
+        let waits: Vec<i64> = (1..=9).map(sms_backoff_seconds).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(sms_backoff_seconds(u32::MAX), MAX_SMS_BACKOFF_SECONDS);
+    }
+}

@@ -75,3 +75,37 @@ pub fn movement_message(event: &OutboxEvent) -> Option<String> {
     };
     Some(message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member::MemberId;
+
+    fn event(event_type: EventType) -> OutboxEvent {
+        OutboxEvent {
+            id: "ev_1".to_owned(),
+            event_type,
+            member_id: MemberId::parse("m1").unwrap(),
+            time: Timestamp::from_unix_millis(0),
+            detail: serde_json::json!({
+                "withdrawal_id": "wd_1", "amount": "250.00", "currency": "USD", "account_last4": "2233",
+            }),
+            sequence: None,
+        }
+    }
+
+    #[test]
+    fn a_withdrawals_sms_says_the_amount_and_the_last_4_digits_in_both_languages() {
+        for (event_type, chinese, english) in [
+            (EventType::WithdrawalCreated, "已受理", "is being processed"),
+            (EventType::WithdrawalPaid, "已支付", "was paid"),
+            (EventType::WithdrawalReturned, "退回", "was returned"),
+        ] {
+            let text = movement_message(&event(event_type)).unwrap();
+            for part in [chinese, english, "250.00 USD", "2233", "【资金账户】", "[Fund Account]"] {
+                assert!(text.contains(part), "{part} in {text}");
+            }
+        }
+        assert_eq!(movement_message(&event(EventType::CollectionCreated)), None);
+    }
+}

@@ -601,7 +601,26 @@ mod tests {
         assert_eq!(WithdrawalId::parse(withdrawal.id.as_str()), Some(withdrawal.id.clone()));
         let targets: Vec<_> = writes.iter().map(Write::target).collect();
         use crate::store::WriteTarget::*;
-        assert_eq!(targets, [Idempotency, Member, Withdrawal, Balance, Ledger, Ledger]);
+        // ... and, in the same commit, the outbox event and the SMS notification.
+        assert_eq!(
+            targets,
+            [Idempotency, Member, Withdrawal, Balance, Ledger, Ledger, Doc, Doc]
+        );
+        let outbox: Vec<&str> = writes[6..]
+            .iter()
+            .filter_map(|w| match w {
+                Write::PutDoc {
+                    doc,
+                    expect: Expect::Absent,
+                } => Some(doc.key.partition.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(outbox.len(), 2);
+        assert!(
+            outbox[0].starts_with("OUTBOX#") && outbox[1].starts_with("NOTIFY#"),
+            "{outbox:?}"
+        );
         let Write::PutIdempotency { record, .. } = &writes[0] else {
             unreachable!()
         };
