@@ -774,3 +774,53 @@ async fn the_local_gateway_publishes_events_and_sends_sms_after_a_withdrawal() {
     );
     api.gw.stop().await;
 }
+
+/// What the local gateway had not published when it stopped is published after its
+/// restart, in order, with the sequence going on where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_publisher_picks_up_after_a_restart() {
+    use fund_account::clock::SystemClock;
+    use fund_account_tests::RunningGateway;
+    let client = reqwest::Client::new();
+    let gw = RunningGateway::start(None, Arc::new(SystemClock)).await;
+    gw.member_token(&client, "gw-restart", None).await;
+    let collect = |gw: &RunningGateway, id: &str| {
+        client
+            .post(gw.url("/internal/collections"))
+            .header("x-internal-key", &gw.internal_key)
+            .json(&json!({ "collection_id": id, "member_id": "gw-restart", "currency": "USD", "amount": "10.00" }))
+            .send()
+    };
+    assert_eq!(collect(&gw, "col-before").await.unwrap().status(), 201);
+    // Stopped at once: the item may or may not have been published yet.
+    let gw = gw.restart(Arc::new(SystemClock)).await;
+    assert_eq!(collect(&gw, "col-after").await.unwrap().status(), 201);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let events = loop {
+        let events: Value = client
+            .get(gw.url("/dev/events?member_id=gw-restart"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if events["items"].as_array().map(Vec::len) == Some(2) || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let seen: Vec<(u64, &str)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["sequence"].as_u64().unwrap(),
+                e["detail"]["collection_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [(1, "col-before"), (2, "col-after")], "{events}");
+    gw.stop().await;
+}
