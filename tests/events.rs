@@ -824,3 +824,86 @@ async fn the_local_publisher_picks_up_after_a_restart() {
     assert_eq!(seen, [(1, "col-before"), (2, "col-after")], "{events}");
     gw.stop().await;
 }
+
+/// Loses the answer of the first delete of a notification: it lands, the caller sees
+/// the store unavailable (what a DynamoDB timeout after the write looks like).
+struct LoseTheFirstDelete(AtomicUsize);
+
+#[async_trait]
+impl fund_account_tests::StoreHook for LoseTheFirstDelete {
+    async fn before(&self, call: fund_account_tests::StoreCall<'_>) -> fund_account_tests::Injection {
+        use fund_account::store::{StoreError, Write};
+        use fund_account_tests::{Injection, StoreCall};
+        match call {
+            StoreCall::Commit(writes)
+                if writes.iter().any(|w| matches!(w, Write::DeleteDoc { .. }))
+                    && self.0.fetch_add(1, Ordering::SeqCst) == 0 =>
+            {
+                Injection::FailAfter(StoreError::Unavailable("the answer was lost".to_owned()))
+            }
+            _ => Injection::Pass,
+        }
+    }
+}
+
+/// The delete after a send is retried: a lost answer neither fails the delivery nor
+/// leaves the notification to be sent again.
+async fn a_lost_answer_to_the_delete_after_a_send_sends_nothing_twice(adapter: fund_account_tests::Adapter) {
+    let store = Arc::new(fund_account_tests::HookedStore::new(
+        fund_account_tests::store_of(adapter).await,
+        Arc::new(LoseTheFirstDelete(AtomicUsize::new(0))),
+    ));
+    let outbox = sqlite_store().outbox();
+    let clock = Arc::new(ManualClock::starting_at(Timestamp::from_unix_millis(T0)));
+    let app = App::new(
+        store,
+        Arc::new(outbox.clone()),
+        Arc::clone(&clock) as Arc<dyn Clock>,
+        Settings::new(fund_account_tests::TEST_CODE_SECRET.to_vec()).unwrap(),
+    )
+    .with_event_bus(Arc::new(sqlite_store().event_bus()));
+    let t = TestApp {
+        app: Arc::new(app),
+        clock,
+        outbox,
+    };
+    let member = t.active_member("lost-delete").await;
+    let state = t.app.store.member_state(&member).await.unwrap().unwrap();
+    let phone = "+8613800009876";
+    fund_account::activation::sync_member(
+        &t.app,
+        &member,
+        state.member.login_password_hash,
+        Some(PhoneNumber::parse(phone).unwrap()),
+    )
+    .await
+    .unwrap();
+    t.fund(&member, Currency::Usd, "500").await;
+    let request = withdrawal_request("key-lost-delete", Currency::Usd, "100", PAYMENT_PASSWORD);
+    withdrawal::withdraw(&t.app, &member, request).await.unwrap();
+    let partition = format!("OUTBOX#{member}");
+    let items = t
+        .app
+        .store
+        .doc_page(
+            &partition,
+            &fund_account::store::PageRequest {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let created = items.iter().find(|d| d.body.contains("withdrawal.created")).unwrap();
+    let published = publisher::publish(&t.app, &*t.app.events, &created.key).await.unwrap();
+    assert_eq!(published.sms, Delivery::Sent);
+    let notification: fund_account::store::DocKey =
+        fund_account::events::keys::notification(&member, &created.key.sort).into();
+    assert_eq!(t.app.store.docs(&[notification]).await.unwrap(), vec![None], "deleted");
+    t.clock.advance_seconds(publisher::NOTIFICATION_LEASE_SECONDS + 1);
+    assert_eq!(publisher::sweep_notifications(&t.app).await.unwrap().sent, 0);
+    assert_eq!(t.sms_count(phone).await, 1);
+}
+
+fund_account_tests::for_each_adapter!(a_lost_answer_to_the_delete_after_a_send_sends_nothing_twice);

@@ -12,8 +12,8 @@
 //!    [`sweep_notifications`]; an SMS problem never fails the event's record.
 //!
 //! Exactly once, except one window no design closes without the SMS provider's help: a
-//! crash (or a lost delete) after SNS accepted a message and before its notification is
-//! deleted sends it again once the lease runs out.
+//! crash (or a store outage outlasting the delete's retries) after SNS accepted a message
+//! and before its notification is deleted sends it again once the lease runs out.
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -30,6 +30,8 @@ pub const NOTIFICATION_LEASE_SECONDS: i64 = 5 * 60;
 pub const MAX_SMS_BACKOFF_SECONDS: i64 = 60 * 60;
 /// Notifications one sweep looks at, at most (it runs every few minutes).
 pub const SWEEP_LIMIT: usize = 500;
+/// Tries of the delete that closes a sent notification.
+const DELETE_TRIES: u64 = 5;
 /// Notifications read per page of a sweep.
 const SWEEP_PAGE: usize = 100;
 
@@ -212,11 +214,25 @@ async fn deliver_doc(app: &App, doc: Doc) -> Result<Delivery, ApiError> {
     };
     match app.sms.send(&phone, &message, now).await {
         Ok(()) => {
-            // A lost delete is the one duplicate window (see the module's docs).
-            if commit(&*app.store, vec![done()]).await? != Commit::Applied {
-                tracing::warn!(event_id = %event.id, "sent, but the notification was not deleted");
-            }
             tracing::info!(event_id = %event.id, phone = %phone.masked(), "notification sent");
+            // The delete is what makes the send once: it is retried through the store's
+            // blips (a delete that landed and lost its answer fails its condition on the
+            // retry, which is as good). Only a crash, or an outage longer than the tries,
+            // leaves the notification to be sent again when its lease runs out.
+            let mut tries: u64 = 0;
+            loop {
+                tries += 1;
+                match commit(&*app.store, vec![done()]).await {
+                    Ok(Commit::Applied | Commit::Refused(_)) => break,
+                    Ok(Commit::Contended) | Err(_) if tries < DELETE_TRIES => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+                    }
+                    Ok(Commit::Contended) | Err(_) => {
+                        tracing::error!(event_id = %event.id, "sent, but the notification was not deleted: it goes again when its lease runs out");
+                        break;
+                    }
+                }
+            }
             Ok(Delivery::Sent)
         }
         Err(error) => {
