@@ -907,3 +907,64 @@ async fn a_lost_answer_to_the_delete_after_a_send_sends_nothing_twice(adapter: f
 }
 
 fund_account_tests::for_each_adapter!(a_lost_answer_to_the_delete_after_a_send_sends_nothing_twice);
+
+/// Loses the answer of the first commit that gives an event its sequence.
+struct LoseTheFirstSequence(AtomicUsize);
+
+#[async_trait]
+impl fund_account_tests::StoreHook for LoseTheFirstSequence {
+    async fn before(&self, call: fund_account_tests::StoreCall<'_>) -> fund_account_tests::Injection {
+        use fund_account::store::{StoreError, Write};
+        use fund_account_tests::{Injection, StoreCall};
+        match call {
+            StoreCall::Commit(writes)
+                if writes
+                    .iter()
+                    .any(|w| matches!(w, Write::PutDoc { doc, .. } if doc.key.partition.starts_with("EVENTSEQ#")))
+                    && self.0.fetch_add(1, Ordering::SeqCst) == 0 =>
+            {
+                Injection::FailAfter(StoreError::Unavailable("the answer was lost".to_owned()))
+            }
+            _ => Injection::Pass,
+        }
+    }
+}
+
+/// A sequence that landed without its answer is found by the retry and kept: the
+/// counter moves once per event.
+async fn a_lost_answer_to_the_sequence_keeps_the_sequence(adapter: fund_account_tests::Adapter) {
+    let t = fund_account_tests::hooked_app(adapter, Arc::new(LoseTheFirstSequence(AtomicUsize::new(0)))).await;
+    let bus = sqlite_store().event_bus();
+    let member = t.active_member("lost-sequence").await;
+    t.fund(&member, Currency::Usd, "500").await;
+    let items = t
+        .app
+        .store
+        .doc_page(
+            &format!("OUTBOX#{member}"),
+            &fund_account::store::PageRequest {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let key = |kind: &str| items.iter().find(|d| d.body.contains(kind)).unwrap().key.clone();
+    let created = key("collection.created");
+    assert!(
+        publisher::publish(&t.app, &bus, &created).await.is_err(),
+        "the record is retried"
+    );
+    let again = publisher::publish(&t.app, &bus, &created).await.unwrap();
+    assert_eq!(again.event.and_then(|e| e.sequence), Some(1));
+    let settled = publisher::publish(&t.app, &bus, &key("collection.settled"))
+        .await
+        .unwrap();
+    assert_eq!(settled.event.and_then(|e| e.sequence), Some(2));
+    let published = bus.events(Some(member.to_string()), 10).await.unwrap();
+    let sequences: Vec<u64> = published.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
+    assert_eq!(sequences, [1, 2]);
+}
+
+fund_account_tests::for_each_adapter!(a_lost_answer_to_the_sequence_keeps_the_sequence);
