@@ -939,7 +939,30 @@ async fn documents_are_deleted_only_as_expected(adapter: Adapter) {
         .unwrap();
 }
 
+async fn a_members_phone_is_read_alone(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    assert_eq!(store.member_phone(&member_id("nobody")).await, Ok(None));
+    let with_phone = member("phoned", 1);
+    let mut without = member("unphoned", 1);
+    without.phone = None;
+    for m in [&with_phone, &without] {
+        store
+            .commit(vec![Write::PutMember {
+                member: m.clone(),
+                expect: Expect::Absent,
+            }])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.member_phone(&with_phone.member_id).await,
+        Ok(with_phone.phone.clone())
+    );
+    assert_eq!(store.member_phone(&without.member_id).await, Ok(None));
+}
+
 for_each_adapter!(
+    a_members_phone_is_read_alone,
     documents_are_deleted_only_as_expected,
     documents_are_written_by_version_read_together_and_paged_newest_first,
     platform_shards_add_up_any_sign_and_keep_their_entries,

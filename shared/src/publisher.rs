@@ -202,11 +202,7 @@ async fn deliver_doc(app: &App, doc: Doc) -> Result<Delivery, ApiError> {
         expect: Expect::Version(claimed_version),
     };
     let event = &claimed.event;
-    let phone = app
-        .store
-        .member_state(&event.member_id)
-        .await?
-        .and_then(|state| state.member.phone);
+    let phone = app.store.member_phone(&event.member_id).await?;
     let (Some(phone), Some(message)) = (phone, crate::sms::movement_message(event)) else {
         tracing::info!(event_id = %event.id, "no phone bound: the notification is dropped");
         commit(&*app.store, vec![done()]).await?;

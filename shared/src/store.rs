@@ -13,6 +13,7 @@ use crate::ids::{ExternalId, WithdrawalId};
 use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry, PlatformEntry, PlatformShard, Posting, Transaction};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
+use crate::phone::PhoneNumber;
 use crate::records::{Collection, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 
 /// Most writes one commit may carry (DynamoDB's `TransactWriteItems` limit).
@@ -248,6 +249,10 @@ pub trait Store: Send + Sync {
     /// A member's balances only (zero where none is stored), consistently: for readers
     /// that must never see the profile's password hashes (the reconciliation).
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError>;
+
+    /// A member's bound phone only (`None` without a member or a phone): for the readers
+    /// that must never see the profile's password hashes (the event publisher).
+    async fn member_phone(&self, member_id: &MemberId) -> Result<Option<PhoneNumber>, StoreError>;
 
     /// Profile, one balance, one idempotency record and the documents `docs`,
     /// consistently (one `TransactGetItems` in DynamoDB).

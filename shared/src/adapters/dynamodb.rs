@@ -42,6 +42,7 @@ use crate::ids::{ExternalId, WithdrawalId};
 use crate::ledger::{Balance, Balances, Bucket, LedgerEntry, PlatformEntry, PlatformShard};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
+use crate::phone::PhoneNumber;
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::store::{
     validate_commit, Doc, DocKey, Expect, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write,
@@ -621,6 +622,36 @@ impl Store for DynamoStore {
             }
         }
         Ok(member.map(|member| MemberState { member, code, balances }))
+    }
+
+    async fn member_phone(&self, member_id: &MemberId) -> Result<Option<PhoneNumber>, StoreError> {
+        // The profile's `phone` and nothing else (a Query of the one item, as the
+        // reconciliation reads balances): the publisher's role allows exactly these
+        // attributes (`dynamodb:Attributes`), so it never reads password hashes.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#PK = :pk AND #SK = :profile")
+            .expression_attribute_values(":pk", s(member_pk(member_id)))
+            .expression_attribute_values(":profile", s("PROFILE"))
+            .select(Select::SpecificAttributes)
+            .projection_expression("#PK, #SK, #phone")
+            .expression_attribute_names("#PK", "PK")
+            .expression_attribute_names("#SK", "SK")
+            .expression_attribute_names("#phone", "phone")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = output.items.unwrap_or_default();
+        match items.first().and_then(|item| item.get("phone")) {
+            Some(AttributeValue::S(text)) => PhoneNumber::parse(text)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("a profile's phone: {e}"))),
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(_) => Err(StoreError::Corrupt("a profile's phone is not a string".to_owned())),
+        }
     }
 
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError> {

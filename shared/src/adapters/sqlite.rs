@@ -523,6 +523,14 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn member_phone(&self, member_id: &MemberId) -> Result<Option<crate::phone::PhoneNumber>, StoreError> {
+        let args = [text(member_id.as_str())];
+        let member: Option<Member> = self
+            .with_conn(move |conn| one(conn, "SELECT body FROM members WHERE member_id = ?1", &args))
+            .await?;
+        Ok(member.and_then(|m| m.phone))
+    }
+
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError> {
         let key = member_id.as_str().to_owned();
         self.with_conn(move |conn| {
