@@ -27,10 +27,11 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
             "records",
             "fees",
             "fx",
+            "events",
         ],
         &[],
     ),
-    ("ports", &["store", "sms", "alerts", "files"], &["values"]),
+    ("ports", &["store", "sms", "alerts", "files", "event_bus"], &["values"]),
     (
         "operations",
         &[
@@ -43,6 +44,7 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
             "reconciliation",
             "statement",
             "export",
+            "publisher",
         ],
         &["values", "ports"],
     ),

@@ -210,8 +210,13 @@ fn only_the_code_hashing_functions_may_read_the_code_secret() {
 
 /// The statements of the reconcile role that reach `MEMBER#` partitions, by action.
 fn reconcile_member_statements(template: &Yaml) -> BTreeMap<String, &Yaml> {
+    member_statements(template, "reconcile")
+}
+
+/// The statements of `binary`'s role that reach `MEMBER#` partitions, by action.
+fn member_statements<'a>(template: &'a Yaml, binary: &str) -> BTreeMap<String, &'a Yaml> {
     let mut by_action = BTreeMap::new();
-    for statement in role_statements(template, "reconcile") {
+    for statement in role_statements(template, binary) {
         let leading = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
         let reaches_members = leading
             .as_sequence()
@@ -345,7 +350,9 @@ async fn the_adapters_table_is_the_templates() {
         .unwrap();
     let template_shape = table_shape(&client, &from_template).await;
     assert!(
-        template_shape.contains("GSI2") && template_shape.contains("expires_at_ttl"),
+        template_shape.contains("GSI2")
+            && template_shape.contains("expires_at_ttl")
+            && template_shape.contains("NEW_IMAGE"),
         "{template_shape}"
     );
     assert_eq!(template_shape, table_shape(&client, &from_adapter).await);
@@ -402,8 +409,37 @@ async fn table_shape(client: &aws_sdk_dynamodb::Client, name: &str) -> String {
         .unwrap()
         .time_to_live_description
         .and_then(|d| d.attribute_name);
+    let stream = table
+        .stream_specification()
+        .and_then(|s| s.stream_view_type())
+        .map(|v| v.as_str().to_owned());
     format!(
-        "keys {:?}\nattributes {attributes:?}\nindexes {indexes:?}\nbilling {billing:?}\nttl {ttl:?}",
+        "keys {:?}\nattributes {attributes:?}\nindexes {indexes:?}\nbilling {billing:?}\nttl {ttl:?}\nstream {stream:?}",
         keys(table.key_schema())
     )
+}
+
+/// The publisher reads a member partition only for the bound phone: one `Query` limited
+/// to the attributes of the projection `Store::member_phone` sends, and nothing else
+/// reaches a member partition.
+#[test]
+fn the_publisher_role_reaches_member_partitions_only_for_the_phone() {
+    let template = template();
+    let statements = member_statements(&template, "publish-events");
+    assert_eq!(
+        statements.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["dynamodb:Query"]
+    );
+    let query = statements["dynamodb:Query"];
+    assert_eq!(
+        allowed_attributes(query),
+        ["PK", "SK", "phone"]
+            .map(str::to_owned)
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+    );
+    assert_eq!(
+        query["Condition"]["StringEquals"]["dynamodb:Select"].as_str(),
+        Some("SPECIFIC_ATTRIBUTES")
+    );
 }

@@ -10,8 +10,8 @@ use fund_account::clock::Timestamp;
 use fund_account::member::MemberId;
 use fund_account::routes::{self, Route};
 use fund_account_tests::journey::{
-    assert_statement_adds_up, export_under_the_events_id, make_the_sent_code, quote_under_the_events_id,
-    withdrawal_under_the_events_id,
+    assert_statement_adds_up, export_under_the_events_id, make_the_sent_code, outbox_item_under_the_events_key,
+    quote_under_the_events_id, withdrawal_under_the_events_id,
 };
 use fund_account_tests::{event, for_each_adapter, project_root, test_app, Adapter, TestApp};
 use serde_json::Value;
@@ -163,6 +163,7 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
         t: test_app(adapter).await,
         ran: BTreeSet::new(),
     };
+    let bus = fund_account_tests::sqlite_store().event_bus();
     let member = MemberId::parse("seller-001").unwrap();
 
     // Onboarding: the marketplace syncs the member, who activates with a code.
@@ -320,6 +321,35 @@ async fn every_event_file_runs_through_its_handler_in_journey_order(adapter: Ada
         ),
         ("700.00".to_owned(), "0.00".to_owned(), "250.00".to_owned())
     );
+
+    // After the movements: the table's stream hands an outbox item to the publisher (the
+    // other records of the batch are not its business), and the schedule sweeps the
+    // withdrawals' SMS.
+    let publisher = fund_account::app::App::new(
+        j.t.app.store.clone(),
+        j.t.app.sms.clone(),
+        j.t.clock.clone(),
+        fund_account::app::Settings::new(fund_account_tests::TEST_CODE_SECRET.to_vec()).unwrap(),
+    )
+    .with_event_bus(std::sync::Arc::new(bus.clone()));
+    let stream = j.start("publish-events");
+    outbox_item_under_the_events_key(&publisher, &stream).await;
+    let response = fund_account::lambda::stream::handle(&publisher, stream).await.unwrap();
+    assert_eq!(response, serde_json::json!({ "batchItemFailures": [] }));
+    let published = bus.events(Some("seller-001".to_owned()), 10).await.unwrap();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        (published[0]["type"].as_str(), published[0]["sequence"].as_u64()),
+        (Some("withdrawal.paid"), Some(1))
+    );
+    let sent_before = j.t.sms_count("+8613800001234").await;
+    let report = fund_account::lambda::stream::handle(&publisher, j.start("sweep-notifications"))
+        .await
+        .unwrap();
+    // The withdrawal created and the one paid (the events' second withdrawal was put
+    // in by hand, without its notification).
+    assert_eq!(report["sent"], 2, "{report}");
+    assert_eq!(j.t.sms_count("+8613800001234").await, sent_before + 2);
 
     let files = event_files();
     let missing: Vec<_> = files.difference(&j.ran).collect();

@@ -11,10 +11,13 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use fund_account::activation;
 use fund_account::adapters::dynamodb::DynamoStore;
+use fund_account::app::{App, Settings};
+use fund_account::clock::Clock;
 use fund_account::collection::{self, NewCollection, NewRefund};
 use fund_account::exchange::{self, Fixed, QuoteRequest};
 use fund_account::money::{Amount, Currency};
 use fund_account::password::PaymentPassword;
+use fund_account::publisher::{self, Delivery};
 use fund_account::records::BankAccount;
 use fund_account::store::{PageRequest, Store};
 use fund_account::verification::SmsCode;
@@ -198,8 +201,8 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
     };
     collection::collect(&app, new_collection("col-1")).await.unwrap();
     // The collection, the member check, the balance and its entry, a clearing shard and
-    // its entry.
-    assert_eq!(counter.items_written(), [6], "collection's items");
+    // its entry, the outbox event.
+    assert_eq!(counter.items_written(), [7], "collection's items");
     assert_eq!(counter.take(), calls(&[("TransactWriteItems", 1)]), "collection");
     collection::collect(&app, new_collection("col-1")).await.unwrap();
     assert_eq!(
@@ -273,9 +276,9 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         .unwrap();
     // The withdrawal, the balance and its two entries (the net amount, the fee); fee
     // revenue and clearing: two shards (or one, when both legs land on the same) and two
-    // entries.
+    // entries; the outbox event and the SMS notification.
     assert!(
-        [7, 8].contains(&counter.items_written()[0]),
+        [9, 10].contains(&counter.items_written()[0]),
         "{:?}",
         counter.items_written()
     );
@@ -288,6 +291,62 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         .await
         .unwrap();
     assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "paid again (no-op)");
+
+    // Publishing: the paid withdrawal's event, then a collection's, then a redelivery.
+    let publishing = App::new(
+        store.clone(),
+        Arc::new(t.outbox.clone()),
+        Arc::clone(&t.clock) as Arc<dyn Clock>,
+        Settings::new(fund_account_tests::TEST_CODE_SECRET.to_vec()).unwrap(),
+    )
+    .with_event_bus(Arc::new(sqlite_store().event_bus()));
+    let outbox_items = store
+        .doc_page(
+            &format!("OUTBOX#{m}"),
+            &PageRequest {
+                limit: 100,
+                before: None,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let key_of = |kind: &str| {
+        outbox_items
+            .iter()
+            .find(|d| d.body.contains(kind))
+            .map(|d| d.key.clone())
+            .unwrap()
+    };
+    counter.take();
+    let paid = publisher::publish(&publishing, &*publishing.events, &key_of("withdrawal.paid"))
+        .await
+        .unwrap();
+    assert_eq!(paid.sms, Delivery::Sent);
+    // The item and the counter (one read), the sequence (two items), the notification,
+    // its claim, the member's phone, its delete.
+    assert_eq!(counter.items_written(), [2, 1, 1], "sequence, claim, delete");
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 1), ("TransactGetItems", 2), ("TransactWriteItems", 3)]),
+        "publish a withdrawal's event and send its SMS"
+    );
+    publisher::publish(&publishing, &*publishing.events, &key_of("collection.created"))
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        "publish a collection's event"
+    );
+    publisher::publish(&publishing, &*publishing.events, &key_of("withdrawal.paid"))
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.take(),
+        calls(&[("TransactGetItems", 2)]),
+        "a redelivery: the sequence found, the notification gone"
+    );
 
     // Across currencies.
     fund_account_tests::journey::fresh_rate(&app, "USD-CNY", "7.2").await;
@@ -338,8 +397,8 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         .await
         .unwrap();
     // Key, conversion, quote, book; two balances and their entries; two FX shards and
-    // their entries.
-    assert_eq!(counter.items_written(), [12], "conversion's items");
+    // their entries; the outbox event.
+    assert_eq!(counter.items_written(), [13], "conversion's items");
     assert_eq!(
         counter.take(),
         calls(&[("TransactGetItems", 2), ("TransactWriteItems", 1)]),

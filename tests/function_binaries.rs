@@ -23,7 +23,8 @@ use fund_account::routes::Route;
 use fund_account_tests::deployed::{self, Emulated, ACCOUNT_ID, REGION};
 use fund_account_tests::event;
 use fund_account_tests::journey::{
-    assert_statement_adds_up, export_under_the_events_id, fresh_rate, make_the_sent_code, quote_under_the_events_id,
+    assert_statement_adds_up, export_under_the_events_id, fresh_rate, make_the_sent_code,
+    outbox_item_under_the_events_key, quote_under_the_events_id,
     withdrawal_under_the_events_id,
 };
 use serde_json::Value;
@@ -237,6 +238,29 @@ async fn every_function_binary_answers_its_event_from_the_template_environment()
     assert_eq!(file.status(), 200, "{url}");
     let bytes = file.bytes().await.unwrap();
     assert!(bytes.starts_with("\u{feff}id,time,type".as_bytes()), "{bytes:?}");
+
+    // The publisher's binary: a batch of the table's stream (its outbox item put in as
+    // the movement would have), then the SMS sweep on its schedule.
+    let stream = event("publish-events");
+    let publisher = j.emulated.started(Function::PublishEvents).await;
+    outbox_item_under_the_events_key(&publisher, &stream).await;
+    assert!(j.ran.insert(Function::PublishEvents.binary()));
+    let (response, invoked) = answer_from_the_template_environment(&j.emulated, Function::PublishEvents).await;
+    assert_eq!(
+        response,
+        serde_json::json!({ "batchItemFailures": [] }),
+        "{}",
+        invoked.output()
+    );
+    let sweep = invoke(
+        &j.emulated,
+        Function::PublishEvents,
+        &event("sweep-notifications"),
+        &j.emulated.environment(Function::PublishEvents),
+    )
+    .await;
+    let report: Value = serde_json::from_str(sweep.response().unwrap_or_else(|| panic!("{}", sweep.output()))).unwrap();
+    assert_eq!(report["sent"], 2, "the withdrawal's SMS, created and paid: {report}");
 
     let every: BTreeSet<&str> = Function::all().map(Function::binary).collect();
     assert_eq!(j.ran, every, "every function's binary ran");

@@ -126,6 +126,8 @@ async fn a_foreign_origin_is_forbidden() {
         expect_problem(send(create).await, 403, "forbidden").await;
         let sms = client.get(gw.url("/dev/sms")).header("origin", &origin);
         expect_problem(send(sms).await, 403, "forbidden").await;
+        let events = client.get(gw.url("/dev/events")).header("origin", &origin);
+        expect_problem(send(events).await, 403, "forbidden").await;
         let reconcile = client.post(gw.url("/dev/reconcile")).header("origin", &origin);
         expect_problem(send(reconcile).await, 403, "forbidden").await;
     }
@@ -151,6 +153,10 @@ async fn a_foreign_host_is_forbidden_against_dns_rebinding() {
     ] {
         let sms = client.get(gw.url("/dev/sms")).header("host", &host);
         expect_problem(send(sms).await, 403, "forbidden").await;
+        let events = client
+            .get(gw.url("/dev/events?member_id=rebind-victim"))
+            .header("host", &host);
+        expect_problem(send(events).await, 403, "forbidden").await;
         let create = client
             .post(gw.url("/dev/members"))
             .header("host", &host)
@@ -164,6 +170,8 @@ async fn a_foreign_host_is_forbidden_against_dns_rebinding() {
     let unknown = client.get(gw.url("/dev/nothing")).header("host", evil);
     expect_problem(send(unknown).await, 403, "forbidden").await;
     let wrong_method = client.delete(gw.url("/dev/sms")).header("host", evil);
+    expect_problem(send(wrong_method).await, 403, "forbidden").await;
+    let wrong_method = client.post(gw.url("/dev/events")).header("host", evil);
     expect_problem(send(wrong_method).await, 403, "forbidden").await;
     let text = client
         .post(gw.url("/dev/members"))
@@ -201,6 +209,15 @@ async fn a_local_client_is_served() {
             .header("host", &host)
             .header("origin", format!("http://{host}"));
         assert_eq!(send(same_origin).await.status(), 200, "Host and Origin {host}");
+        let events = client
+            .get(gw.url("/dev/events?member_id=local-seller"))
+            .header("host", &host);
+        assert_eq!(send(events).await.status(), 200, "Host: {host}");
+        let same_origin = client
+            .get(gw.url("/dev/events"))
+            .header("host", &host)
+            .header("origin", format!("http://{host}"));
+        assert_eq!(send(same_origin).await.status(), 200, "Host and Origin {host}");
     }
     let create = client
         .post(gw.url("/dev/members"))
@@ -227,6 +244,7 @@ async fn a_wrong_method_on_a_dev_route_lists_the_allowed_one() {
         (client.get(gw.url("/dev/members")), "POST"),
         (client.put(gw.url("/dev/login")), "POST"),
         (client.post(gw.url("/dev/sms")), "GET"),
+        (client.delete(gw.url("/dev/events")), "GET"),
         (client.get(gw.url("/dev/reconcile")), "POST"),
     ] {
         let response = send(request).await;
@@ -297,6 +315,7 @@ async fn with_dynamodb_the_dev_routes_are_off_unless_asked_for() {
             .post(format!("{base}/dev/login"))
             .json(&json!({ "member_id": "dyn-seller", "login_password": "login-Pass-2026" })),
         client.get(format!("{base}/dev/sms")),
+        client.get(format!("{base}/dev/events?member_id=dyn-seller")),
         client.post(format!("{base}/dev/reconcile")),
         client.get(format!("{base}/dev/members")),
         client.get(format!("{base}/dev/sms")).header("host", "evil.example"),
@@ -324,6 +343,8 @@ async fn with_dynamodb_the_dev_routes_are_off_unless_asked_for() {
     assert_eq!(created.status(), 201);
     assert!(member_exists(&client, &base, "dyn-seller").await);
     let foreign = client.get(format!("{base}/dev/sms")).header("host", "evil.example");
+    expect_problem(send(foreign).await, 403, "forbidden").await;
+    let foreign = client.get(format!("{base}/dev/events")).header("host", "evil.example");
     expect_problem(send(foreign).await, 403, "forbidden").await;
     let _ = stop.send(());
 }

@@ -264,7 +264,7 @@ fn the_scheduled_function_sends_failed_events_to_an_alarmed_queue() {
                 .any(|(_, event)| event["Type"].as_str() == Some("Schedule"))
         })
         .collect();
-    assert_eq!(scheduled, [Function::Reconcile]);
+    assert_eq!(scheduled, [Function::Reconcile, Function::PublishEvents]);
     for function in scheduled {
         let config = &function_resource(&template, function.binary())["Properties"]["EventInvokeConfig"];
         let on_failure = &config["DestinationConfig"]["OnFailure"];
@@ -484,8 +484,16 @@ fn the_stacks_key_encrypts_everything_stored_and_roles_use_it_only_through_their
         if function == Function::Reconcile {
             expected.extend(["sns".to_owned(), "sqs".to_owned()]);
         }
+        // Its failure queue is under the key.
+        if function == Function::PublishEvents {
+            expected.insert("sqs".to_owned());
+        }
         assert_eq!(services, expected, "{binary}: the services it may use the key through");
-        assert_eq!(generates_data_keys, function == Function::Reconcile, "{binary}");
+        assert_eq!(
+            generates_data_keys,
+            matches!(function, Function::Reconcile | Function::PublishEvents),
+            "{binary}"
+        );
     }
 }
 

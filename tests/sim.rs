@@ -5,8 +5,9 @@
 //! call by call by a seed, against a store that behaves like DynamoDB at its worst —
 //! conflicts, throttling, lost answers, fresh retries, lagging indexes, crashes. After
 //! every step every invariant of the books (double-entry: every transaction sums to zero,
-//! every platform shard is the sum of its entries), of quotes and of the limits is
-//! checked; at the end the reconciliation must find nothing and all accounts sum to zero.
+//! every platform shard is the sum of its entries), of quotes, of the outbox (each
+//! movement commits exactly one event, a withdrawal's with one SMS notification) and of
+//! the limits is checked; at the end the reconciliation must find nothing and all accounts sum to zero.
 //!
 //! `SIM_SEED=<n>` replays one seed (printing its trace); `SIM_SEEDS=<n>` runs n seeds
 //! (default 600); `SIM_FIRST_SEED=<n>` starts elsewhere. A failure prints its seed.
@@ -21,6 +22,7 @@ use fund_account::app::{App, Settings};
 use fund_account::clock::{Clock, Timestamp};
 use fund_account::collection::{self, NewCollection, NewRefund};
 use fund_account::error::ApiError;
+use fund_account::events::{EventType, OutboxEvent};
 use fund_account::exchange::{self, Fixed, QuoteRequest, RateUpdate};
 use fund_account::fx::{Conversion, Mid, Pair, Quote, QuotePurpose};
 use fund_account::ids::{ExternalId, QuoteId, WithdrawalId};
@@ -299,6 +301,8 @@ struct World {
     drawn_quotes: BTreeSet<String>,
     /// What the landed commits did with quotes.
     fx: FxBooks,
+    /// The ids of the events the landed commits put in the outbox (each once).
+    event_ids: BTreeSet<String>,
 }
 
 /// Quotes as the commits that landed spent them.
@@ -475,6 +479,7 @@ impl World {
             next_rate_at: now.plus_seconds(30),
             drawn_quotes: BTreeSet::new(),
             fx: FxBooks::default(),
+            event_ids: BTreeSet::new(),
         }
     }
 
@@ -929,7 +934,7 @@ fn written_member(write: &Write) -> Option<MemberId> {
         Write::PutRefund(refund) => Some(refund.member_id.clone()),
         Write::PutIdempotency { record, .. } => Some(record.member_id.clone()),
         Write::AppendPlatformEntry(entry) => Some(entry.member_id.clone()),
-        Write::PutRun(_) | Write::PutDoc { .. } | Write::AdjustPlatform { .. } => None,
+        Write::PutRun(_) | Write::PutDoc { .. } | Write::DeleteDoc { .. } | Write::AdjustPlatform { .. } => None,
     }
 }
 
@@ -1309,10 +1314,18 @@ impl World {
             let mut conversions: Vec<Conversion> = Vec::new();
             let mut withdrawals = Vec::new();
             let mut adjusted = BTreeMap::new();
+            // The movements (transactions with a member's entries), their outbox events
+            // and notifications.
+            let mut movements: BTreeSet<String> = BTreeSet::new();
+            let mut outbox: Vec<(String, OutboxEvent)> = Vec::new();
+            let mut notifications: Vec<String> = Vec::new();
             for write in writes {
                 match write {
                     Write::AppendLedger(entry) => match &entry.transaction {
-                        Some(transaction) => add(transaction, entry.currency, entry.amount),
+                        Some(transaction) => {
+                            movements.insert(transaction.clone());
+                            add(transaction, entry.currency, entry.amount)
+                        }
                         None => {
                             return Err(format!(
                                 "ledger entry {} of {} belongs to no transaction",
@@ -1346,6 +1359,13 @@ impl World {
                             conversions.push(doc.parse().map_err(|e| e.to_string())?);
                         } else if partition.starts_with("FXRATE#") && doc.key.sort == "CURRENT" {
                             self.fx.counts.rates += 1;
+                        } else if partition.starts_with("OUTBOX#") {
+                            if *expect != Expect::Absent {
+                                return Err(format!("outbox item {} is written over", doc.key.identity()));
+                            }
+                            outbox.push((doc.key.sort.clone(), doc.parse().map_err(|e| e.to_string())?));
+                        } else if partition.starts_with("NOTIFY#") {
+                            notifications.push(doc.key.sort.clone());
                         }
                     }
                     Write::PutWithdrawal { withdrawal, expect } if withdrawal.payout.is_some() => {
@@ -1357,6 +1377,34 @@ impl World {
                     }
                     _ => {}
                 }
+            }
+            // Each movement commits exactly one event, and each event its movement (a
+            // fully refunded collection settles without moving money, but with its event);
+            // a withdrawal's event comes with exactly one notification, no other with any.
+            for movement in &movements {
+                let events = outbox.iter().filter(|(sort, _)| sort == movement).count();
+                if events != 1 {
+                    return Err(format!("movement {movement} commits {events} outbox events"));
+                }
+            }
+            for (sort, event) in &outbox {
+                if !movements.contains(sort) && event.event_type != EventType::CollectionSettled {
+                    return Err(format!("outbox event {} without its movement {sort}", event.id));
+                }
+                let notified = notifications.iter().filter(|n| *n == sort).count();
+                if notified != usize::from(event.event_type.notifies()) {
+                    return Err(format!(
+                        "{} event {} commits {notified} notifications",
+                        event.event_type.as_str(),
+                        event.id
+                    ));
+                }
+                if !self.event_ids.insert(event.id.clone()) {
+                    return Err(format!("event {} is put in the outbox twice", event.id));
+                }
+            }
+            if notifications.len() != outbox.iter().filter(|(_, e)| e.event_type.notifies()).count() {
+                return Err(format!("a commit's notifications {notifications:?} have no event"));
             }
             for (transaction, sums) in &sums {
                 for currency in Currency::ALL {

@@ -893,7 +893,77 @@ async fn platform_shards_add_up_any_sign_and_keep_their_entries(adapter: Adapter
         .is_empty());
 }
 
+async fn documents_are_deleted_only_as_expected(adapter: Adapter) {
+    use fund_account::store::{Doc, DocKey};
+    let store = store_of(adapter).await;
+    let key = DocKey::new("NOTIFY#07", "lt_1");
+    let doc = |version: u64| Doc {
+        key: key.clone(),
+        version,
+        expires_at: None,
+        body: "{}".to_owned(),
+    };
+    let delete = |expect: Expect| Write::DeleteDoc {
+        key: key.clone(),
+        expect,
+    };
+    assert_eq!(
+        store.commit(vec![delete(Expect::Version(1))]).await,
+        Err(StoreError::ConditionFailed { write_index: 0 }),
+        "nothing there to delete at a version"
+    );
+    store
+        .commit(vec![Write::PutDoc {
+            doc: doc(2),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.commit(vec![delete(Expect::Version(1))]).await,
+        Err(StoreError::ConditionFailed { write_index: 0 }),
+        "another version stays"
+    );
+    assert_eq!(store.docs(std::slice::from_ref(&key)).await.unwrap()[0], Some(doc(2)));
+    store.commit(vec![delete(Expect::Version(2))]).await.unwrap();
+    assert_eq!(store.docs(std::slice::from_ref(&key)).await.unwrap()[0], None);
+    // Deleting what is not there, unconditionally, is no failure; a deleted key may be
+    // written again as new.
+    store.commit(vec![delete(Expect::Any)]).await.unwrap();
+    store
+        .commit(vec![Write::PutDoc {
+            doc: doc(1),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+}
+
+async fn a_members_phone_is_read_alone(adapter: Adapter) {
+    let store = store_of(adapter).await;
+    assert_eq!(store.member_phone(&member_id("nobody")).await, Ok(None));
+    let with_phone = member("phoned", 1);
+    let mut without = member("unphoned", 1);
+    without.phone = None;
+    for m in [&with_phone, &without] {
+        store
+            .commit(vec![Write::PutMember {
+                member: m.clone(),
+                expect: Expect::Absent,
+            }])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.member_phone(&with_phone.member_id).await,
+        Ok(with_phone.phone.clone())
+    );
+    assert_eq!(store.member_phone(&without.member_id).await, Ok(None));
+}
+
 for_each_adapter!(
+    a_members_phone_is_read_alone,
+    documents_are_deleted_only_as_expected,
     documents_are_written_by_version_read_together_and_paged_newest_first,
     platform_shards_add_up_any_sign_and_keep_their_entries,
     members_are_created_once_and_updated_by_version,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::alerts::{AlertSink, LogAlerts};
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::event_bus::{EventBus, NoEventBus};
 use crate::fees::FeeSchedule;
 use crate::files::{ExportFiles, NoFiles};
 use crate::fx::FxSettings;
@@ -27,6 +28,8 @@ pub struct App {
     pub alerts: Arc<dyn AlertSink>,
     /// Where statement exports are written and signed (only the export functions have one).
     pub files: Arc<dyn ExportFiles>,
+    /// Where outbox events are published: only the publisher has a real one.
+    pub events: Arc<dyn EventBus>,
 }
 
 impl std::fmt::Debug for App {
@@ -92,12 +95,19 @@ impl App {
             fx: settings.fx,
             alerts: Arc::new(LogAlerts),
             files: Arc::new(NoFiles),
+            events: Arc::new(NoEventBus),
         }
     }
 
     /// The same app, keeping statement exports in `files`.
     pub fn with_files(mut self, files: Arc<dyn ExportFiles>) -> App {
         self.files = files;
+        self
+    }
+
+    /// The same app, publishing events to `events`.
+    pub fn with_event_bus(mut self, events: Arc<dyn EventBus>) -> App {
+        self.events = events;
         self
     }
 

@@ -1,9 +1,12 @@
 //! Money in: collections credit `pending`, settlement moves them to `available`, and
 //! refunds take money back — never more than what is left of the collection.
 
+use serde_json::json;
+
 use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
+use crate::events::EventType;
 use crate::ids::ExternalId;
 use crate::ledger::{Bucket, EntryType, PlatformAccount, Posting, Transaction};
 use crate::member::MemberId;
@@ -86,6 +89,16 @@ async fn attempt_collect(app: &App, request: &NewCollection) -> Result<Attempt<C
             request.currency,
             request.amount.negated(),
             EntryType::Collection,
+        )
+        .event(
+            EventType::CollectionCreated,
+            json!({
+                "collection_id": collection.collection_id.as_str(),
+                "currency": collection.currency,
+                "amount": collection.amount,
+                "status": collection.status.as_str(),
+                "available_at": collection.available_at.to_rfc3339(),
+            }),
         );
     writes.extend(Write::transaction(transaction, now)?);
     match commit(&*app.store, writes).await? {
@@ -206,6 +219,16 @@ pub async fn refund(app: &App, request: NewRefund) -> Result<Created<Refund>, Ap
                     collection.currency,
                     request.amount,
                     EntryType::Refund,
+                )
+                .event(
+                    EventType::RefundCreated,
+                    json!({
+                        "refund_id": record.refund_id.as_str(),
+                        "collection_id": record.collection_id.as_str(),
+                        "currency": record.currency,
+                        "amount": record.amount,
+                        "taken_from": record.taken_from.as_str(),
+                    }),
                 );
             writes.extend(Write::transaction(transaction, now)?);
             match commit(&*app.store, writes).await? {
@@ -275,9 +298,20 @@ pub async fn settle_one(app: &App, collection: &Collection, now: Timestamp) -> R
         collection: next,
         expect: Expect::Version(collection.version),
     }];
+    // A fully refunded collection moves no money when it settles, but still emits its
+    // event (with amount zero): consumers see every collection settle.
+    let reference = collection.collection_id.as_str();
+    let mut transaction = Transaction::new(&collection.member_id, reference, now).event(
+        EventType::CollectionSettled,
+        json!({
+            "collection_id": reference,
+            "currency": collection.currency,
+            "amount": remaining,
+            "status": CollectionStatus::Settled.as_str(),
+        }),
+    );
     if !remaining.is_zero() {
-        let reference = collection.collection_id.as_str();
-        let transaction = Transaction::new(&collection.member_id, reference, now).member(
+        transaction = transaction.member(
             Posting::new(
                 &collection.member_id,
                 collection.currency,
@@ -287,8 +321,8 @@ pub async fn settle_one(app: &App, collection: &Collection, now: Timestamp) -> R
             .change(Bucket::Pending, remaining.negated())
             .change(Bucket::Available, remaining),
         );
-        writes.extend(Write::transaction(transaction, now)?);
     }
+    writes.extend(Write::transaction(transaction, now)?);
     match commit(&*app.store, writes).await? {
         Commit::Applied => Ok(Some(remaining)),
         // Someone else changed it first: re-read and try once more on the next pass.

@@ -594,6 +594,18 @@ pub fn conversion_transaction(conversion: &Conversion, now: Timestamp) -> Transa
             conversion.buy_amount.negated(),
             EntryType::ConversionIn,
         )
+        .event(
+            crate::events::EventType::ConversionCreated,
+            serde_json::json!({
+                "conversion_id": conversion.id.as_str(),
+                "sell_currency": conversion.sell_currency,
+                "sell_amount": conversion.sell_amount,
+                "buy_currency": conversion.buy_currency,
+                "buy_amount": conversion.buy_amount,
+                "rate": conversion.rate.to_string(),
+                "status": "completed",
+            }),
+        )
 }
 
 /// `GET /v1/conversions`: newest first.
@@ -694,7 +706,8 @@ mod tests {
         let transaction = conversion_transaction(&conversion, at(0));
         assert_eq!(transaction.check_balanced(), Ok(()));
         let writes = Write::transaction(transaction, at(0)).unwrap();
-        // Two balances, two member entries, two platform shards' adds and two entries.
-        assert_eq!(writes.len(), 8);
+        // Two balances, two member entries, two platform shards' adds and two entries,
+        // and the outbox event.
+        assert_eq!(writes.len(), 9);
     }
 }

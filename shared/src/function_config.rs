@@ -11,13 +11,15 @@ use crate::fees::FeeSchedule;
 use crate::fx::FxSettings;
 use crate::routes::Route;
 
-/// A deployed function: one per route, and the scheduled reconciliation.
+/// A deployed function: one per route, the scheduled reconciliation, and the event
+/// publisher (the table's stream, and the SMS sweep on a schedule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     Http(Route),
     Reconcile,
     /// Writes statement exports, on the table's stream.
     ExportStatement,
+    PublishEvents,
 }
 
 /// The names of the variables the functions read.
@@ -39,6 +41,8 @@ pub mod vars {
     /// The bucket statement exports are written to and downloaded from (the functions
     /// that write or sign exports).
     pub const EXPORT_BUCKET: &str = "EXPORT_BUCKET";
+    /// The EventBridge bus the marketplace's events go to (the publisher).
+    pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
     /// The log filter (every function).
     pub const RUST_LOG: &str = "RUST_LOG";
 }
@@ -50,7 +54,7 @@ impl Function {
             .iter()
             .copied()
             .map(Function::Http)
-            .chain([Function::Reconcile, Function::ExportStatement])
+            .chain([Function::Reconcile, Function::ExportStatement, Function::PublishEvents])
     }
 
     /// The function's crate and binary (`BuildProperties.Binary` in the template).
@@ -59,12 +63,18 @@ impl Function {
             Function::Http(route) => route.function(),
             Function::Reconcile => "reconcile",
             Function::ExportStatement => "export-statement",
+            Function::PublishEvents => "publish-events",
         }
     }
 
     /// Whether the function sends SMS (and so links the SNS client).
     pub fn sends_sms(self) -> bool {
-        self == Function::Http(Route::SendCode)
+        matches!(self, Function::Http(Route::SendCode) | Function::PublishEvents)
+    }
+
+    /// Whether the function publishes events (and so links the EventBridge client).
+    pub fn publishes_events(self) -> bool {
+        self == Function::PublishEvents
     }
 
     /// Whether the function hashes SMS codes, and so needs the code secret.

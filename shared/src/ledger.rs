@@ -365,6 +365,8 @@ pub struct Transaction {
     pub reference: String,
     pub postings: Vec<Posting>,
     pub platform: Vec<(PlatformAccount, Currency, Amount, EntryType)>,
+    /// The event the movement emits: written in the same commit (the outbox).
+    pub event: Option<crate::events::MovementEvent>,
 }
 
 /// A transaction whose legs do not sum to zero: a bug in the code that built it.
@@ -384,7 +386,14 @@ impl Transaction {
             reference: reference.to_owned(),
             postings: Vec::new(),
             platform: Vec::new(),
+            event: None,
         }
+    }
+
+    /// Sets the event the movement emits (see `events`).
+    pub fn event(mut self, event_type: crate::events::EventType, detail: serde_json::Value) -> Transaction {
+        self.event = Some(crate::events::MovementEvent { event_type, detail });
+        self
     }
 
     /// Adds the member's side in one currency.

@@ -3,10 +3,11 @@
 //! (`docs/architecture.md`; `tests/architecture.rs` checks them):
 //!
 //! - Values: [`money`], [`clock`], [`ids`], [`phone`], [`member`], [`records`],
-//!   [`ledger`], [`password`], [`verification`], [`error`], [`fees`], [`fx`].
-//! - Ports: [`store::Store`], [`sms::SmsSender`], [`alerts::AlertSink`].
+//!   [`ledger`], [`password`], [`verification`], [`error`], [`fees`], [`fx`], [`events`].
+//! - Ports: [`store::Store`], [`sms::SmsSender`], [`alerts::AlertSink`],
+//!   [`event_bus::EventBus`].
 //! - Operations: [`activation`], [`withdrawal`], [`collection`], [`exchange`],
-//!   [`reconciliation`], [`statement`], over
+//!   [`reconciliation`], [`statement`], [`export`], [`publisher`], over
 //!   [`app::App`] (the ports of a process) and [`retry`].
 //! - Adapters: [`adapters`] (DynamoDB, SNS, SQLite, outbox).
 //! - Edge: [`http`] (callers, decoding, problem+json), [`routes`] (one handler and its
@@ -20,6 +21,8 @@ pub mod app;
 pub mod clock;
 pub mod collection;
 pub mod error;
+pub mod event_bus;
+pub mod events;
 pub mod exchange;
 pub mod export;
 pub mod fees;
@@ -34,6 +37,7 @@ pub mod member;
 pub mod money;
 pub mod password;
 pub mod phone;
+pub mod publisher;
 pub mod reconciliation;
 pub mod records;
 pub mod retry;

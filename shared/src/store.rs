@@ -8,10 +8,12 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::ApiError;
+use crate::events::{self, Notification, NotificationState, OutboxEvent};
 use crate::ids::{ExternalId, WithdrawalId};
 use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry, PlatformEntry, PlatformShard, Posting, Transaction};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
+use crate::phone::PhoneNumber;
 use crate::records::{Collection, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 
 /// Most writes one commit may carry (DynamoDB's `TransactWriteItems` limit).
@@ -46,6 +48,12 @@ impl DocKey {
     /// The item's identity, as [`Write::item_identity`] names the item a write touches.
     pub fn identity(&self) -> String {
         format!("doc/{}/{}", self.partition, self.sort)
+    }
+}
+
+impl From<(String, String)> for DocKey {
+    fn from((partition, sort): (String, String)) -> DocKey {
+        DocKey { partition, sort }
     }
 }
 
@@ -140,6 +148,12 @@ pub enum Write {
     /// Writes a document, if the stored one is as expected.
     PutDoc {
         doc: Doc,
+        expect: Expect,
+    },
+    /// Removes a document, if the stored one is as expected (`Expect::Version` fails when
+    /// it is gone).
+    DeleteDoc {
+        key: DocKey,
         expect: Expect,
     },
     /// Adds a signed amount to one shard of a platform account (creating it at zero).
@@ -267,6 +281,10 @@ pub trait Store: Send + Sync {
     /// A member's balances only (zero where none is stored), consistently: for readers
     /// that must never see the profile's password hashes (the reconciliation).
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError>;
+
+    /// A member's bound phone only (`None` without a member or a phone): for the readers
+    /// that must never see the profile's password hashes (the event publisher).
+    async fn member_phone(&self, member_id: &MemberId) -> Result<Option<PhoneNumber>, StoreError>;
 
     /// Profile, one balance, one idempotency record and the documents `docs`,
     /// consistently (one `TransactGetItems` in DynamoDB).
@@ -402,6 +420,43 @@ impl Write {
             }));
         }
         writes.extend(Write::platform_legs(transaction.platform_entries(now))?);
+        writes.extend(Write::outbox(&transaction, now)?);
+        Ok(writes)
+    }
+
+    /// The outbox writes of a movement: its event (to be published) and, for a withdrawal
+    /// created, paid or returned, its SMS notification (to be sent), both new. They commit
+    /// with the money, so an event exists exactly when its movement does.
+    pub fn outbox(transaction: &Transaction, now: Timestamp) -> Result<Vec<Write>, StoreError> {
+        let Some(event) = &transaction.event else {
+            return Ok(Vec::new());
+        };
+        let record = OutboxEvent::new(&transaction.id, &transaction.member_id, event, now);
+        let mut writes = vec![Write::PutDoc {
+            doc: Doc::new(
+                events::keys::outbox(&transaction.member_id, &transaction.id).into(),
+                1,
+                &record,
+            )?
+            .expiring(now.plus_seconds(events::OUTBOX_TTL_SECONDS)),
+            expect: Expect::Absent,
+        }];
+        if event.event_type.notifies() {
+            let notification = Notification {
+                event: record,
+                state: NotificationState::Pending,
+                attempts: 0,
+                due_at: now,
+            };
+            writes.push(Write::PutDoc {
+                doc: Doc::new(
+                    events::keys::notification(&transaction.member_id, &transaction.id).into(),
+                    1,
+                    &notification,
+                )?,
+                expect: Expect::Absent,
+            });
+        }
         Ok(writes)
     }
 
@@ -441,7 +496,7 @@ impl Write {
             Write::PutRefund(_) => WriteTarget::Refund,
             Write::PutRun(_) => WriteTarget::Run,
             Write::PutIdempotency { .. } => WriteTarget::Idempotency,
-            Write::PutDoc { .. } => WriteTarget::Doc,
+            Write::PutDoc { .. } | Write::DeleteDoc { .. } => WriteTarget::Doc,
             Write::AdjustPlatform { .. } | Write::AppendPlatformEntry(_) => WriteTarget::Platform,
         }
     }
@@ -471,6 +526,7 @@ impl Write {
                 format!("idempotency/{}/{}", record.member_id, record.key)
             }
             Write::PutDoc { doc, .. } => doc.key.identity(),
+            Write::DeleteDoc { key, .. } => key.identity(),
             Write::AdjustPlatform { shard, .. } => format!("platform/{}", shard.name()),
             Write::AppendPlatformEntry(entry) => format!("platform-entry/{}/{}", entry.shard().name(), entry.id),
         }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::ApiError;
+use crate::events::EventType;
 use crate::exchange::{quote_docs, QuoteState};
 use crate::fx::{Payout as FxPayout, QuotePurpose};
 use crate::ids::{QuoteId, WithdrawalId};
@@ -234,11 +235,13 @@ pub fn decide(
         );
     }
     let reference = withdrawal.id.as_str();
-    let transaction = Transaction::new(member_id, reference, now).member(
-        Posting::new(member_id, request.currency, EntryType::Withdrawal, reference)
-            .change(Bucket::Available, request.amount.negated())
-            .change(Bucket::InTransit, request.amount),
-    );
+    let transaction = Transaction::new(member_id, reference, now)
+        .member(
+            Posting::new(member_id, request.currency, EntryType::Withdrawal, reference)
+                .change(Bucket::Available, request.amount.negated())
+                .change(Bucket::InTransit, request.amount),
+        )
+        .event(EventType::WithdrawalCreated, event_detail(&withdrawal));
     writes.extend(Write::transaction(transaction, now).map_err(ApiError::from)?);
     Ok(Decision::Create { withdrawal, writes })
 }
@@ -401,6 +404,32 @@ pub async fn report_payout(app: &App, withdrawal_id: &WithdrawalId, report: Payo
 /// which goes out through clearing in that currency. Returned: the whole amount comes
 /// back to `available`, fee included, and the platform books nothing (no FX either).
 pub fn payout_transaction(withdrawal: &Withdrawal, report: &Payout, now: Timestamp) -> Transaction {
+    let (event_type, status) = match report {
+        Payout::Paid => (EventType::WithdrawalPaid, WithdrawalStatus::Paid),
+        Payout::Returned { .. } => (EventType::WithdrawalReturned, WithdrawalStatus::Returned),
+    };
+    let mut settled = withdrawal.clone();
+    settled.status = status;
+    ledger_payout(withdrawal, report, now).event(event_type, event_detail(&settled))
+}
+
+/// What a withdrawal's events say: ids, amounts, currencies, status and the account's
+/// last 4 digits — never the holder's or the bank's name, nor the full number.
+pub fn event_detail(withdrawal: &Withdrawal) -> serde_json::Value {
+    json!({
+        "withdrawal_id": withdrawal.id.as_str(),
+        "currency": withdrawal.currency,
+        "amount": withdrawal.amount,
+        "fee": withdrawal.fee,
+        "net_amount": withdrawal.net_amount,
+        "status": withdrawal.status.as_str(),
+        "account_last4": withdrawal.bank_account.last4(),
+        "payout_currency": withdrawal.payout.as_ref().map_or(withdrawal.currency, |p| p.currency),
+        "payout_amount": withdrawal.payout.as_ref().map_or(withdrawal.net_amount, |p| p.amount),
+    })
+}
+
+fn ledger_payout(withdrawal: &Withdrawal, report: &Payout, now: Timestamp) -> Transaction {
     let member_id = &withdrawal.member_id;
     let reference = withdrawal.id.as_str();
     let currency = withdrawal.currency;
@@ -574,7 +603,26 @@ mod tests {
         assert_eq!(WithdrawalId::parse(withdrawal.id.as_str()), Some(withdrawal.id.clone()));
         let targets: Vec<_> = writes.iter().map(Write::target).collect();
         use crate::store::WriteTarget::*;
-        assert_eq!(targets, [Idempotency, Member, Withdrawal, Balance, Ledger, Ledger]);
+        // ... and, in the same commit, the outbox event and the SMS notification.
+        assert_eq!(
+            targets,
+            [Idempotency, Member, Withdrawal, Balance, Ledger, Ledger, Doc, Doc]
+        );
+        let outbox: Vec<&str> = writes[6..]
+            .iter()
+            .filter_map(|w| match w {
+                Write::PutDoc {
+                    doc,
+                    expect: Expect::Absent,
+                } => Some(doc.key.partition.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(outbox.len(), 2);
+        assert!(
+            outbox[0].starts_with("OUTBOX#") && outbox[1].starts_with("NOTIFY#"),
+            "{outbox:?}"
+        );
         let Write::PutIdempotency { record, .. } = &writes[0] else {
             unreachable!()
         };

@@ -151,12 +151,28 @@ impl Emulated {
             .send()
             .await
             .expect("bucket");
+        let bus_name = format!("events-{unique}");
+        let bus_arn = aws_sdk_eventbridge::Client::new(&aws)
+            .create_event_bus()
+            .name(&bus_name)
+            .send()
+            .await
+            .expect("event bus")
+            .event_bus_arn
+            .expect("event bus arn");
         let stand_ins = BTreeMap::from([
             (
                 "AWS::S3::Bucket",
                 StandIn {
                     reference: bucket.clone(),
                     attributes: BTreeMap::from([("Arn", format!("arn:aws:s3:::{bucket}"))]),
+                },
+            ),
+            (
+                "AWS::Events::EventBus",
+                StandIn {
+                    reference: bus_name.clone(),
+                    attributes: BTreeMap::from([("Arn", bus_arn), ("Name", bus_name)]),
                 },
             ),
             (

@@ -96,7 +96,7 @@ pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 pub async fn create_table_from_template(client: &aws_sdk_dynamodb::Client, name: &str) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-        ScalarAttributeType, TimeToLiveSpecification,
+        ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
     };
     use serde_yaml::Value as Yaml;
 
@@ -155,6 +155,15 @@ pub async fn create_table_from_template(client: &aws_sdk_dynamodb::Client, name:
                 )
                 .build()
                 .expect("an index"),
+        );
+    }
+    if let Some(view) = properties["StreamSpecification"]["StreamViewType"].as_str() {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
+                .build()
+                .expect("a stream specification"),
         );
     }
     request.send().await.expect("create the template's table");

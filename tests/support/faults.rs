@@ -96,6 +96,12 @@ impl Store for HookedStore {
     ) -> Result<fund_account::ledger::Balances, fund_account::store::StoreError> {
         hooked_read!(self, "balances", self.inner.balances(member_id))
     }
+    async fn member_phone(
+        &self,
+        member_id: &fund_account::member::MemberId,
+    ) -> Result<Option<fund_account::phone::PhoneNumber>, fund_account::store::StoreError> {
+        hooked_read!(self, "member_phone", self.inner.member_phone(member_id))
+    }
     async fn withdrawal_context(
         &self,
         member_id: &fund_account::member::MemberId,

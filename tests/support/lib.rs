@@ -138,6 +138,29 @@ pub mod journey {
             .unwrap();
     }
 
+    /// The stream event names an outbox item of its own: put it in the store as its
+    /// `NewImage` shows it (as the movement's commit would have), unsequenced.
+    pub async fn outbox_item_under_the_events_key(app: &App, event: &serde_json::Value) {
+        let image = &event["Records"][0]["dynamodb"]["NewImage"];
+        let text = |name: &str| image[name]["S"].as_str().expect("a string attribute").to_owned();
+        let doc = fund_account::store::Doc {
+            key: fund_account::store::DocKey::new(text("PK"), text("SK")),
+            version: image["version"]["N"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .expect("a version"),
+            expires_at: None,
+            body: text("body"),
+        };
+        app.store
+            .commit(vec![Write::PutDoc {
+                doc,
+                expect: Expect::Absent,
+            }])
+            .await
+            .unwrap();
+    }
+
     /// A statement's response adds up: opening, then each line's changes, gives each
     /// line's balances after, and the last gives the closing.
     pub fn assert_statement_adds_up(statement: &serde_json::Value) {

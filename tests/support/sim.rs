@@ -618,6 +618,11 @@ impl Store for SimStore {
         self.call(CallKind::Read, || self.sim.table.balances(member_id)).await
     }
 
+    async fn member_phone(&self, member_id: &MemberId) -> Result<Option<fund_account::phone::PhoneNumber>, StoreError> {
+        self.call(CallKind::Read, || self.sim.table.member_phone(member_id))
+            .await
+    }
+
     async fn withdrawal_context(
         &self,
         member_id: &MemberId,

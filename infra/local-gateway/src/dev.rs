@@ -29,6 +29,7 @@ const DEV_ROUTES: &[(&str, Method)] = &[
     ("/dev/members", Method::POST),
     ("/dev/login", Method::POST),
     ("/dev/sms", Method::GET),
+    ("/dev/events", Method::GET),
     ("/dev/reconcile", Method::POST),
 ];
 
@@ -204,6 +205,7 @@ pub(crate) async fn handle(gateway: &Gateway, parts: &Parts, body: &[u8]) -> Htt
         (&Method::POST, "/dev/members") => create_member(gateway, body).await,
         (&Method::POST, "/dev/login") => login(gateway, body).await,
         (&Method::GET, "/dev/sms") => sms(gateway, parts).await,
+        (&Method::GET, "/dev/events") => events(gateway, parts).await,
         (&Method::POST, "/dev/reconcile") => reconcile(gateway).await,
         (&Method::GET, path) if path.starts_with(FILES_PREFIX) => return download(gateway, parts).await,
         (_, path) => {
@@ -291,6 +293,18 @@ async fn sms(gateway: &Gateway, parts: &Parts) -> Result<Reply, ApiError> {
         .into_iter()
         .map(|m| json!({ "phone": m.phone, "message": m.message, "sent_at": m.sent_at.to_rfc3339() }))
         .collect();
+    Ok(Reply::ok(json!({ "items": items })))
+}
+
+/// `GET /dev/events?member_id=`: what the local bus received, oldest first by `sequence`
+/// (one per event `id`).
+async fn events(gateway: &Gateway, parts: &Parts) -> Result<Reply, ApiError> {
+    let Some(bus) = &gateway.events else {
+        return Err(ApiError::InvalidRequest(
+            "events are published only over the embedded store; there is no local bus".to_owned(),
+        ));
+    };
+    let items = bus.events(query_value(parts, "member_id"), 1000).await?;
     Ok(Reply::ok(json!({ "items": items })))
 }
 

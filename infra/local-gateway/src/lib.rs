@@ -17,7 +17,7 @@ use std::sync::Arc;
 use fund_account::adapters::dynamodb::DynamoStore;
 use fund_account::adapters::local_files::LocalFiles;
 use fund_account::adapters::sns::SnsSmsSender;
-use fund_account::adapters::sqlite::{SqliteOutbox, SqliteStore};
+use fund_account::adapters::sqlite::{SqliteEventBus, SqliteOutbox, SqliteStore};
 use fund_account::app::{App, Settings};
 use fund_account::clock::Clock;
 use fund_account::error::ApiError;
@@ -49,6 +49,8 @@ pub struct Gateway {
     pub files: LocalFiles,
     /// Exports being written now, so that a poll does not start a second writer.
     exports_running: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The local event bus (`GET /dev/events`), fed from the embedded store's stream.
+    pub events: Option<SqliteEventBus>,
 }
 
 impl Gateway {
@@ -99,18 +101,21 @@ impl Gateway {
             format!("http://{}", config.addr),
             config.jwt_secret.clone(),
         );
-        let app = Arc::new(
-            App::new(store, sms, clock, settings)
-                .with_alerts(alerts)
-                .with_files(Arc::new(files.clone())),
-        );
+        let events = embedded.as_ref().map(SqliteStore::event_bus);
+        let mut app = App::new(store, sms, clock, settings)
+            .with_alerts(alerts)
+            .with_files(Arc::new(files.clone()));
+        if let Some(bus) = &events {
+            app = app.with_event_bus(Arc::new(bus.clone()));
+        }
         Ok(Gateway {
-            app,
+            app: Arc::new(app),
             config,
             outbox,
             embedded,
             files,
             exports_running: Arc::default(),
+            events,
         })
     }
 }
@@ -141,8 +146,65 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .map_err(|e| e.to_string())
 }
 
-/// Serves until `shutdown` completes, then lets requests in flight finish.
+/// How often the local publisher looks for new outbox items.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often it sweeps the SMS notifications due.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The local stand-in for the DynamoDB Stream and the publish-events function: publishes
+/// each new outbox item of the embedded store in commit order (a failed one stops the
+/// drain, to be retried from it on the next tick, as Lambda would), and sweeps the SMS
+/// notifications. Runs until `stop` says so.
+async fn publish_locally(gateway: Arc<Gateway>, store: SqliteStore, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let app = &gateway.app;
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        match store.outbox_stream(100).await {
+            Ok(items) => {
+                for (position, key) in items {
+                    if let Err(error) = fund_account::publisher::publish(app, &*app.events, &key).await {
+                        tracing::warn!(error = %error, "local publisher: retrying from this item");
+                        break;
+                    }
+                    if let Err(error) = store.advance_outbox_stream(position).await {
+                        tracing::warn!(error = %error, "local publisher: cursor not saved");
+                        break;
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(error = %error, "local publisher: stream not read"),
+        }
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = tokio::time::Instant::now();
+            if let Err(error) = fund_account::publisher::sweep_notifications(app).await {
+                tracing::warn!(error = ?error, "local publisher: sweep failed");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PUBLISH_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, then lets requests in flight finish. Over the
+/// embedded store, the local publisher runs alongside and stops with it.
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let publisher = gateway.embedded.clone().map(|store| {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        (
+            stop,
+            tokio::spawn(publish_locally(Arc::clone(&gateway), store, stopped)),
+        )
+    });
+    serve_requests(gateway, listener, shutdown).await;
+    if let Some((stop, task)) = publisher {
+        let _ = stop.send(true);
+        let _ = task.await;
+    }
+}
+
+async fn serve_requests(gateway: Arc<Gateway>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -15,6 +15,7 @@
 //! | document | the domain's key (`QUOTES#<id>`, `CONVERSIONS#<id>`, `FXRATE#<pair>`, …) | | `version`, `body` (JSON); TTL when it expires |
 //! | platform shard | `PLATFORM#<account>#<CUR>#<nn>` | `BALANCE` | number `balance`, unconditional `ADD` |
 //! | platform entry | `PLATFORM#<account>#<CUR>#<nn>#LEDGER` | `<entry id>` | append-only |
+//! | outbox event, notification, event sequence | documents (`OUTBOX#<id>`, `NOTIFY#<nn>`, `EVENTSEQ#<id>`; see `events`) | | new outbox items leave through the table's stream |
 //!
 //! A member's partition holds only its profile, code and two balances, so one consistent
 //! `Query` reads everything activation and `GET /v1/account` need. `docs/data-model.md`
@@ -29,7 +30,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete, Get,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ScalarAttributeType, Select, TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
+    ScalarAttributeType, Select, StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactGetItem,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -40,6 +42,7 @@ use crate::ids::{ExternalId, WithdrawalId};
 use crate::ledger::{Balance, Balances, Bucket, LedgerEntry, PlatformEntry, PlatformShard};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
+use crate::phone::PhoneNumber;
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use crate::store::{
     validate_commit, Doc, DocKey, EntryRange, Expect, MemberState, Page, PageRequest, Store, StoreError,
@@ -259,6 +262,13 @@ impl DynamoStore {
             .key_schema(key_element("SK", KeyType::Range)?)
             .global_secondary_indexes(gsi(GSI_BY_MEMBER, "GSI1PK", "GSI1SK")?)
             .global_secondary_indexes(gsi(GSI_DUE_COLLECTIONS, "GSI2PK", "GSI2SK")?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?,
+            )
             .send()
             .await
             .map_err(unavailable)?;
@@ -414,6 +424,18 @@ impl DynamoStore {
                 Ok(TransactWriteItem::builder().put(put).build())
             }
             Write::PutDoc { doc, expect } => conditional_put(doc_item(doc), table, *expect),
+            Write::DeleteDoc { key: doc_key, expect } => {
+                let condition = version_condition(*expect);
+                let delete = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(key(doc_key.partition.clone(), doc_key.sort.clone())))
+                    .set_condition_expression(condition.expression)
+                    .set_expression_attribute_names(condition.names)
+                    .set_expression_attribute_values(condition.values)
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                Ok(TransactWriteItem::builder().delete(delete).build())
+            }
             Write::AdjustPlatform { shard, delta } => {
                 let update = Update::builder()
                     .table_name(table)
@@ -601,6 +623,36 @@ impl Store for DynamoStore {
             }
         }
         Ok(member.map(|member| MemberState { member, code, balances }))
+    }
+
+    async fn member_phone(&self, member_id: &MemberId) -> Result<Option<PhoneNumber>, StoreError> {
+        // The profile's `phone` and nothing else (a Query of the one item, as the
+        // reconciliation reads balances): the publisher's role allows exactly these
+        // attributes (`dynamodb:Attributes`), so it never reads password hashes.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#PK = :pk AND #SK = :profile")
+            .expression_attribute_values(":pk", s(member_pk(member_id)))
+            .expression_attribute_values(":profile", s("PROFILE"))
+            .select(Select::SpecificAttributes)
+            .projection_expression("#PK, #SK, #phone")
+            .expression_attribute_names("#PK", "PK")
+            .expression_attribute_names("#SK", "SK")
+            .expression_attribute_names("#phone", "phone")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = output.items.unwrap_or_default();
+        match items.first().and_then(|item| item.get("phone")) {
+            Some(AttributeValue::S(text)) => PhoneNumber::parse(text)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("a profile's phone: {e}"))),
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(_) => Err(StoreError::Corrupt("a profile's phone is not a string".to_owned())),
+        }
     }
 
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError> {

@@ -1,4 +1,4 @@
-//! Adapters: the ports implemented for AWS (DynamoDB, SNS) and for the local gateway
+//! Adapters: the ports implemented for AWS (DynamoDB, SNS, EventBridge) and for the local gateway
 //! (embedded SQLite store, SMS outbox).
 
 #[cfg(feature = "aws")]
@@ -6,6 +6,8 @@ pub mod dynamodb;
 pub mod local_files;
 #[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
 #[cfg(feature = "aws")]
 pub mod sns;
 #[cfg(feature = "embedded")]

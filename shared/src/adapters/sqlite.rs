@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS platform_entries (
     shard TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (shard, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, message TEXT NOT NULL, sent_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox_stream (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, partition TEXT NOT NULL, sort TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox_stream_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS event_bus (
+    id TEXT PRIMARY KEY, member_id TEXT NOT NULL, sequence INTEGER NOT NULL, body TEXT NOT NULL,
+    put_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS event_bus_by_member ON event_bus (member_id, sequence);
 CREATE TABLE IF NOT EXISTS sms_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, phone TEXT NOT NULL, message TEXT NOT NULL,
     sent_at INTEGER NOT NULL);
@@ -397,6 +405,15 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
             if !expectation_holds(*expect, stored) {
                 return Ok(false);
             }
+            // The embedded store's stand-in for the DynamoDB Stream: each new outbox item
+            // is appended, in commit order, in the same SQLite transaction.
+            if stored.is_none() && doc.key.partition.starts_with(crate::events::keys::OUTBOX_PREFIX) {
+                conn.execute(
+                    "INSERT INTO outbox_stream (partition, sort) VALUES (?1, ?2)",
+                    params![doc.key.partition, doc.key.sort],
+                )
+                .map_err(unavailable)?;
+            }
             conn.execute(
                 "INSERT OR REPLACE INTO docs (partition, sort, version, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -406,6 +423,17 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
                     doc.expires_at.map(Timestamp::unix_millis),
                     doc.body
                 ],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::DeleteDoc { key, expect } => {
+            let stored = read_doc(conn, key)?.map(|d| d.version);
+            if !expectation_holds(*expect, stored) {
+                return Ok(false);
+            }
+            conn.execute(
+                "DELETE FROM docs WHERE partition = ?1 AND sort = ?2",
+                params![key.partition, key.sort],
             )
             .map_err(unavailable)?;
         }
@@ -494,6 +522,14 @@ impl Store for SqliteStore {
             Ok(Some(MemberState { member, code, balances }))
         })
         .await
+    }
+
+    async fn member_phone(&self, member_id: &MemberId) -> Result<Option<crate::phone::PhoneNumber>, StoreError> {
+        let args = [text(member_id.as_str())];
+        let member: Option<Member> = self
+            .with_conn(move |conn| one(conn, "SELECT body FROM members WHERE member_id = ?1", &args))
+            .await?;
+        Ok(member.and_then(|m| m.phone))
     }
 
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError> {
@@ -894,5 +930,107 @@ impl crate::alerts::AlertSink for SqliteAlerts {
             })
             .await
             .map_err(|e| crate::alerts::AlertError(e.to_string()))
+    }
+}
+
+/// The embedded store's stream of new outbox items (the stand-in for the DynamoDB
+/// Stream), read in commit order from a persisted cursor.
+impl SqliteStore {
+    /// Up to `limit` outbox items inserted after the cursor, as (position, key), in order.
+    pub async fn outbox_stream(&self, limit: usize) -> Result<Vec<(i64, DocKey)>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT position, partition, sort FROM outbox_stream
+                     WHERE position > COALESCE((SELECT position FROM outbox_stream_cursor WHERE id = 1), 0)
+                     ORDER BY position LIMIT ?1",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![limit_param(limit)], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        DocKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                    ))
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Moves the cursor past `position` (everything up to it was published).
+    pub async fn advance_outbox_stream(&self, position: i64) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO outbox_stream_cursor (id, position) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET position = MAX(position, excluded.position)",
+                params![position],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The local event bus that shares this database (`GET /dev/events`).
+    pub fn event_bus(&self) -> SqliteEventBus {
+        SqliteEventBus { store: self.clone() }
+    }
+}
+
+/// The local event bus: events kept in the embedded database, one per `id` (it keeps the
+/// first delivery, as a de-duplicating consumer would), listed by `GET /dev/events`.
+#[derive(Clone, Debug)]
+pub struct SqliteEventBus {
+    store: SqliteStore,
+}
+
+impl SqliteEventBus {
+    /// A member's events (or everyone's, member by member), oldest first by `sequence`,
+    /// as published (see `OutboxEvent::published`).
+    pub async fn events(&self, member_id: Option<String>, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.store
+            .with_conn(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT body FROM event_bus WHERE (?1 IS NULL OR member_id = ?1)
+                         ORDER BY member_id, sequence LIMIT ?2",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![member_id, limit_param(limit)], |r| r.get::<_, String>(0))
+                    .map_err(unavailable)?;
+                rows.map(|row| row.map_err(unavailable).and_then(|text| from_json(&text)))
+                    .collect()
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::event_bus::EventBus for SqliteEventBus {
+    async fn put(&self, event: &crate::events::OutboxEvent) -> Result<(), crate::event_bus::EventBusError> {
+        let sequence = event
+            .sequence
+            .and_then(|s| i64::try_from(s).ok())
+            .ok_or_else(|| crate::event_bus::EventBusError("an event is put with its sequence".to_owned()))?;
+        let (id, member_id, body) = (
+            event.id.clone(),
+            event.member_id.as_str().to_owned(),
+            event.published().to_string(),
+        );
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock).unix_millis();
+        self.store
+            .with_conn(move |conn| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO event_bus (id, member_id, sequence, body, put_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, member_id, sequence, body, now],
+                )
+                .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| crate::event_bus::EventBusError(e.to_string()))
     }
 }

@@ -11,6 +11,7 @@ use aws_config::SdkConfig;
 use crate::alerts::{AlertSink, LogAlerts};
 use crate::app::{App, ConfigError, MIN_CODE_SECRET_BYTES};
 use crate::clock::SystemClock;
+use crate::event_bus::{EventBus, NoEventBus};
 use crate::fees::FeeSchedule;
 use crate::files::{ExportFiles, NoFiles};
 use crate::function_config::{fees_from, fx_from, required, vars, Env, Function};
@@ -23,6 +24,9 @@ use crate::verification::CodeHasher;
 /// function pointer, so that one which sends none never references the SNS client and the
 /// linker leaves it out of the binary.
 pub type SmsWiring = fn(&SdkConfig) -> Arc<dyn SmsSender>;
+
+/// How a function publishes events, given its bus.
+pub type EventBusWiring = fn(&SdkConfig, String) -> Arc<dyn EventBus>;
 
 /// How a function raises alerts, given its topic.
 pub type AlertWiring = fn(&SdkConfig, String) -> Arc<dyn AlertSink>;
@@ -60,6 +64,14 @@ pub fn no_sms(_aws: &SdkConfig) -> Arc<dyn SmsSender> {
     Arc::new(NoSms)
 }
 
+/// Events put on an EventBridge bus.
+pub fn events_through_eventbridge(aws: &SdkConfig, bus_name: String) -> Arc<dyn EventBus> {
+    Arc::new(crate::adapters::eventbridge::EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(aws),
+        bus_name,
+    ))
+}
+
 /// Alerts published to an SNS topic.
 pub fn alerts_through_sns(aws: &SdkConfig, topic_arn: String) -> Arc<dyn AlertSink> {
     Arc::new(crate::adapters::sns::SnsTopicAlerts::new(
@@ -78,6 +90,7 @@ pub struct Deployment {
     pub alerts: Option<AlertWiring>,
     pub code_secret: Option<CodeSecretWiring>,
     pub files: Option<FilesWiring>,
+    pub events: Option<EventBusWiring>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -96,6 +109,7 @@ const fn http(route: Route, handler: Handler) -> Deployment {
         alerts: None,
         code_secret: None,
         files: None,
+        events: None,
     }
 }
 
@@ -139,6 +153,7 @@ pub const RECONCILE: Deployment = Deployment {
     alerts: Some(alerts_through_sns),
     code_secret: None,
     files: None,
+    events: None,
 };
 pub const EXPORT_STATEMENT: Deployment = Deployment {
     function: Function::ExportStatement,
@@ -147,6 +162,16 @@ pub const EXPORT_STATEMENT: Deployment = Deployment {
     alerts: None,
     code_secret: None,
     files: Some(files_in_s3),
+    events: None,
+};
+pub const PUBLISH_EVENTS: Deployment = Deployment {
+    function: Function::PublishEvents,
+    handler: None,
+    sms: sms_through_sns,
+    alerts: None,
+    code_secret: None,
+    files: None,
+    events: Some(events_through_eventbridge),
 };
 
 /// Every deployed function, as `template.yaml` deploys them.
@@ -176,6 +201,7 @@ pub const ALL: &[Deployment] = &[
     GET_EXPORT,
     RECONCILE,
     EXPORT_STATEMENT,
+    PUBLISH_EVENTS,
 ];
 
 /// The deployment of `function` (for the tests, which start functions as deployed).
@@ -221,6 +247,10 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         ),
         None => Arc::new(NoFiles),
     };
+    let events: Arc<dyn EventBus> = match deployment.events {
+        Some(through) => through(aws, required(env, vars::EVENT_BUS_NAME, "the EventBridge bus's name")?),
+        None => Arc::new(NoEventBus),
+    };
     Ok(App {
         store: Arc::new(store),
         sms: (deployment.sms)(aws),
@@ -230,6 +260,7 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         fx,
         alerts,
         files,
+        events,
     })
 }
 
@@ -288,6 +319,11 @@ mod tests {
                 function.uses_export_files(),
                 "{function:?}: the export bucket"
             );
+            assert_eq!(
+                deployment.events.is_some(),
+                function.publishes_events(),
+                "{function:?}: the event bus"
+            );
             match function {
                 Function::Http(route) => {
                     let handler = deployment.handler.unwrap_or_else(|| panic!("{route:?} has a handler"));
@@ -296,7 +332,9 @@ mod tests {
                         "{route:?} serves its own handler"
                     );
                 }
-                Function::Reconcile | Function::ExportStatement => assert!(deployment.handler.is_none()),
+                Function::Reconcile | Function::ExportStatement | Function::PublishEvents => {
+                    assert!(deployment.handler.is_none())
+                }
             }
         }
     }

@@ -12,6 +12,8 @@ use crate::function_config::{Function, ProcessEnv};
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod metrics;
+#[cfg(feature = "aws")]
+pub mod stream;
 
 /// JSON logs to stdout for CloudWatch, at the level `RUST_LOG` names (see [`log_level`]).
 /// A level, not `EnvFilter`'s per-module directives: those need the regex engine, 0.67 MB
@@ -159,6 +161,25 @@ pub async fn run_export_statement() -> Result<(), lambda_http::Error> {
         move |event: LambdaEvent<serde_json::Value>| {
             let app = Arc::clone(&app);
             async move { Ok::<_, lambda_http::Error>(export_stream_batch(&app, &event.payload).await) }
+        },
+    ))
+    .await
+}
+
+/// Runs the event publisher as a Lambda function: batches of the table's stream in, the
+/// partial-batch response out; on its schedule, the SMS sweep.
+#[cfg(feature = "aws")]
+pub async fn run_publisher() -> Result<(), lambda_http::Error> {
+    use lambda_http::lambda_runtime::{self, LambdaEvent};
+    let app = Arc::new(start_in_lambda(&aws::PUBLISH_EVENTS).await?);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<serde_json::Value>| {
+            let app = Arc::clone(&app);
+            async move {
+                stream::handle(&app, event.payload)
+                    .await
+                    .map_err(|e| lambda_http::Error::from(e.to_string()))
+            }
         },
     ))
     .await
