@@ -24,8 +24,7 @@ use fund_account_tests::deployed::{self, Emulated, ACCOUNT_ID, REGION};
 use fund_account_tests::event;
 use fund_account_tests::journey::{
     assert_statement_adds_up, export_under_the_events_id, fresh_rate, make_the_sent_code,
-    outbox_item_under_the_events_key, quote_under_the_events_id,
-    withdrawal_under_the_events_id,
+    outbox_item_under_the_events_key, quote_under_the_events_id, withdrawal_under_the_events_id,
 };
 use serde_json::Value;
 
@@ -230,7 +229,12 @@ async fn every_function_binary_answers_its_event_from_the_template_environment()
     let named = event("get-export")["pathParameters"]["id"].as_str().unwrap().to_owned();
     export_under_the_events_id(&rates, &member, export["id"].as_str().unwrap(), &named).await;
     let (batch, invoked) = j.background(Function::ExportStatement).await;
-    assert_eq!(batch, serde_json::json!({ "batchItemFailures": [] }), "{}", invoked.output());
+    assert_eq!(
+        batch,
+        serde_json::json!({ "batchItemFailures": [] }),
+        "{}",
+        invoked.output()
+    );
     let export = j.http(Route::GetExport, 200).await;
     assert_eq!(export["status"], "ready", "{export}");
     let url = export["download_url"].as_str().unwrap();

@@ -67,7 +67,8 @@ fn transaction(member: &MemberId, step: usize, movement: &Move, now: Timestamp) 
     let reference = format!("ref-{step}");
     let tx = Transaction::new(member, &reference, now);
     let posting = |c: Currency, t: EntryType| Posting::new(member, c, t, &reference);
-    let clearing = |tx: Transaction, c: Currency, a: Amount, t: EntryType| tx.platform(PlatformAccount::Clearing, c, a, t);
+    let clearing =
+        |tx: Transaction, c: Currency, a: Amount, t: EntryType| tx.platform(PlatformAccount::Clearing, c, a, t);
     Some(match *movement {
         Move::Collect(c, a) => clearing(
             tx.member(posting(c, EntryType::Collection).change(Bucket::Pending, cents(a))),
@@ -113,8 +114,18 @@ fn transaction(member: &MemberId, step: usize, movement: &Move, now: Timestamp) 
         Move::Convert(sell, buy) => tx
             .member(posting(Currency::Usd, EntryType::ConversionOut).change(Bucket::Available, cents(sell).negated()))
             .member(posting(Currency::Cny, EntryType::ConversionIn).change(Bucket::Available, cents(buy)))
-            .platform(PlatformAccount::FxPosition, Currency::Usd, cents(sell), EntryType::ConversionOut)
-            .platform(PlatformAccount::FxPosition, Currency::Cny, cents(buy).negated(), EntryType::ConversionIn),
+            .platform(
+                PlatformAccount::FxPosition,
+                Currency::Usd,
+                cents(sell),
+                EntryType::ConversionOut,
+            )
+            .platform(
+                PlatformAccount::FxPosition,
+                Currency::Cny,
+                cents(buy).negated(),
+                EntryType::ConversionIn,
+            ),
         Move::LookNow => return None,
     })
 }
@@ -208,9 +219,14 @@ async fn random_ledger_case(adapter: Adapter, moves: Vec<(Move, i64)>, cuts: Vec
     for (step, (movement, gap)) in moves.iter().enumerate() {
         t.clock.advance_millis(*gap);
         if matches!(movement, Move::LookNow) {
-            let range = StatementRange::new(Currency::Usd, start.plus_millis(-DAY), t.app.now().plus_millis(DAY)).unwrap();
+            let range =
+                StatementRange::new(Currency::Usd, start.plus_millis(-DAY), t.app.now().plus_millis(DAY)).unwrap();
             let seen = whole_statement(&t.app, &member, &range, limit).await;
-            assert_eq!(seen.closing, t.balances(&member).await.usd, "a statement to now ends at the balance");
+            assert_eq!(
+                seen.closing,
+                t.balances(&member).await.usd,
+                "a statement to now ends at the balance"
+            );
         } else {
             book(&t.app, &member, step, movement).await;
         }
@@ -241,7 +257,11 @@ async fn random_ledger_case(adapter: Adapter, moves: Vec<(Move, i64)>, cuts: Vec
             previous = Some(this);
         }
         let last = previous.unwrap();
-        assert_eq!(&last.closing, t.balances(&member).await.get(currency), "{currency}: the last closing is the balance");
+        assert_eq!(
+            &last.closing,
+            t.balances(&member).await.get(currency),
+            "{currency}: the last closing is the balance"
+        );
     }
 }
 
@@ -306,15 +326,29 @@ async fn a_statements_reads_do_not_grow_with_the_history_before_it(adapter: Adap
     // it passes; no statement after it does, of any range.
     let first = StatementRange::new(Currency::Usd, now.plus_millis(-DAY), now).unwrap();
     statement::statement(&t.app, &member, first, 10, None).await.unwrap();
-    let range = StatementRange::new(Currency::Usd, now.plus_millis(-61 * DAY - 3_600_000), now.plus_millis(-60 * DAY)).unwrap();
+    let range = StatementRange::new(
+        Currency::Usd,
+        now.plus_millis(-61 * DAY - 3_600_000),
+        now.plus_millis(-60 * DAY),
+    )
+    .unwrap();
     counter.0.store(0, Ordering::SeqCst);
     let page = statement::statement(&t.app, &member, range, 500, None).await.unwrap();
     let reads = counter.0.load(Ordering::SeqCst);
     assert!(!page.lines.is_empty());
     let collected = cents(100 * page.lines.len() as u64);
-    assert_eq!(page.closing.pending, page.opening.pending.checked_add(collected).unwrap());
-    assert!(page.opening.pending > Amount::ZERO, "the history before it is in its opening");
-    assert!(reads <= 6, "{reads} ledger reads for one day's statement after {collections} entries");
+    assert_eq!(
+        page.closing.pending,
+        page.opening.pending.checked_add(collected).unwrap()
+    );
+    assert!(
+        page.opening.pending > Amount::ZERO,
+        "the history before it is in its opening"
+    );
+    assert!(
+        reads <= 6,
+        "{reads} ledger reads for one day's statement after {collections} entries"
+    );
 }
 
 for_each_adapter!(a_statements_reads_do_not_grow_with_the_history_before_it);
@@ -337,7 +371,10 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
                 }
                 '"' => {
                     quoted = false;
-                    assert!(matches!(chars.peek(), Some(',' | '\r') | None), "text after a closing quote");
+                    assert!(
+                        matches!(chars.peek(), Some(',' | '\r') | None),
+                        "text after a closing quote"
+                    );
                 }
                 other => cell.push(other),
             }
@@ -393,20 +430,31 @@ async fn exported_file(t: &TestApp, member: &MemberId) -> (Statement, String, ex
                 .postings
                 .into_iter()
                 .map(|mut p| {
-                    p.reference = if step == 4 { "-1".to_owned() } else { format!("{HOSTILE}-{step}") };
+                    p.reference = if step == 4 {
+                        "-1".to_owned()
+                    } else {
+                        format!("{HOSTILE}-{step}")
+                    };
                     p
                 })
                 .collect(),
             ..tx
         };
-        t.app.store.commit(Write::transaction(tx, t.app.now()).unwrap()).await.unwrap();
+        t.app
+            .store
+            .commit(Write::transaction(tx, t.app.now()).unwrap())
+            .await
+            .unwrap();
     }
     let now = t.app.now();
     let range = StatementRange::new(Currency::Usd, now.plus_millis(-DAY), now.plus_millis(1)).unwrap();
     let statement = whole_statement(&t.app, member, &range, 500).await;
     let requested = export::request(&t.app, member, range).await.unwrap();
     assert_eq!(requested.status, ExportStatus::Pending);
-    assert_eq!(export::run(&t.app, member, &requested.id).await.unwrap(), ExportStatus::Ready);
+    assert_eq!(
+        export::run(&t.app, member, &requested.id).await.unwrap(),
+        ExportStatus::Ready
+    );
     let view = export::view(&t.app, member, &requested.id).await.unwrap();
     let (url, expires_at) = view.download.clone().expect("a ready export has a download URL");
     assert_eq!(expires_at, t.app.now().plus_seconds(15 * 60));
@@ -450,13 +498,18 @@ fn check_csv(bytes: &[u8], statement: &Statement, export: &export::Export) {
         );
     }
     assert!(body.contains("提现手续费"), "Chinese text survives");
-    assert!(body.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"订单, 退款\"\")-0\""), "quoted and defused");
+    assert!(
+        body.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"订单, 退款\"\")-0\""),
+        "quoted and defused"
+    );
     assert!(body.contains(",'-1,"), "a reference beginning with - is defused");
 }
 
 /// The same test app, keeping exports in `files`.
 fn with_files(t: TestApp, files: Arc<dyn fund_account::files::ExportFiles>) -> TestApp {
-    let app = Arc::try_unwrap(t.app).expect("the test's only handle").with_files(files);
+    let app = Arc::try_unwrap(t.app)
+        .expect("the test's only handle")
+        .with_files(files);
     TestApp {
         app: Arc::new(app),
         clock: t.clock,
@@ -467,7 +520,10 @@ fn with_files(t: TestApp, files: Arc<dyn fund_account::files::ExportFiles>) -> T
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_csv_opens_with_its_chinese_text_and_defused_formulas_and_adds_up() {
     use fund_account::adapters::local_files::LocalFiles;
-    let dir = std::env::temp_dir().join(format!("fund-account-csv-{}", ulid::Ulid::new().to_string().to_lowercase()));
+    let dir = std::env::temp_dir().join(format!(
+        "fund-account-csv-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    ));
     let files = LocalFiles::new(&dir, "http://127.0.0.1:3000", b"k".to_vec());
     let t = with_files(test_app(Adapter::Sqlite).await, Arc::new(files.clone()));
     let member = t.member("seller-csv", "login-Pass-2026", None).await;
@@ -518,6 +574,12 @@ async fn on_the_emulator_the_export_goes_to_s3_and_its_presigned_url_downloads_i
     assert_eq!(response.status(), 200);
     let bytes = response.bytes().await.unwrap();
     check_csv(&bytes, &statement, &export);
-    let stored = s3.head_object().bucket(&bucket).key(export.file_key()).send().await.unwrap();
+    let stored = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(export.file_key())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stored.content_type(), Some("text/csv; charset=utf-8"));
 }

@@ -50,11 +50,11 @@ pub mod vars {
 impl Function {
     /// Every function `template.yaml` deploys.
     pub fn all() -> impl Iterator<Item = Function> {
-        Route::ALL
-            .iter()
-            .copied()
-            .map(Function::Http)
-            .chain([Function::Reconcile, Function::ExportStatement, Function::PublishEvents])
+        Route::ALL.iter().copied().map(Function::Http).chain([
+            Function::Reconcile,
+            Function::ExportStatement,
+            Function::PublishEvents,
+        ])
     }
 
     /// The function's crate and binary (`BuildProperties.Binary` in the template).

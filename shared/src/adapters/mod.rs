@@ -3,11 +3,11 @@
 
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
 pub mod local_files;
 #[cfg(feature = "aws")]
 pub mod s3;
-#[cfg(feature = "aws")]
-pub mod eventbridge;
 #[cfg(feature = "aws")]
 pub mod sns;
 #[cfg(feature = "embedded")]
