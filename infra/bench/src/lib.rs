@@ -15,7 +15,8 @@ pub async fn emulator_store(endpoint: &str, prefix: &str) -> Result<DynamoStore,
     Ok(DynamoStore::new(client, table))
 }
 
-async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+/// The SDK configuration of the emulator at `endpoint`, with static test credentials.
+pub async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
