@@ -485,13 +485,20 @@ fn the_stacks_key_encrypts_everything_stored_and_roles_use_it_only_through_their
             expected.extend(["sns".to_owned(), "sqs".to_owned()]);
         }
         // Its failure queue is under the key.
-        if function == Function::PublishEvents {
+        if matches!(function, Function::PublishEvents | Function::ExportStatement) {
             expected.insert("sqs".to_owned());
+        }
+        // The export bucket is under the key.
+        if function.uses_export_files() {
+            expected.insert("s3".to_owned());
         }
         assert_eq!(services, expected, "{binary}: the services it may use the key through");
         assert_eq!(
             generates_data_keys,
-            matches!(function, Function::Reconcile | Function::PublishEvents),
+            matches!(
+                function,
+                Function::Reconcile | Function::PublishEvents | Function::ExportStatement
+            ),
             "{binary}"
         );
     }
@@ -605,9 +612,18 @@ fn every_checkov_exception_is_inline_argued_and_true() {
         if synchronous {
             assert!(dlq_reason.contains("synchronously"), "{binary}: {dlq_reason}");
         } else {
-            let on_failure = &resource["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+            // Invoked by EventBridge: the function's own on-failure destination; by a
+            // stream's event source mapping: the mapping's.
+            let invoke_config = &resource["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+            let streams_have_theirs = resource["Properties"]["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .filter(|(_, event)| event["Type"].as_str() == Some("DynamoDB"))
+                .all(|(_, event)| !event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"].is_null());
+            let has_stream = events.contains(&"DynamoDB");
             assert!(
-                !on_failure["Destination"].is_null(),
+                !invoke_config["Destination"].is_null() || (has_stream && streams_have_theirs),
                 "{binary} is invoked asynchronously ({events:?}): an on-failure destination"
             );
             assert!(!dlq_reason.contains("synchronously"), "{binary}: {dlq_reason}");
