@@ -454,8 +454,9 @@ fn entry_instant(entry_id: &str) -> Option<Timestamp> {
 }
 
 /// `GET /v1/statements`: the page of lines after `after` (a line id), at most `limit`,
-/// with the whole range's opening, closing and totals. Reads two snapshots, at most a day
-/// of entries before each end, and the page's entries.
+/// with the whole range's opening, closing and totals. Reads the snapshot and at most a
+/// day of entries before `from`, the page's entries, and — unless the page reaches `to`,
+/// whose closing is then where it ends — the same before `to`.
 pub async fn statement(
     app: &App,
     member_id: &MemberId,
@@ -464,7 +465,6 @@ pub async fn statement(
     after: Option<String>,
 ) -> Result<Statement, ApiError> {
     let opening = position_at(app, member_id, range.currency, range.from).await?;
-    let closing = position_at(app, member_id, range.currency, range.to).await?;
     let (mut running, start) = match &after {
         None => (opening, range.from),
         Some(id) => match position_after_line(app, member_id, &range, id).await? {
@@ -495,6 +495,12 @@ pub async fn statement(
             after: running.balance,
         });
     }
+    // The last page has read up to `to`: where it ends is the closing. Any other page
+    // reads the closing from the snapshot before `to`.
+    let closing = match next_after {
+        None => running,
+        Some(_) => position_at(app, member_id, range.currency, range.to).await?,
+    };
     let totals = closing
         .totals
         .since(&opening.totals)
