@@ -200,10 +200,15 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
         available_at: None,
     };
     collection::collect(&app, new_collection("col-1")).await.unwrap();
-    // The collection, the member check, the balance and its entry, a clearing shard and
-    // its entry, the outbox event.
-    assert_eq!(counter.items_written(), [7], "collection's items");
-    assert_eq!(counter.take(), calls(&[("TransactWriteItems", 1)]), "collection");
+    // The collection, its pending shard and entry, a clearing shard and its entry, the
+    // outbox event; the member's existence is read once per process, not checked in the
+    // commit (the profile would be one item every collection of the seller writes).
+    assert_eq!(counter.items_written(), [6], "collection's items");
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
+        "first collection of a member in a process"
+    );
     collection::collect(&app, new_collection("col-1")).await.unwrap();
     assert_eq!(
         counter.take(),
@@ -227,11 +232,31 @@ async fn every_operation_makes_the_calls_the_data_model_states() {
     );
     let settled = collection::settle_due(&app, app.now()).await.unwrap();
     assert_eq!(settled.count, 1);
-    // One page of the due index (a Query per shard), one commit per collection.
+    // One page of the due index (a Query per shard), one commit for the collection.
     assert_eq!(
         counter.take(),
         calls(&[("Query", 8), ("TransactWriteItems", 1)]),
         "settlement of one collection"
+    );
+    // Three collections on one pending shard settle in one commit: the shard and the
+    // balance item once each, every collection with its own entries and event.
+    let shard_of_first = fund_account::ledger::pending_shard_of("col-1");
+    let same_shard: Vec<String> = (2..)
+        .map(|n| format!("col-{n}"))
+        .filter(|id| fund_account::ledger::pending_shard_of(id) == shard_of_first)
+        .take(3)
+        .collect();
+    for id in &same_shard {
+        collection::collect(&app, new_collection(id)).await.unwrap();
+    }
+    counter.take();
+    let settled = collection::settle_due(&app, app.now()).await.unwrap();
+    assert_eq!(settled.count, 3);
+    assert_eq!(counter.items_written(), [3 * 4 + 2], "a batch's items");
+    assert_eq!(
+        counter.take(),
+        calls(&[("Query", 8), ("TransactWriteItems", 1)]),
+        "settlement of three collections of one shard"
     );
 
     // Money out.

@@ -727,13 +727,16 @@ impl StoreHook for CallCounter {
     }
 }
 
-/// 150 due collections: a full page of 100, then a short one of 50, then nothing more to
-/// read — each settled once, with its version moved on.
+/// A page and a half of due collections (pages of 100 here, to keep the emulator's part
+/// short): a full page, then a short one, then nothing more to read — each settled once,
+/// with its version moved on.
 async fn settlement_pages_past_a_full_page_and_stops_after_a_short_one(adapter: Adapter) {
     let calls = Arc::new(CallCounter::default());
     let t = hooked_app(adapter, calls.clone()).await;
     let m = t.active_member("seller-1").await;
-    for n in 0..150 {
+    let page = 100;
+    let due = page * 3 / 2;
+    for n in 0..due {
         collection::collect(
             &t.app,
             new_collection(&format!("due-{n:03}"), &m, Currency::Usd, "1", Some(-1)),
@@ -742,18 +745,23 @@ async fn settlement_pages_past_a_full_page_and_stops_after_a_short_one(adapter: 
         .unwrap();
     }
     let due_reads = || calls.due_reads.load(SeqCst);
-    let settled = collection::settle_due(&t.app, t.app.now()).await.unwrap();
-    assert_eq!((settled.count, settled.usd), (150, amount("150")));
+    let settled = collection::settle_due_in_pages(&t.app, t.app.now(), page)
+        .await
+        .unwrap();
+    let total = amount(&due.to_string());
+    assert_eq!((settled.count, settled.usd), (due as u64, total));
     assert_eq!(
         due_reads(),
         2,
         "one read per page; a short page, all settled, is the last"
     );
     let usd = t.balances(&m).await.usd;
-    assert_eq!((usd.available, usd.pending), (amount("150"), Amount::ZERO));
-    let stored = t.stored_collection("due-149").await;
+    assert_eq!((usd.available, usd.pending), (total, Amount::ZERO));
+    let stored = t.stored_collection(&format!("due-{:03}", due - 1)).await;
     assert_eq!((stored.status, stored.version), (CollectionStatus::Settled, 2));
-    let again = collection::settle_due(&t.app, t.app.now()).await.unwrap();
+    let again = collection::settle_due_in_pages(&t.app, t.app.now(), page)
+        .await
+        .unwrap();
     assert_eq!((again.count, due_reads()), (0, 3));
     t.assert_books_balance(&m).await;
 }

@@ -507,7 +507,7 @@ fn the_stacks_key_encrypts_everything_stored_and_roles_use_it_only_through_their
 /// Every function has reserved concurrency (docs/operations.md#reserved-concurrency):
 /// an HTTP function never more than its route's burst (API Gateway admits no more at
 /// once) and enough for its route's steady rate at 100 ms a request; all of them leave
-/// the account's default quota (1,000) its 100 unreserved.
+/// the quota the operations guide asks of the account its 100 unreserved.
 #[test]
 fn every_function_has_reserved_concurrency_from_its_routes_limits() {
     use fund_account::routes::Route;
@@ -541,11 +541,18 @@ fn every_function_has_reserved_concurrency_from_its_routes_limits() {
         }
         total += reserved;
     }
-    assert!(
-        total + 100 <= 1000,
-        "{total} reserved leaves the default quota less than 100"
-    );
+    // The quota the account must have: above Lambda's default 1,000 since the
+    // marketplace's collections reserve for a big seller's sale day.
     let docs = std::fs::read_to_string(project_root().join("docs/operations.md")).unwrap();
+    let quota: u64 = docs
+        .split_once("(quota: **")
+        .and_then(|(_, rest)| rest.split_once("**"))
+        .map(|(quota, _)| quota.replace(',', "").parse().unwrap())
+        .expect("docs/operations.md#reserved-concurrency names the quota the account needs");
+    assert!(
+        total + 100 <= quota,
+        "{total} reserved leaves the documented quota {quota} less than Lambda's 100 unreserved"
+    );
     assert!(
         docs.contains(&format!("= **{total}**")),
         "docs/operations.md#reserved-concurrency gives the total, {total}"

@@ -26,7 +26,7 @@ use fund_account::events::{EventType, OutboxEvent};
 use fund_account::exchange::{self, Fixed, QuoteRequest, RateUpdate};
 use fund_account::fx::{Conversion, Mid, Pair, Quote, QuotePurpose};
 use fund_account::ids::{ExternalId, QuoteId, WithdrawalId};
-use fund_account::ledger::{Bucket, EntryType, LedgerEntry, PlatformShard};
+use fund_account::ledger::{BalancePart, Bucket, EntryType, LedgerEntry, PlatformShard};
 use fund_account::member::{MemberId, MemberStatus, PhcHash};
 use fund_account::money::{Amount, Currency};
 use fund_account::phone::PhoneNumber;
@@ -1340,9 +1340,12 @@ impl World {
                     Write::AdjustPlatform { shard, .. } => {
                         shards.insert(*shard);
                     }
+                    // The balance item's moves (a conversion's); pending shards are
+                    // checked through the books.
                     Write::AdjustBalance {
                         member_id,
                         currency,
+                        part: BalancePart::Main,
                         deltas,
                     } => {
                         adjusted.insert((member_id.clone(), *currency), deltas.iter().collect::<Vec<_>>());

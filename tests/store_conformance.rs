@@ -79,6 +79,7 @@ async fn a_failed_condition_rolls_back_the_whole_commit(adapter: Adapter) {
             Write::AdjustBalance {
                 member_id: member_id("b"),
                 currency: Currency::Usd,
+                part: fund_account::ledger::BalancePart::Main,
                 deltas: deltas_of(&[(Bucket::Available, "10")]),
             },
             Write::PutMember {
@@ -115,6 +116,7 @@ async fn balances_start_at_zero_and_never_go_negative(adapter: Adapter) {
     let adjust = |moves: &[(Bucket, &str)]| Write::AdjustBalance {
         member_id: m.member_id.clone(),
         currency: Currency::Usd,
+        part: fund_account::ledger::BalancePart::Main,
         deltas: deltas_of(moves),
     };
     assert_eq!(
@@ -162,6 +164,7 @@ async fn concurrent_debits_never_overdraw(adapter: Adapter) {
     let credit = Write::AdjustBalance {
         member_id: m.clone(),
         currency: Currency::Cny,
+        part: fund_account::ledger::BalancePart::Main,
         deltas: deltas_of(&[(Bucket::Available, "100")]),
     };
     store.commit(vec![credit]).await.unwrap();
@@ -174,6 +177,7 @@ async fn concurrent_debits_never_overdraw(adapter: Adapter) {
                 let debit = Write::AdjustBalance {
                     member_id: m.clone(),
                     currency: Currency::Cny,
+                    part: fund_account::ledger::BalancePart::Main,
                     deltas: deltas_of(&[(Bucket::Available, "-10")]),
                 };
                 match store.commit(vec![debit]).await {
@@ -961,7 +965,67 @@ async fn a_members_phone_is_read_alone(adapter: Adapter) {
     assert_eq!(store.member_phone(&without.member_id).await, Ok(None));
 }
 
+/// A member's pending money spread over shards reads as one balance: every read of the
+/// account sums the balance item and its shards, a shard refuses going below zero on its
+/// own, and the withdrawal's read sees the balance item alone (all it spends from).
+async fn pending_shards_sum_into_the_balance_and_hold_their_own_floor(adapter: Adapter) {
+    use fund_account::ledger::{BalancePart, PENDING_SHARDS};
+    let store = store_of(adapter).await;
+    let m = member("sharded", 1);
+    assert_eq!(store.member_exists(&m.member_id).await, Ok(false));
+    store
+        .commit(vec![Write::PutMember {
+            member: m.clone(),
+            expect: Expect::Absent,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.member_exists(&m.member_id).await, Ok(true));
+    let adjust = |part: BalancePart, moves: &[(Bucket, &str)]| Write::AdjustBalance {
+        member_id: m.member_id.clone(),
+        currency: Currency::Usd,
+        part,
+        deltas: deltas_of(moves),
+    };
+    // One commit: every shard and the balance item, as a settlement batch writes them.
+    let mut writes = vec![adjust(BalancePart::Main, &[(Bucket::Available, "5")])];
+    for shard in 0..PENDING_SHARDS {
+        writes.push(adjust(BalancePart::Pending(shard), &[(Bucket::Pending, "1.25")]));
+    }
+    store.commit(writes).await.unwrap();
+    let expected_pending = amount("10"); // 8 × 1.25
+    let state = store.member_state(&m.member_id).await.unwrap().unwrap();
+    assert_eq!(state.balances.usd.pending, expected_pending);
+    assert_eq!(state.balances.usd.available, amount("5"));
+    assert_eq!(store.balances(&m.member_id).await.unwrap(), state.balances);
+    let context = store
+        .withdrawal_context(&m.member_id, Currency::Usd, "key", &[])
+        .await
+        .unwrap();
+    assert_eq!(context.balance.available, amount("5"));
+    assert_eq!(context.balance.pending, amount("0"), "the balance item alone");
+    // A shard's floor is its own: 1.25 is there, 1.26 is not, whatever the others hold.
+    assert_eq!(
+        store
+            .commit(vec![adjust(BalancePart::Pending(3), &[(Bucket::Pending, "-1.26")])])
+            .await,
+        Err(StoreError::ConditionFailed { write_index: 0 })
+    );
+    store
+        .commit(vec![
+            adjust(BalancePart::Pending(3), &[(Bucket::Pending, "-1.25")]),
+            adjust(BalancePart::Main, &[(Bucket::Available, "1.25")]),
+        ])
+        .await
+        .unwrap();
+    let balances = store.balances(&m.member_id).await.unwrap();
+    assert_eq!(balances.usd.pending, amount("8.75"));
+    assert_eq!(balances.usd.available, amount("6.25"));
+    assert_eq!(balances.cny, Default::default());
+}
+
 for_each_adapter!(
+    pending_shards_sum_into_the_balance_and_hold_their_own_floor,
     a_members_phone_is_read_alone,
     documents_are_deleted_only_as_expected,
     documents_are_written_by_version_read_together_and_paged_newest_first,

@@ -56,3 +56,8 @@ echo
 "$target/measure/latency" "${SAMPLES:-40}"
 echo
 "$target/measure/load" "${LOAD_SECONDS:-5}" "${LOAD_CONNECTIONS:-16}"
+
+echo
+# The hot seller in the simulator (docs/PERFORMANCE.md#hot-seller-issue-14): one seller at
+# 2,000 collections/s for 60 simulated seconds; the figures print with the test.
+cargo test -p fund-account-tests --test hot_seller -- --nocapture 2>&1 | sed -n '/^hot seller/,/^test /p' | grep -v '^test '

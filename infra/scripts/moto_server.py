@@ -43,8 +43,74 @@ def sns_sent() -> dict:
     return {"sns": {"Topic": topics, "SMS": sms}}
 
 
+# Stream records a shard keeps, newest last. DynamoDB keeps a stream's records for 24
+# hours and drops older ones (reading past the trim horizon is an error); moto keeps every
+# record of every table for the life of the server, and with the table's stream on, the
+# suite's writes grew it past this machine's memory. The tests read a stream within
+# moments of writing it, a few hundred records at most.
+STREAM_RECORDS_KEPT = 1000
+
+
+def trim_stream_shards() -> None:
+    """Bounds each stream shard to its newest STREAM_RECORDS_KEPT records, as DynamoDB's
+    retention bounds it by age: the trim horizon (`starting_sequence_number`) moves up
+    with what is dropped, so sequence numbers and iterators stay valid, and an iterator
+    older than the horizon reads from the horizon (DynamoDB would refuse it)."""
+    from moto.dynamodb.models.table import StreamShard
+
+    add = StreamShard.add
+
+    def add_and_trim(self, old, new) -> None:  # type: ignore[no-untyped-def]
+        add(self, old, new)
+        excess = len(self.items) - STREAM_RECORDS_KEPT
+        if excess > 0:
+            del self.items[:excess]
+            self.starting_sequence_number += excess
+
+    def get(self, start, quantity):  # type: ignore[no-untyped-def]
+        start = max(start - self.starting_sequence_number, 0)
+        return [i.to_json() for i in self.items[start : start + quantity]]
+
+    StreamShard.add = add_and_trim
+    StreamShard.get = get
+
+
+def back_up_each_table_once() -> None:
+    """moto's TransactWriteItems backs the table up (a deep copy, for the rollback) once
+    per *item* of the transaction, not once per table: a settlement batch of 98 items
+    copied its table 98 times, minutes and gigabytes on a table of a few thousand items.
+    One copy per table per transaction is the same rollback. Requests are serialised
+    (see main), so swapping `copy.deepcopy` for the call is safe."""
+    import copy
+
+    from moto.dynamodb import models
+
+    transact_write_items = models.DynamoDBBackend.transact_write_items
+    deepcopy = copy.deepcopy
+
+    def once_per_table(self, transact_items):  # type: ignore[no-untyped-def]
+        backups: dict[int, object] = {}
+
+        def backup(obj, memo=None):  # type: ignore[no-untyped-def]
+            if isinstance(obj, models.Table):
+                if id(obj) not in backups:
+                    backups[id(obj)] = deepcopy(obj)
+                return backups[id(obj)]
+            return deepcopy(obj, memo)
+
+        copy.deepcopy = backup
+        try:
+            return transact_write_items(self, transact_items)
+        finally:
+            copy.deepcopy = deepcopy
+
+    models.DynamoDBBackend.transact_write_items = once_per_table
+
+
 def main() -> None:
     port = int(sys.argv[1])
+    trim_stream_shards()
+    back_up_each_table_once()
     os.environ.setdefault("MOTO_PORT", str(port))
     if "--exit-with-parent" in sys.argv:
         parent = os.getppid()

@@ -1,6 +1,7 @@
 //! The dependencies every route runs with, built once per process (per Lambda container).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use crate::alerts::{AlertSink, LogAlerts};
 use crate::clock::Clock;
@@ -9,6 +10,7 @@ use crate::event_bus::{EventBus, NoEventBus};
 use crate::fees::FeeSchedule;
 use crate::files::{ExportFiles, NoFiles};
 use crate::fx::FxSettings;
+use crate::member::MemberId;
 use crate::sms::SmsSender;
 use crate::store::Store;
 use crate::verification::CodeHasher;
@@ -30,6 +32,36 @@ pub struct App {
     pub files: Arc<dyn ExportFiles>,
     /// Where outbox events are published: only the publisher has a real one.
     pub events: Arc<dyn EventBus>,
+    /// Members this process has seen exist (see [`KnownMembers`]).
+    pub known_members: Arc<KnownMembers>,
+}
+
+/// Members this process has seen exist. Members are never deleted, so once seen a member
+/// exists for good: a big seller's collections check the member once per process instead
+/// of once per collection — a check on the member's profile in every commit would be the
+/// one item all of that seller's collections write (see `ledger::PENDING_SHARDS`).
+#[derive(Debug, Default)]
+pub struct KnownMembers(Mutex<HashSet<MemberId>>);
+
+impl KnownMembers {
+    /// Past this many members the set starts again (a process serves a few sellers at a
+    /// time; memory stays bounded whatever it serves).
+    const CAPACITY: usize = 10_000;
+
+    pub fn contains(&self, member_id: &MemberId) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(member_id)
+    }
+
+    pub fn insert(&self, member_id: &MemberId) {
+        let mut known = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= Self::CAPACITY {
+            known.clear();
+        }
+        known.insert(member_id.clone());
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -96,6 +128,7 @@ impl App {
             alerts: Arc::new(LogAlerts),
             files: Arc::new(NoFiles),
             events: Arc::new(NoEventBus),
+            known_members: Arc::default(),
         }
     }
 

@@ -139,6 +139,52 @@ impl Balance {
         }
         Some(next)
     }
+
+    /// This balance and another summed bucket by bucket: a member's balance item and
+    /// its pending shards read as the one balance the member sees. `None` on overflow.
+    pub fn plus(&self, other: &Balance) -> Option<Balance> {
+        Some(Balance {
+            available: self.available.checked_add(other.available)?,
+            pending: self.pending.checked_add(other.pending)?,
+            in_transit: self.in_transit.checked_add(other.in_transit)?,
+        })
+    }
+}
+
+/// Sub-items that hold a member's `pending` money in each currency, next to the balance
+/// item (which holds `available` and `in_transit`).
+///
+/// Why: DynamoDB serves one item at most 1,000 write units a second, and a transactional
+/// write costs two. A big seller on a sale day takes thousands of collections a second;
+/// were each to add to the one balance item, that seller would be throttled past about
+/// 500 a second whatever the table's capacity. A collection only ever *adds* to
+/// `pending`, which no withdrawal spends, so `pending` can be spread without giving up
+/// any check: each collection adds to the shard its id hashes to, and its refund or
+/// settlement takes from that same shard (so a shard can never go below zero while a
+/// collection's money is in it). `available` stays on the one balance item, so a
+/// withdrawal's `available >= amount` condition remains one exact check on one item.
+/// Reads of the account sum the shards: the same one `Query` of the member's partition.
+/// Settlement moves many collections in one commit (see `collection::settle_due`), so the
+/// balance item takes a few writes a second, not one per collection.
+pub const PENDING_SHARDS: u8 = 16;
+
+/// The pending shard a collection's money lives in: a stable hash of its id (FNV-1a), so
+/// that the same id always lands on the same shard.
+pub fn pending_shard_of(collection_id: &str) -> u8 {
+    let hash = collection_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    // The remainder is below PENDING_SHARDS, which fits a u8.
+    (hash % u64::from(PENDING_SHARDS)) as u8
+}
+
+/// Which item of a member's balance in one currency a write adjusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BalancePart {
+    /// The balance item: `available`, `in_transit`, and `pending` from before shards.
+    Main,
+    /// One pending shard (`0..PENDING_SHARDS`).
+    Pending(u8),
 }
 
 /// A member's balances in every currency.
@@ -169,6 +215,20 @@ impl Balances {
 pub struct BucketDeltas(Vec<(Bucket, Amount)>);
 
 impl BucketDeltas {
+    /// These deltas and another's, merged per bucket (zeros left out): two postings'
+    /// adjustments of one item in one commit. `None` on overflow.
+    pub fn merged(&self, other: &BucketDeltas) -> Option<BucketDeltas> {
+        let mut merged = self.0.clone();
+        for (bucket, amount) in other.iter() {
+            match merged.iter_mut().find(|(b, _)| *b == bucket) {
+                Some((_, total)) => *total = total.checked_add(amount)?,
+                None => merged.push((bucket, amount)),
+            }
+        }
+        merged.retain(|(_, a)| !a.is_zero());
+        Some(BucketDeltas(merged))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (Bucket, Amount)> + '_ {
         self.0.iter().copied()
     }
@@ -196,6 +256,9 @@ pub struct Posting {
     /// Signed changes, each with the type its ledger entry carries (the posting's own,
     /// unless a move is set apart, as a withdrawal's fee is).
     pub moves: Vec<(Bucket, Amount, EntryType)>,
+    /// The pending shard its `pending` moves adjust (a collection's); `None`: the balance
+    /// item, as for collections made before shards.
+    pub pending_shard: Option<u8>,
 }
 
 impl Posting {
@@ -206,7 +269,14 @@ impl Posting {
             entry_type,
             reference: reference.to_owned(),
             moves: Vec::new(),
+            pending_shard: None,
         }
+    }
+
+    /// Puts the posting's `pending` moves on a collection's pending shard.
+    pub fn pending_in(mut self, shard: Option<u8>) -> Posting {
+        self.pending_shard = shard;
+        self
     }
 
     /// Adds a signed change to one bucket.
@@ -238,6 +308,25 @@ impl Posting {
         }
         merged.retain(|(_, a)| !a.is_zero());
         BucketDeltas(merged)
+    }
+
+    /// The posting's balance adjustments, per item: its `pending` on its pending shard
+    /// when it has one, everything else (or everything) on the balance item. Empty parts
+    /// are left out, but a posting always adjusts at least one item.
+    pub fn parts(&self) -> Vec<(BalancePart, BucketDeltas)> {
+        let deltas = self.deltas();
+        let Some(shard) = self.pending_shard else {
+            return vec![(BalancePart::Main, deltas)];
+        };
+        let (pending, main): (Vec<_>, Vec<_>) = deltas.0.into_iter().partition(|(b, _)| *b == Bucket::Pending);
+        let mut parts = Vec::new();
+        if !main.is_empty() {
+            parts.push((BalancePart::Main, BucketDeltas(main)));
+        }
+        if !pending.is_empty() || parts.is_empty() {
+            parts.push((BalancePart::Pending(shard), BucketDeltas(pending)));
+        }
+        parts
     }
 
     /// One ledger entry per non-zero move, each with its own id.

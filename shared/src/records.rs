@@ -128,6 +128,10 @@ pub struct Collection {
     pub created_at: Timestamp,
     pub settled_at: Option<Timestamp>,
     pub version: u64,
+    /// The pending shard its money sits in until it settles (`ledger::PENDING_SHARDS`);
+    /// `None` for collections made before shards, whose money is on the balance item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_shard: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,9 @@ use crate::clock::Timestamp;
 use crate::error::ApiError;
 use crate::events::{self, Notification, NotificationState, OutboxEvent};
 use crate::ids::{ExternalId, WithdrawalId};
-use crate::ledger::{Balance, Balances, BucketDeltas, LedgerEntry, PlatformEntry, PlatformShard, Posting, Transaction};
+use crate::ledger::{
+    Balance, BalancePart, Balances, BucketDeltas, LedgerEntry, PlatformEntry, PlatformShard, Posting, Transaction,
+};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::phone::PhoneNumber;
@@ -119,11 +121,13 @@ pub enum Write {
         member_id: MemberId,
         expect: Expect,
     },
-    /// Adds signed deltas to one balance (creating it at zero); fails if any bucket
-    /// would end below zero. Always paired with ledger entries (see `ledger::Posting`).
+    /// Adds signed deltas to one item of a balance — the balance item or a pending shard
+    /// (see `ledger::PENDING_SHARDS`) — creating it at zero; fails if any bucket of that
+    /// item would end below zero. Always paired with ledger entries (`ledger::Posting`).
     AdjustBalance {
         member_id: MemberId,
         currency: Currency,
+        part: BalancePart,
         deltas: BucketDeltas,
     },
     /// Adds a ledger entry; fails if its id exists.
@@ -219,6 +223,8 @@ pub struct MemberState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WithdrawalContext {
     pub member: Option<Member>,
+    /// The balance item alone: `available` and `in_transit` exactly (all a withdrawal or
+    /// conversion spends from); its `pending` leaves out the pending shards.
     pub balance: Balance,
     /// The key's record, possibly expired: callers check `expires_at`.
     pub idempotency: Option<IdempotencyRecord>,
@@ -281,6 +287,11 @@ pub trait Store: Send + Sync {
     /// A member's balances only (zero where none is stored), consistently: for readers
     /// that must never see the profile's password hashes (the reconciliation).
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError>;
+
+    /// Whether the member exists, reading nothing of its profile (the collection
+    /// functions never see password hashes). Members are never deleted, so a `true` stays
+    /// true: a caller may remember it.
+    async fn member_exists(&self, member_id: &MemberId) -> Result<bool, StoreError>;
 
     /// A member's bound phone only (`None` without a member or a phone): for the readers
     /// that must never see the profile's password hashes (the event publisher).
@@ -391,11 +402,7 @@ impl Write {
     /// a commit may touch an item once) and one ledger entry per non-zero move — so the
     /// entries of a bucket always sum to its balance.
     pub fn posting(posting: Posting, now: Timestamp) -> Vec<Write> {
-        let mut writes = vec![Write::AdjustBalance {
-            member_id: posting.member_id.clone(),
-            currency: posting.currency,
-            deltas: posting.deltas(),
-        }];
+        let mut writes = Write::adjustments(&posting);
         writes.extend(posting.entries(now).into_iter().map(Write::AppendLedger));
         writes
     }
@@ -409,11 +416,7 @@ impl Write {
             .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
         let mut writes = Vec::new();
         for posting in &transaction.postings {
-            writes.push(Write::AdjustBalance {
-                member_id: posting.member_id.clone(),
-                currency: posting.currency,
-                deltas: posting.deltas(),
-            });
+            writes.extend(Write::adjustments(posting));
             writes.extend(posting.entries(now).into_iter().map(|mut entry| {
                 entry.transaction = Some(transaction.id.clone());
                 Write::AppendLedger(entry)
@@ -421,6 +424,65 @@ impl Write {
         }
         writes.extend(Write::platform_legs(transaction.platform_entries(now))?);
         writes.extend(Write::outbox(&transaction, now)?);
+        Ok(writes)
+    }
+
+    /// A posting's balance adjustments: one per item it moves (see `Posting::parts`).
+    fn adjustments(posting: &Posting) -> Vec<Write> {
+        posting
+            .parts()
+            .into_iter()
+            .map(|(part, deltas)| Write::AdjustBalance {
+                member_id: posting.member_id.clone(),
+                currency: posting.currency,
+                part,
+                deltas,
+            })
+            .collect()
+    }
+
+    /// The writes of several ledger transactions in one commit (a settlement batch): each
+    /// transaction's writes, with the adjustments of one balance item merged into one
+    /// write (a commit touches an item once). Everything else stays apart: every
+    /// transaction keeps its own entries, id and event.
+    pub fn transactions(transactions: Vec<Transaction>, now: Timestamp) -> Result<Vec<Write>, StoreError> {
+        let mut writes: Vec<Write> = Vec::new();
+        for transaction in transactions {
+            for write in Write::transaction(transaction, now)? {
+                let Write::AdjustBalance {
+                    member_id,
+                    currency,
+                    part,
+                    deltas,
+                } = write
+                else {
+                    writes.push(write);
+                    continue;
+                };
+                let same_item = writes.iter_mut().find_map(|w| match w {
+                    Write::AdjustBalance {
+                        member_id: m,
+                        currency: c,
+                        part: p,
+                        deltas: d,
+                    } if *m == member_id && *c == currency && *p == part => Some(d),
+                    _ => None,
+                });
+                match same_item {
+                    Some(existing) => {
+                        *existing = existing
+                            .merged(&deltas)
+                            .ok_or_else(|| StoreError::InvalidCommit("a batch's deltas overflow".to_owned()))?;
+                    }
+                    None => writes.push(Write::AdjustBalance {
+                        member_id,
+                        currency,
+                        part,
+                        deltas,
+                    }),
+                }
+            }
+        }
         Ok(writes)
     }
 
@@ -511,8 +573,17 @@ impl Write {
             Write::IndexMember { member_id } => format!("member-index/{member_id}"),
             Write::DeleteCode { member_id, .. } => format!("code/{member_id}"),
             Write::AdjustBalance {
-                member_id, currency, ..
+                member_id,
+                currency,
+                part: BalancePart::Main,
+                ..
             } => format!("balance/{member_id}/{currency}"),
+            Write::AdjustBalance {
+                member_id,
+                currency,
+                part: BalancePart::Pending(shard),
+                ..
+            } => format!("balance/{member_id}/{currency}#p{shard}"),
             Write::AppendLedger(entry) => {
                 format!("ledger/{}/{}/{}", entry.member_id, entry.currency, entry.id)
             }

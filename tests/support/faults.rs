@@ -96,6 +96,12 @@ impl Store for HookedStore {
     ) -> Result<fund_account::ledger::Balances, fund_account::store::StoreError> {
         hooked_read!(self, "balances", self.inner.balances(member_id))
     }
+    async fn member_exists(
+        &self,
+        member_id: &fund_account::member::MemberId,
+    ) -> Result<bool, fund_account::store::StoreError> {
+        hooked_read!(self, "member_exists", self.inner.member_exists(member_id))
+    }
     async fn member_phone(
         &self,
         member_id: &fund_account::member::MemberId,

@@ -112,6 +112,7 @@ pub fn collection(id: &str, member: &str, available_at: Timestamp, status: Colle
         created_at: at(0),
         settled_at: None,
         version: 1,
+        pending_shard: None,
     }
 }
 

@@ -553,19 +553,16 @@ impl Sim {
         core.applied.push((op, writes.to_vec()));
     }
 
-    /// Collections as a lagging index shows them now: per item, the newest version it has
-    /// caught up with.
-    fn indexed_collections(&self) -> Vec<Collection> {
+    /// Collections as a lagging index shows them now (per item, the newest version it
+    /// has caught up with), those `keep` wants: filtered before they are copied, since a
+    /// long run's index holds a hundred thousand.
+    fn indexed_collections(&self, keep: impl Fn(&Collection) -> bool) -> Vec<Collection> {
         let core = self.core();
         core.indexed
             .values()
-            .filter_map(|versions| {
-                versions
-                    .iter()
-                    .rev()
-                    .find(|v| v.visible_at <= core.step)
-                    .map(|v| v.collection.clone())
-            })
+            .filter_map(|versions| versions.iter().rev().find(|v| v.visible_at <= core.step))
+            .filter(|v| keep(&v.collection))
+            .map(|v| v.collection.clone())
             .collect()
     }
 }
@@ -616,6 +613,11 @@ impl Store for SimStore {
 
     async fn balances(&self, member_id: &MemberId) -> Result<Balances, StoreError> {
         self.call(CallKind::Read, || self.sim.table.balances(member_id)).await
+    }
+
+    async fn member_exists(&self, member_id: &MemberId) -> Result<bool, StoreError> {
+        self.call(CallKind::Read, || self.sim.table.member_exists(member_id))
+            .await
     }
 
     async fn member_phone(&self, member_id: &MemberId) -> Result<Option<fund_account::phone::PhoneNumber>, StoreError> {
@@ -721,10 +723,7 @@ impl Store for SimStore {
         self.call(CallKind::IndexRead, || async {
             let mut due: Vec<Collection> = self
                 .sim
-                .indexed_collections()
-                .into_iter()
-                .filter(|c| c.status == CollectionStatus::Pending && c.available_at <= now)
-                .collect();
+                .indexed_collections(|c| c.status == CollectionStatus::Pending && c.available_at <= now);
             due.sort_by(|a, b| (a.available_at, &a.collection_id).cmp(&(b.available_at, &b.collection_id)));
             due.truncate(limit);
             Ok(due)
@@ -748,17 +747,13 @@ impl Store for SimStore {
         page: &PageRequest,
     ) -> Result<Page<Collection>, StoreError> {
         self.call(CallKind::IndexRead, || async {
-            let mut items: Vec<Collection> = self
-                .sim
-                .indexed_collections()
-                .into_iter()
-                .filter(|c| &c.member_id == member_id)
-                .filter(|c| {
-                    page.before
+            let mut items: Vec<Collection> = self.sim.indexed_collections(|c| {
+                &c.member_id == member_id
+                    && page
+                        .before
                         .as_deref()
                         .is_none_or(|before| c.collection_id.as_str() < before)
-                })
-                .collect();
+            });
             items.sort_by(|a, b| b.collection_id.cmp(&a.collection_id));
             let more = items.len() > page.limit;
             items.truncate(page.limit);

@@ -6,6 +6,7 @@
 //! | member index | `MEMBERS#<shard>` | `<id>` | keys only: the reconciliation's walk |
 //! | SMS code | `MEMBER#<id>` | `CODE` | TTL attribute `expires_at_ttl` |
 //! | balance | `MEMBER#<id>` | `BALANCE#<CUR>` | numbers; `>= 0` conditions |
+//! | pending shard | `MEMBER#<id>` | `BALANCE#<CUR>#P<k>` | `pending` only; `>= 0` conditions (see `ledger::PENDING_SHARDS`) |
 //! | ledger entry | `LEDGER#<id>#<CUR>` | `<entry id>` | append-only |
 //! | withdrawal | `WITHDRAWAL#<wid>` | `WITHDRAWAL` | GSI1: `MEMBER#<id>#WITHDRAWALS` / `<wid>` |
 //! | collection | `COLLECTION#<cid>` | `COLLECTION` | GSI1: `MEMBER#<id>#COLLECTIONS` / `<cid>`; GSI2 while unsettled: `DUE#<shard>` / `<due ms>#<cid>` |
@@ -17,7 +18,8 @@
 //! | platform entry | `PLATFORM#<account>#<CUR>#<nn>#LEDGER` | `<entry id>` | append-only |
 //! | outbox event, notification, event sequence | documents (`OUTBOX#<id>`, `NOTIFY#<nn>`, `EVENTSEQ#<id>`; see `events`) | | new outbox items leave through the table's stream |
 //!
-//! A member's partition holds only its profile, code and two balances, so one consistent
+//! A member's partition holds only its profile, code and balances (with their pending
+//! shards, at most 36 small items), so one consistent
 //! `Query` reads everything activation and `GET /v1/account` need. `docs/data-model.md`
 //! lists the calls each operation makes.
 
@@ -39,7 +41,9 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::ids::{ExternalId, WithdrawalId};
-use crate::ledger::{Balance, Balances, Bucket, LedgerEntry, PlatformEntry, PlatformShard};
+use crate::ledger::{
+    Balance, BalancePart, Balances, Bucket, LedgerEntry, PlatformEntry, PlatformShard, PENDING_SHARDS,
+};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::phone::PhoneNumber;
@@ -155,6 +159,34 @@ fn record_item<T: Serialize>(record: &T, keys: Item) -> Result<Item, StoreError>
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The most items a member's partition holds: the profile, the code, and per currency
+/// the balance item and its pending shards.
+const MEMBER_PARTITION_ITEMS: usize = 2 + Currency::ALL.len() * (1 + PENDING_SHARDS as usize);
+
+/// The sort key of a balance item (`BALANCE#USD`) or of one of its pending shards
+/// (`BALANCE#USD#P3`, see `ledger::PENDING_SHARDS`): all in the member's partition, so
+/// the one `Query` that reads the account reads them all.
+fn balance_sort_key(currency: Currency, part: BalancePart) -> String {
+    match part {
+        BalancePart::Main => format!("BALANCE#{currency}"),
+        BalancePart::Pending(shard) => format!("BALANCE#{currency}#P{shard}"),
+    }
+}
+
+/// Adds a balance item or pending shard (by its sort key) to the member's balances.
+fn add_balance_item(balances: &mut Balances, sk: &str, item: &Item) -> Result<(), StoreError> {
+    let currency = sk
+        .strip_prefix("BALANCE#")
+        .map(|rest| rest.split_once("#P").map_or(rest, |(code, _)| code))
+        .and_then(|code| Currency::ALL.into_iter().find(|c| c.code() == code))
+        .ok_or_else(|| StoreError::Corrupt(format!("unexpected balance item {sk}")))?;
+    let slot = balances.get_mut(currency);
+    *slot = slot
+        .plus(&balance_from_item(item)?)
+        .ok_or_else(|| StoreError::Corrupt(format!("balance overflow at {sk}")))?;
+    Ok(())
 }
 
 fn balance_from_item(item: &Item) -> Result<Balance, StoreError> {
@@ -334,13 +366,14 @@ impl DynamoStore {
             Write::AdjustBalance {
                 member_id,
                 currency,
+                part,
                 deltas,
             } => {
                 let mut sets = vec!["member_id = :member_id".to_owned(), "currency = :currency".to_owned()];
                 let mut conditions = Vec::new();
                 let mut update = Update::builder()
                     .table_name(table)
-                    .set_key(Some(key(member_pk(member_id), format!("BALANCE#{currency}"))))
+                    .set_key(Some(key(member_pk(member_id), balance_sort_key(*currency, *part))))
                     .expression_attribute_values(":member_id", s(member_id.as_str()))
                     .expression_attribute_values(":currency", s(currency.code()))
                     .expression_attribute_values(":zero", n("0"));
@@ -600,7 +633,13 @@ fn page_of<T>(mut items: Vec<T>, limit: usize) -> Page<T> {
 impl Store for DynamoStore {
     async fn member_state(&self, member_id: &MemberId) -> Result<Option<MemberState>, StoreError> {
         let items = self
-            .query_items(None, "PK = :pk", vec![(":pk", s(member_pk(member_id)))], true, 10)
+            .query_items(
+                None,
+                "PK = :pk",
+                vec![(":pk", s(member_pk(member_id)))],
+                true,
+                MEMBER_PARTITION_ITEMS,
+            )
             .await?;
         let mut member = None;
         let mut code = None;
@@ -613,8 +652,7 @@ impl Store for DynamoStore {
             match sk.as_str() {
                 "PROFILE" => member = Some(from_item::<Member>(item)?),
                 "CODE" => code = Some(from_item::<VerificationCode>(item)?),
-                "BALANCE#USD" => balances.usd = balance_from_item(&item)?,
-                "BALANCE#CNY" => balances.cny = balance_from_item(&item)?,
+                balance if balance.starts_with("BALANCE#") => add_balance_item(&mut balances, balance, &item)?,
                 other => {
                     return Err(StoreError::Corrupt(format!(
                         "unexpected item {other} in a member partition"
@@ -623,6 +661,29 @@ impl Store for DynamoStore {
             }
         }
         Ok(member.map(|member| MemberState { member, code, balances }))
+    }
+
+    async fn member_exists(&self, member_id: &MemberId) -> Result<bool, StoreError> {
+        // The profile's keys and nothing else, as `member_phone` reads: the collection
+        // role allows exactly these attributes (`dynamodb:Attributes` with `Select:
+        // SPECIFIC_ATTRIBUTES`), so it never reads password hashes. Consistent, so a
+        // member created a moment ago is found.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#PK = :pk AND #SK = :profile")
+            .expression_attribute_values(":pk", s(member_pk(member_id)))
+            .expression_attribute_values(":profile", s("PROFILE"))
+            .select(Select::SpecificAttributes)
+            .projection_expression("#PK, #SK")
+            .expression_attribute_names("#PK", "PK")
+            .expression_attribute_names("#SK", "SK")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.count > 0)
     }
 
     async fn member_phone(&self, member_id: &MemberId) -> Result<Option<PhoneNumber>, StoreError> {
@@ -676,8 +737,7 @@ impl Store for DynamoStore {
         let mut balances = Balances::default();
         for item in output.items.unwrap_or_default() {
             match item.get("SK") {
-                Some(AttributeValue::S(sk)) if sk == "BALANCE#USD" => balances.usd = balance_from_item(&item)?,
-                Some(AttributeValue::S(sk)) if sk == "BALANCE#CNY" => balances.cny = balance_from_item(&item)?,
+                Some(AttributeValue::S(sk)) => add_balance_item(&mut balances, sk, &item)?,
                 other => return Err(StoreError::Corrupt(format!("unexpected balance item {other:?}"))),
             }
         }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::ids::{ExternalId, WithdrawalId};
-use crate::ledger::{Balance, Balances, LedgerEntry, PlatformAccount, PlatformEntry, PlatformShard};
+use crate::ledger::{Balance, BalancePart, Balances, LedgerEntry, PlatformAccount, PlatformEntry, PlatformShard};
 use crate::member::{Member, MemberId, VerificationCode};
 use crate::money::{Amount, Currency};
 use crate::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
@@ -37,9 +37,13 @@ CREATE TABLE IF NOT EXISTS balances (
     member_id TEXT NOT NULL, currency TEXT NOT NULL,
     available TEXT NOT NULL, pending TEXT NOT NULL, in_transit TEXT NOT NULL,
     PRIMARY KEY (member_id, currency));
+CREATE TABLE IF NOT EXISTS pending_shards (
+    member_id TEXT NOT NULL, currency TEXT NOT NULL, shard INTEGER NOT NULL, pending TEXT NOT NULL,
+    PRIMARY KEY (member_id, currency, shard)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger (
     member_id TEXT NOT NULL, currency TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (member_id, currency, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_by_member ON ledger (member_id, id);
 CREATE TABLE IF NOT EXISTS withdrawals (
     id TEXT PRIMARY KEY, member_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS withdrawals_by_member ON withdrawals (member_id, id);
@@ -200,6 +204,49 @@ fn read_balance(conn: &Connection, member_id: &str, currency: Currency) -> Resul
     }
 }
 
+/// A member's balance in one currency as the member sees it: the balance item plus its
+/// pending shards (see `ledger::PENDING_SHARDS`).
+fn read_member_balance(conn: &Connection, member_id: &str, currency: Currency) -> Result<Balance, StoreError> {
+    let mut balance = read_balance(conn, member_id, currency)?;
+    let mut statement = conn
+        .prepare_cached("SELECT pending FROM pending_shards WHERE member_id = ?1 AND currency = ?2")
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map(params![member_id, currency.code()], |r| r.get::<_, String>(0))
+        .map_err(unavailable)?;
+    for row in rows {
+        let pending = Amount::parse_stored(&row.map_err(unavailable)?).map_err(corrupt)?;
+        balance.pending = balance
+            .pending
+            .checked_add(pending)
+            .ok_or_else(|| corrupt("pending overflow"))?;
+    }
+    Ok(balance)
+}
+
+fn read_pending_shard(
+    conn: &Connection,
+    member_id: &str,
+    currency: Currency,
+    shard: u8,
+) -> Result<Balance, StoreError> {
+    let pending = conn
+        .query_row(
+            "SELECT pending FROM pending_shards WHERE member_id = ?1 AND currency = ?2 AND shard = ?3",
+            params![member_id, currency.code(), shard],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    Ok(Balance {
+        pending: match pending {
+            Some(text) => Amount::parse_stored(&text).map_err(corrupt)?,
+            None => Amount::ZERO,
+        },
+        ..Balance::default()
+    })
+}
+
 fn write_balance(conn: &Connection, member_id: &str, currency: Currency, b: &Balance) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO balances (member_id, currency, available, pending, in_transit) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -302,6 +349,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
         Write::AdjustBalance {
             member_id,
             currency,
+            part: BalancePart::Main,
             deltas,
         } => {
             let current = read_balance(conn, member_id.as_str(), *currency)?;
@@ -309,6 +357,30 @@ fn apply(conn: &Connection, write: &Write) -> Result<bool, StoreError> {
                 return Ok(false);
             };
             write_balance(conn, member_id.as_str(), *currency, &next)?;
+        }
+        Write::AdjustBalance {
+            member_id,
+            currency,
+            part: BalancePart::Pending(shard),
+            deltas,
+        } => {
+            // A shard holds only `pending`: any other bucket's delta is refused (as a
+            // negative one is by `apply`), since `Posting::parts` never sends one here.
+            let current = read_pending_shard(conn, member_id.as_str(), *currency, *shard)?;
+            let Some(next) = current.apply(deltas) else {
+                return Ok(false);
+            };
+            if !next.available.is_zero() || !next.in_transit.is_zero() {
+                return Err(StoreError::InvalidCommit(
+                    "a pending shard moves only pending".to_owned(),
+                ));
+            }
+            conn.execute(
+                "INSERT INTO pending_shards (member_id, currency, shard, pending) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (member_id, currency, shard) DO UPDATE SET pending = excluded.pending",
+                params![member_id.as_str(), currency.code(), shard, next.pending.to_string()],
+            )
+            .map_err(unavailable)?;
         }
         Write::AppendLedger(entry) => {
             let args = [
@@ -516,10 +588,21 @@ impl Store for SqliteStore {
             };
             let code = one::<VerificationCode>(&tx, "SELECT body FROM codes WHERE member_id = ?1", &args)?;
             let balances = Balances {
-                usd: read_balance(&tx, &key, Currency::Usd)?,
-                cny: read_balance(&tx, &key, Currency::Cny)?,
+                usd: read_member_balance(&tx, &key, Currency::Usd)?,
+                cny: read_member_balance(&tx, &key, Currency::Cny)?,
             };
             Ok(Some(MemberState { member, code, balances }))
+        })
+        .await
+    }
+
+    async fn member_exists(&self, member_id: &MemberId) -> Result<bool, StoreError> {
+        let key = member_id.as_str().to_owned();
+        self.with_conn(move |conn| {
+            conn.query_row("SELECT 1 FROM members WHERE member_id = ?1", params![key], |_| Ok(()))
+                .optional()
+                .map(|row| row.is_some())
+                .map_err(unavailable)
         })
         .await
     }
@@ -537,8 +620,8 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             Ok(Balances {
-                usd: read_balance(&tx, &key, Currency::Usd)?,
-                cny: read_balance(&tx, &key, Currency::Cny)?,
+                usd: read_member_balance(&tx, &key, Currency::Usd)?,
+                cny: read_member_balance(&tx, &key, Currency::Cny)?,
             })
         })
         .await
@@ -704,16 +787,19 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError> {
         let before = page.before.clone().unwrap_or_else(|| NEWEST.to_owned());
-        let currency = currency.map_or(SqlValue::Null, |c| text(c.code()));
         let limit = page.limit;
-        let args = vec![
-            text(member_id.as_str()),
-            currency,
-            SqlValue::Text(before),
-            integer(limit + 1),
-        ];
-        let sql = "SELECT body FROM ledger WHERE member_id = ?1 AND (?2 IS NULL OR currency = ?2) AND id < ?3
-                   ORDER BY id DESC LIMIT ?4";
+        let mut args = vec![text(member_id.as_str()), SqlValue::Text(before), integer(limit + 1)];
+        // Two statements, each walking an index from `before` and stopping after a page:
+        // one `(?2 IS NULL OR currency = ?2)` would make SQLite sort all of a member's
+        // entries for every page, which a busy seller's listing pays for quadratically.
+        let sql = match currency {
+            Some(currency) => {
+                args.push(text(currency.code()));
+                "SELECT body FROM ledger WHERE member_id = ?1 AND currency = ?4 AND id < ?2
+                 ORDER BY id DESC LIMIT ?3"
+            }
+            None => "SELECT body FROM ledger WHERE member_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        };
         self.with_conn(move |conn| Ok(page_of(all(conn, sql, &args)?, limit)))
             .await
     }

@@ -261,6 +261,7 @@ pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) 
         alerts,
         files,
         events,
+        known_members: Arc::default(),
     })
 }
 

@@ -66,6 +66,7 @@ async fn seed(store: &dyn Store, member: &MemberId, n: usize) -> Result<(), Box<
         writes.push(Write::AdjustBalance {
             member_id: member.clone(),
             currency: Currency::Usd,
+            part: fund_account::ledger::BalancePart::Main,
             deltas: posting.deltas(),
         });
         store.commit(writes).await?;
