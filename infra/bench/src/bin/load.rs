@@ -179,6 +179,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sms: SmsBackend::Outbox,
         web_dir: None,
         dev_routes: true,
+        group_commit: local_gateway::GroupCommit::On,
     };
     let gateway = Arc::new(Gateway::build(config, Arc::new(SystemClock)).await?);
     tokio::spawn(serve(Arc::clone(&gateway), listener, std::future::pending()));
