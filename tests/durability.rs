@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,8 +32,9 @@ use serde_json::{json, Value};
 const KEY: &str = "durability-internal-key";
 const MEMBERS: [&str; 2] = ["durable-a", "durable-b"];
 const CONNECTIONS: usize = 32;
-/// How long the load runs before the kill.
-const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1500);
+/// How long each load runs before its kill, and how many kills.
+const KILL_AFTER: Duration = Duration::from_millis(300);
+const KILLS: usize = 6;
 
 /// A `local-gateway` process on `data_dir`, on a port it picked, and its base URL.
 fn start_gateway(data_dir: &Path) -> (Child, String) {
@@ -84,22 +84,30 @@ fn amount(text: &str) -> Amount {
 /// Each answered collection's id, member and amount, as the gateway acknowledged it.
 type Answered = Vec<(String, &'static str, String)>;
 
-/// Posts collections from `CONNECTIONS` tasks until `stop`; keeps those answered `201`.
-async fn load(client: reqwest::Client, base: String, stop: Arc<AtomicBool>) -> Answered {
+/// Posts collections from `CONNECTIONS` tasks; once `kill_after` has passed, the first
+/// task to hear a `201` SIGKILLs the gateway at once — the moment a store that answers
+/// before its COMMIT would still hold that group's writes only in memory. Keeps the
+/// collections answered `201`; a task stops when its request fails (the gateway is gone).
+async fn load_then_kill(client: reqwest::Client, base: String, gateway: Child, cycle: usize) -> Answered {
     // Settled tomorrow: the reconciliation after the restart checks the books without
     // settling thousands of collections one by one first.
     let tomorrow = Timestamp::from_unix_millis(SystemClock.now().unix_millis() + 86_400_000).to_rfc3339();
     let answered = Arc::new(Mutex::new(Answered::new()));
+    let gateway = Arc::new(Mutex::new(gateway));
+    let kill_at = std::time::Instant::now() + KILL_AFTER;
     let mut tasks = Vec::new();
     for task in 0..CONNECTIONS {
-        let (client, base, stop, answered) = (client.clone(), base.clone(), Arc::clone(&stop), Arc::clone(&answered));
+        let (client, base, answered, gateway) = (
+            client.clone(),
+            base.clone(),
+            Arc::clone(&answered),
+            Arc::clone(&gateway),
+        );
         let tomorrow = tomorrow.clone();
         tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
+            for n in 0u64.. {
                 let member = MEMBERS[task % MEMBERS.len()];
-                let id = format!("dur-{task}-{n}");
+                let id = format!("dur-{cycle}-{task}-{n}");
                 // Amounts differ, so that a lost or doubled collection shows in a sum.
                 let amount = format!("{}.{:02}", 1 + n % 97, (task as u64 + n) % 100);
                 let body = json!({ "collection_id": id, "member_id": member, "currency": "USD", "amount": amount,
@@ -116,12 +124,23 @@ async fn load(client: reqwest::Client, base: String, stop: Arc<AtomicBool>) -> A
                     // The kill: the connection drops, or an answer never came.
                     _ => return,
                 }
+                if std::time::Instant::now() >= kill_at {
+                    // SIGKILL, with requests in flight: no shutdown, no flush, no
+                    // destructor runs. (A second kill of the same process is harmless.)
+                    let _ = gateway.lock().unwrap().kill();
+                }
             }
         }));
     }
-    for task in tasks {
-        task.await.expect("load task");
-    }
+    let all = async {
+        for task in tasks {
+            task.await.expect("load task");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("the load ends with the kill");
+    gateway.lock().unwrap().wait().expect("killed");
     let answered = answered.lock().unwrap().clone();
     answered
 }
@@ -134,9 +153,7 @@ async fn every_collection_answered_before_a_kill_9_is_there_after_the_restart() 
         .build()
         .expect("client");
 
-    let started = std::time::Instant::now();
-    let (mut gateway, base) = start_gateway(&dir);
-    eprintln!("started {:?}", started.elapsed());
+    let (gateway, base) = start_gateway(&dir);
     for member in MEMBERS {
         let created = client
             .post(format!("{base}/dev/members"))
@@ -146,20 +163,15 @@ async fn every_collection_answered_before_a_kill_9_is_there_after_the_restart() 
             .expect("member");
         assert!(created.status().is_success(), "{member}: {}", created.status());
     }
-
-    eprintln!("members {:?}", started.elapsed());
-    let stop = Arc::new(AtomicBool::new(false));
-    let loading = tokio::spawn(load(client.clone(), base.clone(), Arc::clone(&stop)));
-    tokio::time::sleep(LOAD_BEFORE_KILL).await;
-    // SIGKILL, with requests in flight: no shutdown, no flush, no destructor runs.
-    gateway.kill().expect("kill -9");
-    gateway.wait().expect("killed");
-    stop.store(true, Ordering::Relaxed);
-    let answered = loading.await.expect("load");
-    eprintln!("{} collections answered 201 before the kill", answered.len());
+    let mut answered = load_then_kill(client.clone(), base, gateway, 0).await;
+    // Killed again after each restart: recovery itself must lose nothing either.
+    for cycle in 1..KILLS {
+        let (gateway, base) = start_gateway(&dir);
+        answered.extend(load_then_kill(client.clone(), base, gateway, cycle).await);
+    }
     assert!(
         answered.len() >= 100,
-        "the load hardly ran before the kill: {} answered",
+        "the load hardly ran before the kills: {} answered",
         answered.len()
     );
 
@@ -174,9 +186,11 @@ async fn every_collection_answered_before_a_kill_9_is_there_after_the_restart() 
         .json()
         .await
         .expect("report");
-    eprintln!("reconciled {:?}", started.elapsed());
     assert_eq!(report["discrepancies"], json!([]), "{report}");
-    assert!(report["accounts_checked"].as_u64() >= Some(MEMBERS.len() as u64), "{report}");
+    assert!(
+        report["accounts_checked"].as_u64() >= Some(MEMBERS.len() as u64),
+        "{report}"
+    );
     // The restarted gateway still takes collections.
     let after = client
         .post(format!("{base}/internal/collections"))
@@ -189,7 +203,6 @@ async fn every_collection_answered_before_a_kill_9_is_there_after_the_restart() 
     gateway.kill().expect("stop");
     gateway.wait().expect("stopped");
 
-    eprintln!("stopped {:?}", started.elapsed());
     // The store itself, read directly: every answered collection, with its amount.
     let store = SqliteStore::open(&dir.join("fund-account.sqlite3")).expect("store");
     for (id, member, amount_text) in &answered {
@@ -237,7 +250,6 @@ async fn every_collection_answered_before_a_kill_9_is_there_after_the_restart() 
         stored_sum >= answered_sum,
         "stored {stored_sum} < answered {answered_sum}"
     );
-    eprintln!("checked {:?}", started.elapsed());
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -327,7 +327,10 @@ fn commit_group(conn: &Connection, group: Vec<Job>) -> bool {
             // (their writes did not happen), and the rest start a transaction of their own.
             let lost = StoreError::Unavailable(format!(
                 "the group's transaction was rolled back: {}",
-                outcome.as_ref().err().map_or_else(|| "by SQLite".to_owned(), ToString::to_string)
+                outcome
+                    .as_ref()
+                    .err()
+                    .map_or_else(|| "by SQLite".to_owned(), ToString::to_string)
             ));
             for (_, reply) in done {
                 let _ = reply.send(Err(lost.clone()));
