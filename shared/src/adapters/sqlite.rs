@@ -140,7 +140,13 @@ pub struct SqliteStore {
     /// The writer thread's queue. The thread stops when the last clone is dropped.
     jobs: mpsc::Sender<Job>,
     counts: Arc<WriterCounts>,
+    /// Whether a commit waits for its answer on a blocking thread (the in-memory
+    /// store, see [`SqliteStore::with_writer`]) rather than on the async task.
+    wait_on_blocking_pool: bool,
 }
+
+const WRITER_STOPPED: &str = "the SQLite writer has stopped";
+const WRITER_GONE: &str = "the SQLite writer stopped before answering";
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,7 +196,7 @@ impl SqliteStore {
         // Every write goes through the writer: a write on this connection would be a
         // second writer, waiting on the first's lock and bypassing the group.
         reader.pragma_update(None, "query_only", true).map_err(unavailable)?;
-        SqliteStore::start(Arc::new(Mutex::new(reader)), Arc::new(Mutex::new(writer)), group_commit)
+        SqliteStore::start(Arc::new(Mutex::new(reader)), Arc::new(Mutex::new(writer)), group_commit, false)
     }
 
     /// A private in-memory database, for tests: one connection, which the writer thread
@@ -199,13 +205,14 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         let conn = Arc::new(Mutex::new(conn));
-        SqliteStore::start(Arc::clone(&conn), conn, GroupCommit::On)
+        SqliteStore::start(Arc::clone(&conn), conn, GroupCommit::On, true)
     }
 
     fn start(
         reader: Arc<Mutex<Connection>>,
         writer: Arc<Mutex<Connection>>,
         group_commit: GroupCommit,
+        wait_on_blocking_pool: bool,
     ) -> Result<SqliteStore, StoreError> {
         let (jobs, queue) = mpsc::channel();
         let counts = Arc::new(WriterCounts::default());
@@ -222,6 +229,7 @@ impl SqliteStore {
             conn: reader,
             jobs,
             counts,
+            wait_on_blocking_pool,
         })
     }
 
@@ -260,13 +268,26 @@ impl SqliteStore {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let work: Box<dyn FnOnce(&Connection) -> Outcome + Send> =
             Box::new(move |conn| f(conn).map(|value| Box::new(value) as Box<dyn Any + Send>));
-        self.jobs
-            .send(Job { work, reply })
-            .map_err(|_| unavailable("the SQLite writer has stopped"))?;
-        self.counts.queued.fetch_add(1, Ordering::Relaxed);
-        let value = answer
+        let job = Job { work, reply };
+        let outcome = if self.wait_on_blocking_pool {
+            // Tokio does not advance paused time while a blocking task runs, but does while
+            // every task waits on a channel: the simulator runs on paused time over the
+            // in-memory store, and its timers must not jump while a commit is in the
+            // writer. So there the wait is a blocking task, as every store call was.
+            let (jobs, counts) = (self.jobs.clone(), Arc::clone(&self.counts));
+            tokio::task::spawn_blocking(move || {
+                jobs.send(job).map_err(|_| unavailable(WRITER_STOPPED))?;
+                counts.queued.fetch_add(1, Ordering::Relaxed);
+                answer.blocking_recv().map_err(|_| unavailable(WRITER_GONE))
+            })
             .await
-            .map_err(|_| unavailable("the SQLite writer stopped before answering"))??;
+            .map_err(unavailable)??
+        } else {
+            self.jobs.send(job).map_err(|_| unavailable(WRITER_STOPPED))?;
+            self.counts.queued.fetch_add(1, Ordering::Relaxed);
+            answer.await.map_err(|_| unavailable(WRITER_GONE))?
+        };
+        let value = outcome?;
         // The job was built above with this very `T`.
         value
             .downcast::<T>()
