@@ -196,7 +196,12 @@ impl SqliteStore {
         // Every write goes through the writer: a write on this connection would be a
         // second writer, waiting on the first's lock and bypassing the group.
         reader.pragma_update(None, "query_only", true).map_err(unavailable)?;
-        SqliteStore::start(Arc::new(Mutex::new(reader)), Arc::new(Mutex::new(writer)), group_commit, false)
+        SqliteStore::start(
+            Arc::new(Mutex::new(reader)),
+            Arc::new(Mutex::new(writer)),
+            group_commit,
+            false,
+        )
     }
 
     /// A private in-memory database, for tests: one connection, which the writer thread
@@ -1310,6 +1315,10 @@ mod tests {
     /// all-or-nothing: the two whose second write meets an item an earlier request of the
     /// same group wrote fail alone, their first writes undone, the rest committed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[allow(
+        clippy::await_holding_lock,
+        reason = "holding the connection while the commits queue is the point"
+    )]
     async fn a_group_commits_once_and_a_failed_request_fails_alone() {
         let store = SqliteStore::in_memory().unwrap();
         // Holding the in-memory connection holds the writer: every commit queues behind it.
