@@ -336,6 +336,9 @@ fn write_groups(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Job>, max_group
 /// Runs `group` in one transaction, each job in a savepoint of its own, COMMITs once (one
 /// fsync), and only then answers every job. Whether the COMMIT happened.
 fn commit_group(conn: &Connection, group: Vec<Job>) -> bool {
+    if group.is_empty() {
+        return false;
+    }
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let error = unavailable(e);
         for job in group {
