@@ -71,6 +71,7 @@ impl RunningGateway {
             sms: local_gateway::SmsBackend::Outbox,
             web_dir: None,
             dev_routes: true,
+            group_commit: local_gateway::GroupCommit::On,
         };
         let aws = match backend {
             local_gateway::StoreBackend::Embedded => None,

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use fund_account::adapters::sqlite::GroupCommit;
 use rand::RngCore;
 
 /// Which store the gateway runs on.
@@ -39,6 +40,10 @@ pub struct GatewayConfig {
     /// store; with DynamoDB only when `LOCAL_DEV_ROUTES=1`. Off, they answer 404 like
     /// any unknown route.
     pub dev_routes: bool,
+    /// Whether the embedded store makes concurrent commits durable together, one fsync
+    /// per group (`LOCAL_GROUP_COMMIT=1`, the default), or one fsync per commit (`0`, to
+    /// measure the difference).
+    pub group_commit: GroupCommit,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -49,6 +54,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("store", &self.store)
             .field("sms", &self.sms)
             .field("dev_routes", &self.dev_routes)
+            .field("group_commit", &self.group_commit)
             .finish_non_exhaustive()
     }
 }
@@ -95,7 +101,8 @@ impl GatewayConfig {
     /// `LOCAL_INTERNAL_KEY` (else random), `LOCAL_JWT_SECRET` and `CODE_HMAC_SECRET`
     /// (else random, kept in the data directory), `LOCAL_STORE=embedded|dynamodb`
     /// (with `TABLE_NAME`), `LOCAL_SMS=outbox|sns`, `LOCAL_WEB_DIR` (./web/app),
-    /// `LOCAL_DEV_ROUTES=0|1` (default: 1 with the embedded store, 0 with DynamoDB).
+    /// `LOCAL_DEV_ROUTES=0|1` (default: 1 with the embedded store, 0 with DynamoDB),
+    /// `LOCAL_GROUP_COMMIT=0|1` (default 1).
     pub fn from_env() -> Result<GatewayConfig, String> {
         GatewayConfig::from_lookup(|name| std::env::var(name).ok())
     }
@@ -145,6 +152,11 @@ impl GatewayConfig {
             Some("0") => false,
             Some(other) => return Err(format!("LOCAL_DEV_ROUTES must be 0 or 1, not {other}")),
         };
+        let group_commit = match var("LOCAL_GROUP_COMMIT").as_deref() {
+            None | Some("1") => GroupCommit::On,
+            Some("0") => GroupCommit::Off,
+            Some(other) => return Err(format!("LOCAL_GROUP_COMMIT must be 0 or 1, not {other}")),
+        };
         Ok(GatewayConfig {
             addr,
             data_dir,
@@ -156,6 +168,7 @@ impl GatewayConfig {
             sms,
             web_dir,
             dev_routes,
+            group_commit,
         })
     }
 }

@@ -32,6 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 pub use config::{GatewayConfig, SmsBackend, StoreBackend};
+pub use fund_account::adapters::sqlite::GroupCommit;
 
 /// Tokens `/dev/login` issues live this long.
 pub const TOKEN_TTL_SECONDS: i64 = 3600;
@@ -74,7 +75,8 @@ impl Gateway {
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Gateway, String> {
         let settings = settings_from_env(Settings::new(config.code_secret.clone()).map_err(|e| e.to_string())?)?;
-        let embedded = SqliteStore::open(&config.data_dir.join("fund-account.sqlite3")).map_err(|e| e.to_string())?;
+        let embedded = SqliteStore::open_with(&config.data_dir.join("fund-account.sqlite3"), config.group_commit)
+            .map_err(|e| e.to_string())?;
 
         let store: Arc<dyn Store> = match (&config.store, &aws) {
             (StoreBackend::DynamoDb { table }, Some(aws)) => {

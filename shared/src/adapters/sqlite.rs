@@ -1,16 +1,36 @@
 //! The embedded store: SQLite through `rusqlite`, for the local gateway.
 //!
-//! One connection behind a mutex, used from blocking threads. A commit is one
-//! `BEGIN IMMEDIATE` transaction that checks each write's condition in order, so its
-//! semantics match DynamoDB's `TransactWriteItems`. WAL with `synchronous=FULL` makes a
-//! committed write survive a crash or restart.
+//! A commit is one request's writes checked in order, all or nothing, so its semantics
+//! match DynamoDB's `TransactWriteItems`. WAL with `synchronous=FULL` makes a committed
+//! write survive a crash or restart.
+//!
+//! Group commit. With `synchronous=FULL` every SQLite COMMIT is an fsync of the WAL, and
+//! the fsync, not the SQL, is what a durable write costs: one transaction per request
+//! capped the gateway at one fsync's worth of requests per fsync time. So every write goes
+//! to one writer thread, over a queue. The writer takes everything queued (a group: a
+//! group of one when requests arrive one at a time, so a lone request waits for nothing),
+//! opens one `BEGIN IMMEDIATE` transaction, runs each request inside its own SAVEPOINT —
+//! a request whose condition fails is rolled back to its savepoint and answered
+//! `ConditionFailed` alone, exactly as if it had its own transaction, while the others
+//! keep their writes — then COMMITs once: one fsync makes the whole group durable. Only
+//! after that COMMIT returns is any request of the group answered, so no caller ever
+//! hears "done" for a write a crash could take back. Requests in a group run one after
+//! another on one connection, so each sees the writes of those before it, as it would
+//! had they committed one by one in that order.
+//!
+//! Reads go to a connection of their own: in WAL mode a reader sees the last committed
+//! state, never the writer's open transaction, and since a commit is answered only after
+//! COMMIT, a read made after an answered commit sees it (read-your-writes). The in-memory
+//! database (tests) has one connection, shared by the writer and the readers.
 
+use std::any::Any;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -80,11 +100,57 @@ CREATE TABLE IF NOT EXISTS sms_outbox (
     sent_at INTEGER NOT NULL);
 ";
 
-/// The embedded store. Cheap to clone: clones share the connection.
+/// Whether concurrent commits share one SQLite transaction (and one fsync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupCommit {
+    /// Everything queued when the writer is free goes into one transaction (the default).
+    #[default]
+    On,
+    /// One transaction, and one fsync, per commit: the same writer thread taking one
+    /// request at a time. Kept to measure what grouping buys.
+    Off,
+}
+
+/// The most requests one group takes: bounds the transaction (and the WAL it appends)
+/// while still amortising an fsync over hundreds of requests.
+const MAX_GROUP: usize = 256;
+
+/// What a job's work produced: its value (boxed, so that one queue carries jobs of every
+/// result type), or why it failed.
+type Outcome = Result<Box<dyn Any + Send>, StoreError>;
+
+/// Work for the writer: run inside a savepoint of the group's transaction; its outcome
+/// goes back on `reply` once the group's COMMIT has (or has not) happened.
+struct Job {
+    work: Box<dyn FnOnce(&Connection) -> Outcome + Send>,
+    reply: tokio::sync::oneshot::Sender<Outcome>,
+}
+
+/// Transactions the writer committed and the requests they carried: their ratio is the
+/// mean group size (the load tool prints it).
+#[derive(Debug, Default)]
+struct WriterCounts {
+    /// Jobs sent to the writer.
+    queued: AtomicU64,
+    transactions: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// The embedded store. Cheap to clone: clones share the connections and the writer.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The readers' connection (over the in-memory database, also the writer's).
     conn: Arc<Mutex<Connection>>,
+    /// The writer thread's queue. The thread stops when the last clone is dropped.
+    jobs: mpsc::Sender<Job>,
+    counts: Arc<WriterCounts>,
+    /// Whether a commit waits for its answer on a blocking thread (the in-memory
+    /// store, see [`SqliteStore::with_writer`]) rather than on the async task.
+    wait_on_blocking_pool: bool,
 }
+
+const WRITER_STOPPED: &str = "the SQLite writer has stopped";
+const WRITER_GONE: &str = "the SQLite writer stopped before answering";
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,30 +174,84 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(corrupt)
 }
 
+/// A file connection as both kinds use it: WAL, an fsync at every COMMIT, and a wait
+/// (rather than an error) while another connection holds a lock.
+fn open_file(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
+    Ok(conn)
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed) the database file at `path`, with group commit.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
-        SqliteStore::with_connection(conn)
+        SqliteStore::open_with(path, GroupCommit::On)
     }
 
-    /// A private in-memory database, for tests.
+    /// Opens the database file at `path`: a writer connection (on its own thread) and a
+    /// reader connection.
+    pub fn open_with(path: &Path, group_commit: GroupCommit) -> Result<SqliteStore, StoreError> {
+        let writer = open_file(path)?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        let reader = open_file(path)?;
+        // Every write goes through the writer: a write on this connection would be a
+        // second writer, waiting on the first's lock and bypassing the group.
+        reader.pragma_update(None, "query_only", true).map_err(unavailable)?;
+        SqliteStore::start(
+            Arc::new(Mutex::new(reader)),
+            Arc::new(Mutex::new(writer)),
+            group_commit,
+            false,
+        )
+    }
+
+    /// A private in-memory database, for tests: one connection, which the writer thread
+    /// and the readers take turns on (another connection would be another database).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
-        SqliteStore::with_connection(Connection::open_in_memory().map_err(unavailable)?)
+        let conn = Connection::open_in_memory().map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let conn = Arc::new(Mutex::new(conn));
+        SqliteStore::start(Arc::clone(&conn), conn, GroupCommit::On, true)
     }
 
-    fn with_connection(conn: Connection) -> Result<SqliteStore, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+    fn start(
+        reader: Arc<Mutex<Connection>>,
+        writer: Arc<Mutex<Connection>>,
+        group_commit: GroupCommit,
+        wait_on_blocking_pool: bool,
+    ) -> Result<SqliteStore, StoreError> {
+        let (jobs, queue) = mpsc::channel();
+        let counts = Arc::new(WriterCounts::default());
+        let max_group = match group_commit {
+            GroupCommit::On => MAX_GROUP,
+            GroupCommit::Off => 1,
+        };
+        let thread_counts = Arc::clone(&counts);
+        std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || write_groups(&writer, &queue, max_group, &thread_counts))
             .map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: reader,
+            jobs,
+            counts,
+            wait_on_blocking_pool,
         })
     }
 
-    /// Runs `f` with the connection on a blocking thread.
+    /// `(transactions, requests)` the writer has committed so far.
+    pub fn writer_counts(&self) -> (u64, u64) {
+        (
+            self.counts.transactions.load(Ordering::Relaxed),
+            self.counts.requests.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Runs `f` with the readers' connection on a blocking thread. Reads only: a write
+    /// goes through [`SqliteStore::with_writer`].
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -146,9 +266,149 @@ impl SqliteStore {
         .map_err(unavailable)?
     }
 
+    /// Runs `f` on the writer, inside a savepoint of its group's transaction: an `Err`
+    /// undoes what `f` wrote and nothing else. Answers only once the group's COMMIT has
+    /// returned (with `f`'s error, or the COMMIT's, if either failed).
+    async fn with_writer<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let work: Box<dyn FnOnce(&Connection) -> Outcome + Send> =
+            Box::new(move |conn| f(conn).map(|value| Box::new(value) as Box<dyn Any + Send>));
+        let job = Job { work, reply };
+        let outcome = if self.wait_on_blocking_pool {
+            // Tokio does not advance paused time while a blocking task runs, but does while
+            // every task waits on a channel: the simulator runs on paused time over the
+            // in-memory store, and its timers must not jump while a commit is in the
+            // writer. So there the wait is a blocking task, as every store call was.
+            let (jobs, counts) = (self.jobs.clone(), Arc::clone(&self.counts));
+            tokio::task::spawn_blocking(move || {
+                jobs.send(job).map_err(|_| unavailable(WRITER_STOPPED))?;
+                counts.queued.fetch_add(1, Ordering::Relaxed);
+                answer.blocking_recv().map_err(|_| unavailable(WRITER_GONE))
+            })
+            .await
+            .map_err(unavailable)??
+        } else {
+            self.jobs.send(job).map_err(|_| unavailable(WRITER_STOPPED))?;
+            self.counts.queued.fetch_add(1, Ordering::Relaxed);
+            answer.await.map_err(|_| unavailable(WRITER_GONE))?
+        };
+        let value = outcome?;
+        // The job was built above with this very `T`.
+        value
+            .downcast::<T>()
+            .map(|value| *value)
+            .map_err(|_| corrupt("the SQLite writer answered another type"))
+    }
+
     /// The SMS outbox that shares this database (so sent messages survive restarts).
     pub fn outbox(&self) -> SqliteOutbox {
         SqliteOutbox { store: self.clone() }
+    }
+}
+
+type Reply = tokio::sync::oneshot::Sender<Outcome>;
+
+/// The writer thread: one group per turn, until every clone of the store is gone.
+fn write_groups(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Job>, max_group: usize, counts: &WriterCounts) {
+    while let Ok(first) = queue.recv() {
+        // The lock before the rest of the group (over the in-memory database a reader may
+        // hold it): whatever queues while the writer waits, for a reader or for the last
+        // group's fsync, joins this group.
+        let Ok(conn) = conn.lock() else {
+            let _ = first.reply.send(Err(unavailable("connection lock poisoned")));
+            continue;
+        };
+        let mut group = vec![first];
+        while group.len() < max_group {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let requests = group.len() as u64;
+        if commit_group(&conn, group) {
+            counts.transactions.fetch_add(1, Ordering::Relaxed);
+            counts.requests.fetch_add(requests, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs `group` in one transaction, each job in a savepoint of its own, COMMITs once (one
+/// fsync), and only then answers every job. Whether the COMMIT happened.
+fn commit_group(conn: &Connection, group: Vec<Job>) -> bool {
+    if group.is_empty() {
+        return false;
+    }
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = unavailable(e);
+        for job in group {
+            let _ = job.reply.send(Err(error.clone()));
+        }
+        return false;
+    }
+    let mut done: Vec<(Outcome, Reply)> = Vec::with_capacity(group.len());
+    let mut jobs = group.into_iter();
+    while let Some(job) = jobs.next() {
+        let outcome = run_in_savepoint(conn, job.work);
+        if conn.is_autocommit() {
+            // SQLite ended the whole transaction (it does so on some I/O and out-of-memory
+            // errors): what the jobs before this one wrote went with it. They are told
+            // (their writes did not happen), and the rest start a transaction of their own.
+            let lost = StoreError::Unavailable(format!(
+                "the group's transaction was rolled back: {}",
+                outcome
+                    .as_ref()
+                    .err()
+                    .map_or_else(|| "by SQLite".to_owned(), ToString::to_string)
+            ));
+            for (_, reply) in done {
+                let _ = reply.send(Err(lost.clone()));
+            }
+            let _ = job.reply.send(Err(lost));
+            return commit_group(conn, jobs.collect());
+        }
+        done.push((outcome, job.reply));
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(unavailable);
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    // Durable (or not) now: the answers go out.
+    for (outcome, reply) in done {
+        let answer = match (outcome, &committed) {
+            (Err(error), _) => Err(error),
+            (Ok(_), Err(error)) => Err(error.clone()),
+            (Ok(value), Ok(())) => Ok(value),
+        };
+        let _ = reply.send(answer);
+    }
+    committed.is_ok()
+}
+
+/// Runs one job inside `SAVEPOINT request`: kept when it succeeds, rolled back to the
+/// savepoint when it fails (or panics), so a failed request leaves nothing behind while
+/// the group's other requests keep theirs.
+fn run_in_savepoint(conn: &Connection, work: Box<dyn FnOnce(&Connection) -> Outcome + Send>) -> Outcome {
+    conn.execute_batch("SAVEPOINT request").map_err(unavailable)?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+        .unwrap_or_else(|_| Err(unavailable("a write panicked")));
+    const UNDO: &str = "ROLLBACK TO request; RELEASE request";
+    match outcome {
+        Ok(value) => match conn.execute_batch("RELEASE request") {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = conn.execute_batch(UNDO);
+                Err(unavailable(e))
+            }
+        },
+        Err(error) => {
+            let _ = conn.execute_batch(UNDO);
+            Err(error)
+        }
     }
 }
 
@@ -903,17 +1163,15 @@ impl Store for SqliteStore {
 
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_commit(&writes)?;
-        self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+        // Inside the writer's savepoint: a failed condition returns an error, which rolls
+        // back every earlier write of this commit (and of no other).
+        self.with_writer(move |conn| {
             for (write_index, write) in writes.iter().enumerate() {
-                if !apply(&tx, write)? {
-                    // Dropping `tx` rolls every earlier write back.
+                if !apply(conn, write)? {
                     return Err(StoreError::ConditionFailed { write_index });
                 }
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
@@ -957,7 +1215,7 @@ impl SmsSender for SqliteOutbox {
         let (to, text) = (phone.e164().to_owned(), message.to_owned());
         tracing::info!(phone = %phone.masked(), "sms stored in the local outbox");
         self.store
-            .with_conn(move |conn| {
+            .with_writer(move |conn| {
                 conn.execute(
                     "INSERT INTO sms_outbox (phone, message, sent_at) VALUES (?1, ?2, ?3)",
                     params![to, text, now.unix_millis()],
@@ -1006,7 +1264,7 @@ impl crate::alerts::AlertSink for SqliteAlerts {
         let (subject, message) = (subject.to_owned(), message.to_owned());
         let now = crate::clock::Clock::now(&crate::clock::SystemClock).unix_millis();
         self.store
-            .with_conn(move |conn| {
+            .with_writer(move |conn| {
                 conn.execute(
                     "INSERT INTO alerts (subject, message, sent_at) VALUES (?1, ?2, ?3)",
                     params![subject, message, now],
@@ -1047,7 +1305,7 @@ impl SqliteStore {
 
     /// Moves the cursor past `position` (everything up to it was published).
     pub async fn advance_outbox_stream(&self, position: i64) -> Result<(), StoreError> {
-        self.with_conn(move |conn| {
+        self.with_writer(move |conn| {
             conn.execute(
                 "INSERT INTO outbox_stream_cursor (id, position) VALUES (1, ?1)
                  ON CONFLICT (id) DO UPDATE SET position = MAX(position, excluded.position)",
@@ -1108,7 +1366,7 @@ impl crate::event_bus::EventBus for SqliteEventBus {
         );
         let now = crate::clock::Clock::now(&crate::clock::SystemClock).unix_millis();
         self.store
-            .with_conn(move |conn| {
+            .with_writer(move |conn| {
                 conn.execute(
                     "INSERT OR IGNORE INTO event_bus (id, member_id, sequence, body, put_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![id, member_id, sequence, body, now],
@@ -1118,5 +1376,73 @@ impl crate::event_bus::EventBus for SqliteEventBus {
             })
             .await
             .map_err(|e| crate::event_bus::EventBusError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str) -> Write {
+        Write::PutDoc {
+            doc: Doc {
+                key: DocKey::new("GROUP", key),
+                version: 1,
+                expires_at: None,
+                body: "{}".to_owned(),
+            },
+            expect: Expect::Absent,
+        }
+    }
+
+    async fn stored(store: &SqliteStore, key: &str) -> bool {
+        let docs = store.docs(&[DocKey::new("GROUP", key)]).await.unwrap();
+        docs[0].is_some()
+    }
+
+    /// Commits queued together share one transaction, and each keeps its own
+    /// all-or-nothing: the two whose second write meets an item an earlier request of the
+    /// same group wrote fail alone, their first writes undone, the rest committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[allow(
+        clippy::await_holding_lock,
+        reason = "holding the connection while the commits queue is the point"
+    )]
+    async fn a_group_commits_once_and_a_failed_request_fails_alone() {
+        let store = SqliteStore::in_memory().unwrap();
+        // Holding the in-memory connection holds the writer: every commit queues behind it.
+        let held = store.conn.lock().unwrap();
+        let mut commits = Vec::new();
+        for i in 0..8 {
+            let writes = match i {
+                0 => vec![put("shared")],
+                3 | 5 => vec![put(&format!("own-{i}")), put("shared")],
+                _ => vec![put(&format!("own-{i}"))],
+            };
+            let queuing = store.clone();
+            commits.push(tokio::spawn(async move { queuing.commit(writes).await }));
+            // One at a time into the queue, so that they queue in this order.
+            while store.counts.queued.load(Ordering::Relaxed) <= i {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        drop(held);
+        let mut answers = Vec::new();
+        for commit in commits {
+            answers.push(commit.await.unwrap());
+        }
+        // One transaction (one fsync on a file) for the eight.
+        assert_eq!(store.writer_counts(), (1, 8), "{answers:?}");
+        for (i, answer) in answers.iter().enumerate() {
+            if i == 3 || i == 5 {
+                assert_eq!(answer, &Err(StoreError::ConditionFailed { write_index: 1 }));
+                assert!(!stored(&store, &format!("own-{i}")).await, "request {i} left a write");
+            } else {
+                assert_eq!(answer, &Ok(()), "request {i}");
+            }
+        }
+        for i in [1, 2, 4, 6, 7] {
+            assert!(stored(&store, &format!("own-{i}")).await, "request {i} lost its write");
+        }
     }
 }

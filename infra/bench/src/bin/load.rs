@@ -16,7 +16,7 @@ use fund_account::clock::{Clock, SystemClock};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use local_gateway::{serve, Gateway, GatewayConfig, SmsBackend, StoreBackend};
+use local_gateway::{serve, Gateway, GatewayConfig, GroupCommit, SmsBackend, StoreBackend};
 use serde_json::json;
 
 async fn hello_server() -> Result<String, Box<dyn std::error::Error>> {
@@ -159,12 +159,27 @@ async fn fx_members(
     Ok(tokens)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let connections: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(16);
+/// A local gateway in this process over a fresh data directory.
+struct Running {
+    gateway: Arc<Gateway>,
+    base: String,
+    data_dir: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
 
-    let data_dir = std::env::temp_dir().join(format!("fund-account-load-{}", std::process::id()));
+impl Running {
+    /// Stops serving (and the gateway's publisher), then removes the data directory.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.served.await;
+        drop(self.gateway);
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+async fn start_gateway(name: &str, group_commit: GroupCommit) -> Result<Running, Box<dyn std::error::Error>> {
+    let data_dir = std::env::temp_dir().join(format!("fund-account-load-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&data_dir)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -179,10 +194,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sms: SmsBackend::Outbox,
         web_dir: None,
         dev_routes: true,
+        group_commit,
     };
     let gateway = Arc::new(Gateway::build(config, Arc::new(SystemClock)).await?);
-    tokio::spawn(serve(Arc::clone(&gateway), listener, std::future::pending()));
-    let base = format!("http://{addr}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(serve(Arc::clone(&gateway), listener, async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        gateway,
+        base: format!("http://{addr}"),
+        data_dir,
+        stop,
+        served,
+    })
+}
+
+/// Collections per second through a fresh gateway (its own data directory, one member)
+/// from `connections` connections, and the mean number of requests per SQLite
+/// transaction (per fsync) its writer committed.
+async fn collections_load(
+    client: &reqwest::Client,
+    group_commit: GroupCommit,
+    seconds: u64,
+    connections: usize,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let name = format!("{group_commit:?}-{connections}").to_lowercase();
+    let running = start_gateway(&name, group_commit).await?;
+    let base = running.base.clone();
+    let created = client
+        .post(format!("{base}/dev/members"))
+        .json(&json!({ "member_id": "load-collector", "login_password": "login-Pass-2026", "phone": null }))
+        .send()
+        .await?
+        .status();
+    assert!(created.is_success(), "member: {created}");
+    let store = running.gateway.embedded.clone().ok_or("the embedded store")?;
+    let before = store.writer_counts();
+    let c = client.clone();
+    let rps = throughput(seconds, connections, move |n| {
+        let (c, b) = (c.clone(), base.clone());
+        async move {
+            let body = json!({ "collection_id": format!("load-{n}"), "member_id": "load-collector", "currency": "USD", "amount": "10.00" });
+            c.post(format!("{b}/internal/collections")).header("x-internal-key", "load-key").json(&body).send().await.is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+    let after = store.writer_counts();
+    let (transactions, requests) = (after.0 - before.0, after.1 - before.1);
+    drop(store);
+    running.stop().await;
+    Ok((rps, requests as f64 / transactions.max(1) as f64))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let connections: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(16);
+
+    let main = start_gateway("main", GroupCommit::On).await?;
+    let base = main.base.clone();
     let hello = hello_server().await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
 
@@ -392,6 +463,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         collections / hello_rps
     );
 
+    // Group commit on and off, each on a fresh gateway and data directory, at the run's
+    // connection count and at 64.
+    println!();
+    println!("| POST /internal/collections ({seconds} s each, fresh gateway) | connections | collections/s | vs bare hyper hello | requests per fsync |");
+    println!("|---|---|---|---|---|");
+    for connections in [connections, 64] {
+        for (label, mode) in [
+            ("group commit (default)", GroupCommit::On),
+            ("`LOCAL_GROUP_COMMIT=0`", GroupCommit::Off),
+        ] {
+            let (rps, per_fsync) = collections_load(&client, mode, seconds, connections).await?;
+            println!(
+                "| {label} | {connections} | {rps:.0} | {:.3}× | {per_fsync:.1} |",
+                rps / hello_rps
+            );
+        }
+    }
+
     let report: serde_json::Value = client
         .post(format!("{base}/dev/reconcile"))
         .send()
@@ -403,6 +492,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         report["discrepancies"].as_array().map_or(0, Vec::len),
         report["settled"]["count"]
     );
-    let _ = std::fs::remove_dir_all(&data_dir);
+    main.stop().await;
     Ok(())
 }
