@@ -12,6 +12,7 @@ use fund_account::records::{Collection, CollectionStatus};
 use fund_account::store::{Expect, PageRequest, Store, StoreError, Write, MAX_WRITES_PER_COMMIT};
 use fund_account_tests::fixtures::*;
 use fund_account_tests::{aws_config, dynamodb_store, for_each_adapter, store_of, Adapter};
+use rust_decimal::Decimal;
 
 fn page(limit: usize, before: Option<&str>) -> PageRequest {
     PageRequest {
@@ -993,7 +994,7 @@ async fn pending_shards_sum_into_the_balance_and_hold_their_own_floor(adapter: A
         writes.push(adjust(BalancePart::Pending(shard), &[(Bucket::Pending, "1.25")]));
     }
     store.commit(writes).await.unwrap();
-    let expected_pending = amount("10"); // 8 × 1.25
+    let expected_pending = amount(&(Decimal::new(125, 2) * Decimal::from(PENDING_SHARDS)).to_string());
     let state = store.member_state(&m.member_id).await.unwrap().unwrap();
     assert_eq!(state.balances.usd.pending, expected_pending);
     assert_eq!(state.balances.usd.available, amount("5"));
@@ -1019,7 +1020,7 @@ async fn pending_shards_sum_into_the_balance_and_hold_their_own_floor(adapter: A
         .await
         .unwrap();
     let balances = store.balances(&m.member_id).await.unwrap();
-    assert_eq!(balances.usd.pending, amount("8.75"));
+    assert_eq!(balances.usd.pending, expected_pending.checked_sub(amount("1.25")).unwrap());
     assert_eq!(balances.usd.available, amount("6.25"));
     assert_eq!(balances.cny, Default::default());
 }
