@@ -224,7 +224,7 @@ async fn main() {
         .collect();
     let cost = |step: &Step| Cost::of(step, memory[step.function]);
 
-    println!("| operation | function | DynamoDB calls | RCU | WCU | Lambda ms (MB) | GB-s | $ per million |");
+    println!("| operation | function | DynamoDB calls | RCU | WCU (one-write commits as transactions) | Lambda ms (MB) | GB-s | $ per million |");
     println!("|---|---|---|---:|---:|---:|---:|---:|");
     for step in &steps {
         let c = cost(step);
@@ -234,7 +234,15 @@ async fn main() {
             step.function,
             calls_cell(step),
             step.usage.rcu(),
-            step.usage.write_units,
+            if step.usage.plain_write_units == 0 {
+                step.usage.write_units.to_string()
+            } else {
+                format!(
+                    "**{}** ({})",
+                    step.usage.write_units,
+                    step.usage.write_units + step.usage.plain_write_units
+                )
+            },
             Decimal::from(u64::try_from(step.elapsed.as_micros()).expect("micros")) / Decimal::from(1000),
             memory[step.function],
             c.gb_seconds.round_dp(5),

@@ -55,6 +55,9 @@ pub struct Usage {
     pub read_halves: u64,
     /// Write request units (the table's and its indexes').
     pub write_units: u64,
+    /// Of those, the table's units of the plain writes: what sending them as one-item
+    /// transactions would add again.
+    pub plain_write_units: u64,
 }
 
 impl Usage {
@@ -347,18 +350,20 @@ impl Meter {
                 } else {
                     before.clone()
                 };
-                let mut write_units = 0;
+                let mut table_units = 0;
+                let mut index_units = 0;
                 for (before, after) in before.iter().zip(&after) {
                     let size = before
                         .as_ref()
                         .map_or(0, item_size)
                         .max(after.as_ref().map_or(0, item_size));
-                    write_units += units(size, 1024) * if transactional { 2 } else { 1 };
-                    write_units += index_writes(before.as_ref(), after.as_ref());
+                    table_units += units(size, 1024) * if transactional { 2 } else { 1 };
+                    index_units += index_writes(before.as_ref(), after.as_ref());
                 }
                 let mut usage = self.usage();
-                usage.write_units += write_units;
+                usage.write_units += table_units + index_units;
                 if !transactional {
+                    usage.plain_write_units += table_units;
                     usage
                         .plain_writes
                         .push((format!("dynamodb:{action}"), partition(&keys[0])));
