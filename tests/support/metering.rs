@@ -140,16 +140,19 @@ fn partition(key: &Item) -> String {
     }
 }
 
+/// Keys to read, and where to send the items found.
+type ProbeRequest = (Vec<Item>, mpsc::Sender<Vec<Option<Item>>>);
+
 /// Reads items outside the metered client, on a thread of its own (the interceptor's
 /// hooks are synchronous): what a write's item was before it and is after it.
 #[derive(Debug, Clone)]
 struct Prober {
-    requests: mpsc::Sender<(Vec<Item>, mpsc::Sender<Vec<Option<Item>>>)>,
+    requests: mpsc::Sender<ProbeRequest>,
 }
 
 impl Prober {
     fn start(config: &aws_config::SdkConfig, table: String) -> Prober {
-        let (requests, inbox) = mpsc::channel::<(Vec<Item>, mpsc::Sender<Vec<Option<Item>>>)>();
+        let (requests, inbox) = mpsc::channel::<ProbeRequest>();
         let client = aws_sdk_dynamodb::Client::new(config);
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
