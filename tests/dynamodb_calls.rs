@@ -1,450 +1,286 @@
-//! DynamoDB calls per operation, counted by an SDK interceptor on the real client, held
-//! against the floor `docs/data-model.md` states. Counts are deterministic (unlike
-//! times), so they are asserted.
+//! DynamoDB calls per operation, counted by an SDK interceptor on the real client (the
+//! tour of every operation, `fund_account_tests::tour`), held against the floor
+//! `docs/data-model.md` states. Counts are deterministic (unlike times), so they are
+//! asserted.
+//!
+//! And the plain writes (a commit of one put or delete, `commits_as_plain_write`) held
+//! against each role: IAM authorises a plain `PutItem` apart from the same action inside
+//! a transaction (`dynamodb:EnclosingOperation`), so every plain write the tour makes
+//! must be granted to its function, on its partition, and every plain-write grant in
+//! `template.yaml` must be one the tour uses.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use fund_account::activation;
-use fund_account::adapters::dynamodb::DynamoStore;
-use fund_account::app::{App, Settings};
-use fund_account::clock::Clock;
-use fund_account::collection::{self, NewCollection, NewRefund};
-use fund_account::exchange::{self, Fixed, QuoteRequest};
-use fund_account::money::{Amount, Currency};
-use fund_account::password::PaymentPassword;
-use fund_account::publisher::{self, Delivery};
-use fund_account::records::BankAccount;
-use fund_account::store::{PageRequest, Store};
-use fund_account::verification::SmsCode;
-use fund_account::withdrawal::{self, IdempotencyKey, Payout, WithdrawalRequest};
-use fund_account_tests::fixtures::external_id;
-use fund_account_tests::{app_with, aws_config, sqlite_store, TestApp, PAYMENT_PASSWORD};
+use fund_account::function_config::Function;
+use fund_account_tests::deployed::{role_statements, template};
+use fund_account_tests::tour::{self, Step};
+use serde_yaml::Value as Yaml;
 
-/// Counts DynamoDB operations by name (once per operation, whatever the SDK's retries).
-#[derive(Debug, Default, Clone)]
-struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>, Arc<Mutex<Vec<usize>>>);
-
-impl CallCounter {
-    fn take(&self) -> BTreeMap<String, usize> {
-        self.1.lock().unwrap().clear();
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-
-    /// The items of each `TransactWriteItems` since the last `take`, in order (what a
-    /// commit costs: DynamoDB charges 2 write units per item of up to 1 KB).
-    fn items_written(&self) -> Vec<usize> {
-        self.1.lock().unwrap().clone()
-    }
+/// The tour, made once for both tests (about 4 s against moto).
+async fn steps() -> &'static [Step] {
+    static STEPS: tokio::sync::OnceCell<Vec<Step>> = tokio::sync::OnceCell::const_new();
+    STEPS.get_or_init(tour::every_operation).await
 }
-
-impl Intercept for CallCounter {
-    fn name(&self) -> &'static str {
-        "CallCounter"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let name = cfg
-            .load::<Metadata>()
-            .map_or_else(|| operation_name(context.input()), |m| m.name())
-            .to_owned();
-        *self.0.lock().unwrap().entry(name).or_default() += 1;
-        if let Some(write) = context
-            .input()
-            .downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>()
-        {
-            self.1.lock().unwrap().push(write.transact_items().len());
-        }
-        Ok(())
-    }
-
-    fn read_after_execution(
-        &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        Ok(())
-    }
-}
-
-/// The operation an input belongs to (the SDK's metadata is not in the bag this early).
-fn operation_name(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> &'static str {
-    use aws_sdk_dynamodb::operation as op;
-    macro_rules! named {
-        ($($module:ident :: $input:ident => $name:literal),* $(,)?) => {
-            $(if input.downcast_ref::<op::$module::$input>().is_some() { return $name; })*
-        };
-    }
-    named!(
-        query::QueryInput => "Query",
-        get_item::GetItemInput => "GetItem",
-        put_item::PutItemInput => "PutItem",
-        update_item::UpdateItemInput => "UpdateItem",
-        delete_item::DeleteItemInput => "DeleteItem",
-        scan::ScanInput => "Scan",
-        batch_get_item::BatchGetItemInput => "BatchGetItem",
-        transact_get_items::TransactGetItemsInput => "TransactGetItems",
-        transact_write_items::TransactWriteItemsInput => "TransactWriteItems",
-    );
-    "other"
-}
-
-/// The first page of 20, as a client asks for it.
-const FIRST_PAGE: PageRequest = PageRequest {
-    limit: 20,
-    before: None,
-};
 
 fn calls(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(name, n)| ((*name).to_owned(), *n)).collect()
 }
 
-fn amount(text: &str) -> Amount {
-    Amount::parse_request(text).unwrap()
+/// The calls each step makes, in the tour's order.
+fn expected() -> Vec<(&'static str, BTreeMap<String, usize>)> {
+    // A read, then one commit: most movements and the publisher's first delivery.
+    let read_then_commit = calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]);
+    // The item and the counter (one read), the sequence (two items); the notification,
+    // its claim (a plain put), the member's phone, its delete (plain).
+    let with_sms = calls(&[
+        ("DeleteItem", 1),
+        ("PutItem", 1),
+        ("Query", 1),
+        ("TransactGetItems", 2),
+        ("TransactWriteItems", 1),
+    ]);
+    vec![
+        (
+            "member sync (create)",
+            calls(&[("Query", 1), ("TransactWriteItems", 1)]),
+        ),
+        // The try is recorded before the argon2id work, the password after it.
+        (
+            "activation (set the payment password)",
+            calls(&[("PutItem", 2), ("Query", 1)]),
+        ),
+        ("send code", calls(&[("Query", 1), ("TransactWriteItems", 1)])),
+        ("confirm code, wrong", calls(&[("PutItem", 1), ("Query", 1)])),
+        ("confirm code, right", calls(&[("Query", 1), ("TransactWriteItems", 1)])),
+        ("member sync (new phone)", calls(&[("PutItem", 1), ("Query", 1)])),
+        ("get account", calls(&[("Query", 1)])),
+        // The member's existence is read once per process (a `Query` of the profile's keys),
+        // not checked in every commit: the profile would be one item all of a seller's
+        // collections write.
+        ("collection", calls(&[("Query", 1), ("TransactWriteItems", 1)])),
+        (
+            "collection, repeated",
+            calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
+        ),
+        ("refund", calls(&[("GetItem", 1), ("TransactWriteItems", 1)])),
+        // One page of the due index (a Query per shard), one commit per batch of a shard.
+        (
+            "settlement of one collection",
+            calls(&[("Query", 8), ("TransactWriteItems", 1)]),
+        ),
+        (
+            "settlement of three collections of one pending shard",
+            calls(&[("Query", 8), ("TransactWriteItems", 1)]),
+        ),
+        ("withdrawal", read_then_commit.clone()),
+        ("withdrawal, replayed", calls(&[("TransactGetItems", 1)])),
+        (
+            "withdrawal, wrong password",
+            calls(&[("PutItem", 1), ("TransactGetItems", 1)]),
+        ),
+        (
+            "withdrawal that resets the wrong-password count",
+            read_then_commit.clone(),
+        ),
+        ("get withdrawal", calls(&[("GetItem", 1)])),
+        ("list withdrawals", calls(&[("Query", 1)])),
+        ("list transactions, one currency", calls(&[("Query", 1)])),
+        ("list transactions, both currencies", calls(&[("Query", 2)])),
+        ("withdrawal paid", calls(&[("GetItem", 1), ("TransactWriteItems", 1)])),
+        ("withdrawal paid, reported again", calls(&[("GetItem", 1)])),
+        (
+            "withdrawal returned",
+            calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
+        ),
+        ("publish withdrawal.created (and its SMS)", with_sms.clone()),
+        ("publish withdrawal.paid (and its SMS)", with_sms),
+        ("publish collection.created", read_then_commit.clone()),
+        ("publish collection.settled", read_then_commit.clone()),
+        // The sequence found, the notification gone.
+        ("publish a redelivery", calls(&[("TransactGetItems", 2)])),
+        // The current rate and its history entry.
+        ("reference rate", read_then_commit.clone()),
+        ("preview, same currency", calls(&[("Query", 1)])),
+        // The member, then the book and both rates, then the quote.
+        (
+            "preview across currencies",
+            calls(&[("Query", 1), ("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        ),
+        // The quote and book read with the rest.
+        ("withdrawal across currencies", read_then_commit.clone()),
+        (
+            "quote",
+            calls(&[("Query", 1), ("TransactGetItems", 1), ("TransactWriteItems", 1)]),
+        ),
+        // The quote, then key + balance + quote + book together; one commit.
+        (
+            "conversion",
+            calls(&[("TransactGetItems", 2), ("TransactWriteItems", 1)]),
+        ),
+        ("list conversions", calls(&[("Query", 1)])),
+        // 96 shards.
+        ("platform balances", calls(&[("BatchGetItem", 1)])),
+        // The snapshot before `from` (one read), a day of entries before it, the page; each
+        // settled day it passes is snapshotted alone (a plain put).
+        (
+            "statement (first reader: snapshots its days)",
+            calls(&[("PutItem", 2), ("Query", 3), ("TransactGetItems", 1)]),
+        ),
+        ("statement", calls(&[("Query", 1), ("TransactGetItems", 1)])),
+        ("export requested", calls(&[("TransactWriteItems", 1)])),
+        (
+            "export written",
+            calls(&[("PutItem", 2), ("Query", 3), ("TransactGetItems", 2)]),
+        ),
+        ("get export", calls(&[("TransactGetItems", 1)])),
+        // Every member shard and every platform shard's entries are walked; the run's
+        // record is put alone.
+        (
+            "reconciliation run (one member)",
+            calls(&[("BatchGetItem", 2), ("PutItem", 1), ("Query", 126)]),
+        ),
+    ]
 }
 
-fn withdrawal_request(key: &str, value: &str, password: &str) -> WithdrawalRequest {
-    WithdrawalRequest {
-        key: IdempotencyKey::parse(key).unwrap(),
-        currency: Currency::Usd,
-        amount: amount(value),
-        password: PaymentPassword::new(password.to_owned()),
-        bank_account: BankAccount {
-            holder_name: "Li Wei".to_owned(),
-            account_number: "6222020200112233".to_owned(),
-            bank_name: "ICBC".to_owned(),
-        },
-        payout_currency: Currency::Usd,
-        quote_id: None,
-    }
+/// What a commit costs is its items: 2 write units each (of up to 1 KB).
+fn transaction_items() -> Vec<(&'static str, Vec<usize>)> {
+    vec![
+        // The collection, its pending shard and entry, a clearing shard and its entry, the
+        // outbox event.
+        ("collection", vec![6]),
+        // Per collection: itself, two entries, its event; the shard and the balance item.
+        ("settlement of three collections of one pending shard", vec![3 * 4 + 2]),
+        ("publish withdrawal.paid (and its SMS)", vec![2]),
+        ("preview across currencies", vec![2]),
+        // Key, conversion, quote, book; two balances and their entries; two FX shards
+        // and their entries; the outbox event.
+        ("conversion", vec![13]),
+    ]
 }
 
 #[tokio::test]
 async fn every_operation_makes_the_calls_the_data_model_states() {
-    let counter = CallCounter::default();
-    let config = aws_config().await;
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(counter.clone())
-            .build(),
-    );
-    let table = format!("fund-account-calls-{}", ulid_suffix());
-    DynamoStore::create_table(&client, &table).await.unwrap();
-    let store = Arc::new(DynamoStore::new(client, table));
-    let outbox = sqlite_store().outbox();
-    let (app, clock) = app_with(store.clone(), Arc::new(outbox.clone()));
-    let t = TestApp {
-        app: app.clone(),
-        clock,
-        outbox,
-    };
-    counter.take();
-
-    // Activation, with a phone.
-    let m = t
-        .member("calls-seller", "login-Pass-2026", Some("+8613800001234"))
-        .await;
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
-        "member sync (create)"
-    );
-    activation::set_payment_password(&app, &m, PaymentPassword::new(PAYMENT_PASSWORD.to_owned()))
-        .await
-        .unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactWriteItems", 2)]),
-        "activation (the try is recorded before the argon2id work)"
-    );
-    activation::send_code(&app, &m).await.unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
-        "send code"
-    );
-    let code = t.last_code("+8613800001234").await;
-    let wrong = if code == "000000" { "111111" } else { "000000" };
-    let _ = activation::confirm_code(&app, &m, &SmsCode::parse(wrong).unwrap()).await;
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
-        "confirm, wrong code"
-    );
-    activation::confirm_code(&app, &m, &SmsCode::parse(&code).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
-        "confirm, right code"
-    );
-    activation::account(&app, &m).await.unwrap();
-    assert_eq!(counter.take(), calls(&[("Query", 1)]), "get account");
-
-    // Money in.
-    let new_collection = |id: &str| NewCollection {
-        collection_id: external_id(id),
-        member_id: m.clone(),
-        currency: Currency::Usd,
-        amount: amount("1000"),
-        available_at: None,
-    };
-    collection::collect(&app, new_collection("col-1")).await.unwrap();
-    // The collection, its pending shard and entry, a clearing shard and its entry, the
-    // outbox event; the member's existence is read once per process, not checked in the
-    // commit (the profile would be one item every collection of the seller writes).
-    assert_eq!(counter.items_written(), [6], "collection's items");
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
-        "first collection of a member in a process"
-    );
-    collection::collect(&app, new_collection("col-1")).await.unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
-        "collection repeat"
-    );
-    collection::refund(
-        &app,
-        NewRefund {
-            refund_id: external_id("r-1"),
-            collection_id: external_id("col-1"),
-            amount: amount("100"),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
-        "refund"
-    );
-    let settled = collection::settle_due(&app, app.now()).await.unwrap();
-    assert_eq!(settled.count, 1);
-    // One page of the due index (a Query per shard), one commit for the collection.
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 8), ("TransactWriteItems", 1)]),
-        "settlement of one collection"
-    );
-    // Three collections on one pending shard settle in one commit: the shard and the
-    // balance item once each, every collection with its own entries and event.
-    let shard_of_first = fund_account::ledger::pending_shard_of("col-1");
-    let same_shard: Vec<String> = (2..)
-        .map(|n| format!("col-{n}"))
-        .filter(|id| fund_account::ledger::pending_shard_of(id) == shard_of_first)
-        .take(3)
+    let steps = steps().await;
+    let made: Vec<(&str, BTreeMap<String, usize>)> = steps.iter().map(|s| (s.label, s.usage.calls.clone())).collect();
+    let mismatches: Vec<String> = expected()
+        .into_iter()
+        .zip(&made)
+        .filter(|(want, got)| want.0 != got.0 || want.1 != got.1)
+        .map(|(want, got)| format!("{}: expected {:?}, made {:?} ({})", want.0, want.1, got.1, got.0))
         .collect();
-    for id in &same_shard {
-        collection::collect(&app, new_collection(id)).await.unwrap();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert_eq!(made.len(), expected().len(), "every step is stated");
+    for (label, items) in transaction_items() {
+        let step = steps.iter().find(|s| s.label == label).unwrap();
+        assert_eq!(step.usage.transaction_items, items, "{label}'s items");
     }
-    counter.take();
-    let settled = collection::settle_due(&app, app.now()).await.unwrap();
-    assert_eq!(settled.count, 3);
-    assert_eq!(counter.items_written(), [3 * 4 + 2], "a batch's items");
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 8), ("TransactWriteItems", 1)]),
-        "settlement of three collections of one shard"
-    );
-
-    // Money out.
-    let first = withdrawal::withdraw(&app, &m, withdrawal_request("k-1", "300", PAYMENT_PASSWORD))
-        .await
-        .unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
-        "withdrawal"
-    );
-    withdrawal::withdraw(&app, &m, withdrawal_request("k-1", "300", PAYMENT_PASSWORD))
-        .await
-        .unwrap();
-    assert_eq!(counter.take(), calls(&[("TransactGetItems", 1)]), "withdrawal replay");
-    let _ = withdrawal::withdraw(&app, &m, withdrawal_request("k-2", "300", "Wrong-Pass-1")).await;
-    assert_eq!(
-        counter.take(),
-        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
-        "wrong password"
-    );
-    withdrawal::withdraw(&app, &m, withdrawal_request("k-3", "200", PAYMENT_PASSWORD))
-        .await
-        .unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
-        "withdrawal that resets the wrong-password count"
-    );
-    withdrawal::member_withdrawal(&app, &m, &first.withdrawal.id)
-        .await
-        .unwrap();
-    assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "get withdrawal");
-    store.withdrawals(&m, &FIRST_PAGE).await.unwrap();
-    assert_eq!(counter.take(), calls(&[("Query", 1)]), "list withdrawals");
-    store.ledger(&m, Some(Currency::Usd), &FIRST_PAGE).await.unwrap();
-    assert_eq!(counter.take(), calls(&[("Query", 1)]), "transactions, one currency");
-    store.ledger(&m, None, &FIRST_PAGE).await.unwrap();
-    assert_eq!(counter.take(), calls(&[("Query", 2)]), "transactions, both currencies");
-    withdrawal::report_payout(&app, &first.withdrawal.id, Payout::Paid)
-        .await
-        .unwrap();
     // The withdrawal, the balance and its two entries (the net amount, the fee); fee
     // revenue and clearing: two shards (or one, when both legs land on the same) and two
     // entries; the outbox event and the SMS notification.
-    assert!(
-        [9, 10].contains(&counter.items_written()[0]),
-        "{:?}",
-        counter.items_written()
-    );
-    assert_eq!(
-        counter.take(),
-        calls(&[("GetItem", 1), ("TransactWriteItems", 1)]),
-        "paid"
-    );
-    withdrawal::report_payout(&app, &first.withdrawal.id, Payout::Paid)
-        .await
-        .unwrap();
-    assert_eq!(counter.take(), calls(&[("GetItem", 1)]), "paid again (no-op)");
-
-    // Publishing: the paid withdrawal's event, then a collection's, then a redelivery.
-    let publishing = App::new(
-        store.clone(),
-        Arc::new(t.outbox.clone()),
-        Arc::clone(&t.clock) as Arc<dyn Clock>,
-        Settings::new(fund_account_tests::TEST_CODE_SECRET.to_vec()).unwrap(),
-    )
-    .with_event_bus(Arc::new(sqlite_store().event_bus()));
-    let outbox_items = store
-        .doc_page(
-            &format!("OUTBOX#{m}"),
-            &PageRequest {
-                limit: 100,
-                before: None,
-            },
-        )
-        .await
-        .unwrap()
-        .items;
-    let key_of = |kind: &str| {
-        outbox_items
-            .iter()
-            .find(|d| d.body.contains(kind))
-            .map(|d| d.key.clone())
-            .unwrap()
-    };
-    counter.take();
-    let paid = publisher::publish(&publishing, &*publishing.events, &key_of("withdrawal.paid"))
-        .await
-        .unwrap();
-    assert_eq!(paid.sms, Delivery::Sent);
-    // The item and the counter (one read), the sequence (two items), the notification,
-    // its claim, the member's phone, its delete.
-    assert_eq!(counter.items_written(), [2, 1, 1], "sequence, claim, delete");
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactGetItems", 2), ("TransactWriteItems", 3)]),
-        "publish a withdrawal's event and send its SMS"
-    );
-    publisher::publish(&publishing, &*publishing.events, &key_of("collection.created"))
-        .await
-        .unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
-        "publish a collection's event"
-    );
-    publisher::publish(&publishing, &*publishing.events, &key_of("withdrawal.paid"))
-        .await
-        .unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("TransactGetItems", 2)]),
-        "a redelivery: the sequence found, the notification gone"
-    );
-
-    // Across currencies.
-    fund_account_tests::journey::fresh_rate(&app, "USD-CNY", "7.2").await;
-    assert_eq!(
-        counter.take(),
-        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
-        "reference rate (the current one and its history entry)"
-    );
-    exchange::preview(&app, &m, Currency::Usd, amount("100"), Currency::Usd)
-        .await
-        .unwrap();
-    assert_eq!(counter.take(), calls(&[("Query", 1)]), "preview, same currency");
-    let preview = exchange::preview(&app, &m, Currency::Usd, amount("100"), Currency::Cny)
-        .await
-        .unwrap();
-    assert_eq!(counter.items_written(), [2], "the quote and the member's quote book");
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactGetItems", 1), ("TransactWriteItems", 1)]),
-        "preview across currencies (member, then book + both rates, then the quote)"
-    );
-    let mut cross = withdrawal_request("k-fx", "100", PAYMENT_PASSWORD);
-    cross.payout_currency = Currency::Cny;
-    cross.quote_id = preview.quote.map(|q| q.id);
-    withdrawal::withdraw(&app, &m, cross).await.unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("TransactGetItems", 1), ("TransactWriteItems", 1)]),
-        "withdrawal across currencies (the quote and book read with the rest)"
-    );
-    let quote = exchange::create_quote(
-        &app,
-        &m,
-        QuoteRequest {
-            sell: Currency::Usd,
-            buy: Currency::Cny,
-            fixed: Fixed::Sell(amount("50")),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("Query", 1), ("TransactGetItems", 1), ("TransactWriteItems", 1)]),
-        "quote"
-    );
-    exchange::convert(&app, &m, &IdempotencyKey::parse("cv-1").unwrap(), &quote.id)
-        .await
-        .unwrap();
-    // Key, conversion, quote, book; two balances and their entries; two FX shards and
-    // their entries; the outbox event.
-    assert_eq!(counter.items_written(), [13], "conversion's items");
-    assert_eq!(
-        counter.take(),
-        calls(&[("TransactGetItems", 2), ("TransactWriteItems", 1)]),
-        "conversion (the quote, then key + balance + quote + book together; one commit)"
-    );
-    exchange::conversions(&app, &m, &FIRST_PAGE).await.unwrap();
-    assert_eq!(counter.take(), calls(&[("Query", 1)]), "list conversions");
-    exchange::platform_balances(&app).await.unwrap();
-    assert_eq!(
-        counter.take(),
-        calls(&[("BatchGetItem", 1)]),
-        "platform balances (96 shards)"
-    );
+    let paid = steps.iter().find(|s| s.label == "withdrawal paid").unwrap();
+    assert!([9, 10].contains(&paid.usage.transaction_items[0]), "{paid:?}");
 }
 
-fn ulid_suffix() -> String {
-    format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
+/// Whether IAM's `StringLike` `pattern` (`*` any run, `?` one character) matches `text`.
+fn like(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern.len() == text.len() && pattern.chars().zip(text.chars()).all(|(p, t)| p == '?' || p == t),
+        Some((head, rest)) => {
+            text.len() >= head.len()
+                && like(head, &text[..head.len()])
+                && (head.len()..=text.len()).any(|at| like(rest, &text[at..]))
+        }
+    }
+}
+
+const WRITE_ACTIONS: [&str; 3] = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
+
+/// `binary`'s grants of plain single-item writes: (action, `LeadingKeys` pattern) from
+/// every statement that allows a write action outside a transaction. Each such grant must
+/// name its partitions.
+fn plain_write_grants(template: &Yaml, binary: &str) -> BTreeSet<(String, String)> {
+    let mut grants = BTreeSet::new();
+    for statement in role_statements(template, binary) {
+        let in_transaction =
+            !statement["Condition"]["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"].is_null();
+        let actions: Vec<&str> = statement["Action"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Yaml::as_str)
+            .filter(|a| WRITE_ACTIONS.contains(a))
+            .collect();
+        if in_transaction || actions.is_empty() {
+            continue;
+        }
+        let patterns: Vec<&str> = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{binary}: a plain write grant names its partitions"))
+            .iter()
+            .filter_map(Yaml::as_str)
+            .collect();
+        for action in actions {
+            for pattern in &patterns {
+                grants.insert((action.to_owned(), (*pattern).to_owned()));
+            }
+        }
+    }
+    grants
+}
+
+fn plain_writes_by_function(steps: &[Step]) -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
+    let mut by_function: BTreeMap<&str, BTreeSet<(String, String)>> = BTreeMap::new();
+    for step in steps {
+        by_function
+            .entry(step.function)
+            .or_default()
+            .extend(step.usage.plain_writes.iter().cloned());
+    }
+    by_function
+}
+
+#[tokio::test]
+async fn each_role_may_make_exactly_the_plain_writes_its_function_makes() {
+    let template = template();
+    let steps = steps().await;
+    let made = plain_writes_by_function(steps);
+    let mut problems = Vec::new();
+    let mut used: BTreeSet<(&str, String, String)> = BTreeSet::new();
+    for function in Function::all() {
+        let binary = function.binary();
+        let grants = plain_write_grants(&template, binary);
+        for (action, partition) in made.get(binary).into_iter().flatten() {
+            match grants.iter().find(|(a, p)| a == action && like(p, partition)) {
+                Some((a, p)) => {
+                    used.insert((binary, a.clone(), p.clone()));
+                }
+                None => problems.push(format!("{binary} makes a plain {action} on {partition}, not granted")),
+            }
+        }
+        for (action, pattern) in grants {
+            if !used.contains(&(binary, action.clone(), pattern.clone())) {
+                problems.push(format!(
+                    "{binary} is granted a plain {action} on {pattern}, which the tour never makes"
+                ));
+            }
+        }
+    }
+    for function in made.keys() {
+        assert!(
+            Function::all().any(|f| f.binary() == *function),
+            "{function} is a function"
+        );
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn like_matches_as_iam_does() {
+    assert!(like("MEMBER#*", "MEMBER#m-1"));
+    assert!(like("MEMBER#*", "MEMBER#"));
+    assert!(!like("MEMBER#*", "MEMBERS#3"));
+    assert!(like("RECONCILIATION", "RECONCILIATION"));
+    assert!(!like("RECONCILIATION", "RECONCILIATIONS"));
+    assert!(like("NOTIFY#??", "NOTIFY#07"));
+    assert!(like("*#LEDGER", "PLATFORM#fx#USD#03#LEDGER"));
 }

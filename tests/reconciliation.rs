@@ -333,8 +333,35 @@ async fn segments_split_a_run_without_overlap(adapter: Adapter) {
     assert_eq!(total, 60);
 }
 
+/// Retries the commit of the run's record as a fresh call after it landed: what the SDK
+/// does to a plain `PutItem` whose answer was lost.
+struct RunRecordRetried;
+
+#[async_trait::async_trait]
+impl fund_account_tests::StoreHook for RunRecordRetried {
+    async fn before(&self, call: fund_account_tests::StoreCall<'_>) -> fund_account_tests::Injection {
+        match call {
+            fund_account_tests::StoreCall::Commit([Write::PutRun(_)]) => {
+                fund_account_tests::Injection::AppliedThenRetried
+            }
+            _ => fund_account_tests::Injection::Pass,
+        }
+    }
+}
+
+/// The run's record is one write, sent as a plain `PutItem`: a retry that meets the
+/// record it wrote itself (the id is the run's own ULID) is the run done, not a failure.
+async fn a_run_record_retried_after_it_landed_is_no_failure(adapter: Adapter) {
+    let t = fund_account_tests::hooked_app(adapter, Arc::new(RunRecordRetried)).await;
+    t.member("seller-1", "login-Pass-2026", None).await;
+    let report = reconciliation::run(&t.app, RunOptions::full()).await.unwrap();
+    let stored = t.app.store.run_record(&report.run_id).await.unwrap().unwrap();
+    assert_eq!(stored.report, report.to_json().to_string());
+}
+
 for_each_adapter!(
     clean_books_give_a_clean_report_and_a_stored_record,
+    a_run_record_retried_after_it_landed_is_no_failure,
     a_run_settles_at_available_at_to_the_second,
     a_balance_changed_without_a_ledger_entry_is_reported_alerted_and_left_alone,
     a_stray_ledger_entry_is_reported,

@@ -2357,21 +2357,32 @@ fn a_transaction_in_flight_cancels_another_on_the_same_item() {
         let sim = Sim::new(1, Faults::NONE, Timestamp::from_unix_millis(T0));
         let results = Results::default();
         let first = committer(&sim, vec![index_member("m-1"), index_member("m-2")], 1, &results);
-        let second = committer(&sim, vec![index_member("m-2")], 1, &results);
-        let apart = committer(&sim, vec![index_member("m-3")], 1, &results);
+        let second = committer(&sim, vec![index_member("m-2"), index_member("m-4")], 1, &results);
+        let apart = committer(&sim, vec![index_member("m-3"), index_member("m-5")], 1, &results);
+        // One item alone is a plain `PutItem`: refused all the same while a transaction
+        // holds its item, and never in flight itself.
+        let plain = committer(&sim, vec![index_member("m-1")], 1, &results);
+        let plain_apart = committer(&sim, vec![index_member("m-6")], 1, &results);
         sim.quiescent().await;
         assert_eq!(sim.advance(first), Step::Prepared(first));
         assert_eq!(sim.advance(second), Step::Conflict(second));
+        assert_eq!(sim.advance(plain), Step::Conflict(plain));
+        assert_eq!(sim.advance(plain_apart), Step::Granted(plain_apart, "applied"));
         assert_eq!(sim.advance(apart), Step::Prepared(apart));
         assert_eq!(sim.advance(apart), Step::Granted(apart, "applied"));
         assert_eq!(sim.advance(first), Step::Granted(first, "applied"));
         sim.quiescent().await;
         let results = results.lock().unwrap().clone();
-        assert_eq!(
-            results.iter().find(|(op, _)| *op == second).map(|(_, r)| r.clone()),
-            Some(Err(StoreError::Contention))
-        );
-        assert!(results.iter().filter(|(op, _)| *op != second).all(|(_, r)| r.is_ok()));
+        for refused in [second, plain] {
+            assert_eq!(
+                results.iter().find(|(op, _)| *op == refused).map(|(_, r)| r.clone()),
+                Some(Err(StoreError::Contention))
+            );
+        }
+        assert!(results
+            .iter()
+            .filter(|(op, _)| *op != second && *op != plain)
+            .all(|(_, r)| r.is_ok()));
     });
 }
 
@@ -2381,7 +2392,8 @@ fn an_item_past_1000_write_units_in_a_second_is_throttled() {
         let sim = Sim::new(1, Faults::NONE, Timestamp::from_unix_millis(T0));
         let results = Results::default();
         // A transactional write costs two units: 500 fit in one second, the 501st does not.
-        committer(&sim, vec![index_member("hot")], 501, &results);
+        let transaction = vec![index_member("hot"), index_member("hot-too")];
+        committer(&sim, transaction.clone(), 501, &results);
         loop {
             sim.quiescent().await;
             let Some(op) = sim.parked().first().copied() else { break };
@@ -2393,13 +2405,30 @@ fn an_item_past_1000_write_units_in_a_second_is_throttled() {
         assert_eq!(sim.pressure().0, 1);
         // The next second the item takes writes again.
         sim.clock.advance_seconds(1);
-        committer(&sim, vec![index_member("hot")], 1, &results);
+        committer(&sim, transaction, 1, &results);
         loop {
             sim.quiescent().await;
             let Some(op) = sim.parked().first().copied() else { break };
             sim.advance(op);
         }
         assert!(results.lock().unwrap()[501].1.is_ok());
+    });
+}
+
+#[test]
+fn a_plain_write_costs_one_unit_so_1000_fit_in_a_second() {
+    paused_runtime().block_on(async {
+        let sim = Sim::new(1, Faults::NONE, Timestamp::from_unix_millis(T0));
+        let results = Results::default();
+        committer(&sim, vec![index_member("hot")], 1001, &results);
+        loop {
+            sim.quiescent().await;
+            let Some(op) = sim.parked().first().copied() else { break };
+            sim.advance(op);
+        }
+        let landed = results.lock().unwrap().clone();
+        assert!(landed[..1000].iter().all(|(_, r)| r.is_ok()));
+        assert!(matches!(&landed[1000].1, Err(StoreError::Unavailable(why)) if why.contains("Throttling")));
     });
 }
 

@@ -28,6 +28,10 @@ pub enum Injection {
     /// The call reaches the store and takes effect, then the caller sees this failure (a
     /// crash or a lost response right after the write).
     FailAfter(fund_account::store::StoreError),
+    /// A commit takes effect, its answer is lost, and the SDK's retry arrives as a fresh
+    /// call: the caller sees what the second call finds (a plain write carries no
+    /// `ClientRequestToken` to make it a no-op).
+    AppliedThenRetried,
 }
 
 /// Decides, before each store call, what happens to it: the way tests give the store
@@ -78,6 +82,7 @@ impl HookedStore {
                 let _ = call.await;
                 Err(error)
             }
+            Injection::AppliedThenRetried => panic!("only a commit can be retried"),
         }
     }
 }
@@ -237,6 +242,10 @@ impl Store for HookedStore {
     }
     async fn commit(&self, writes: Vec<fund_account::store::Write>) -> Result<(), fund_account::store::StoreError> {
         let injection = self.hook.before(StoreCall::Commit(&writes)).await;
+        if let Injection::AppliedThenRetried = injection {
+            let _ = self.inner.commit(writes.clone()).await;
+            return self.inner.commit(writes).await;
+        }
         self.apply(injection, self.inner.commit(writes)).await
     }
 }

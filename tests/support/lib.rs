@@ -9,7 +9,9 @@
 //! - [`faults`]: AWS behaviour the emulator lacks, injected through the store port.
 //! - [`fixtures`]: record builders for store-level tests.
 //! - [`http`]: the one check of a problem+json answer.
+//! - [`metering`]: DynamoDB calls counted and their capacity units totalled, per operation.
 //! - [`sim`]: a deterministic simulation of DynamoDB's behaviour behind the store port.
+//! - [`tour`]: every operation once, metered (call counts, IAM grants, the cost table).
 
 use std::path::PathBuf;
 
@@ -20,7 +22,9 @@ pub mod faults;
 pub mod fixtures;
 pub mod gateway;
 pub mod http;
+pub mod metering;
 pub mod sim;
+pub mod tour;
 
 pub use apps::*;
 pub use emulator::*;

@@ -10,7 +10,12 @@
 //! - a `TransactWriteItems` is *in flight* between two scheduler steps (prepared, then
 //!   applied); another transaction or a `TransactGetItems` touching one of its items
 //!   meanwhile is cancelled with `TransactionConflict`;
-//! - an item written more than 1,000 WCU in one simulated second is throttled;
+//! - a commit of one put or delete is a plain conditional `PutItem` / `DeleteItem`, as
+//!   the DynamoDB adapter sends it (`commits_as_plain_write`): applied in one step, so it
+//!   holds nothing in flight, but refused with `TransactionConflict` when a transaction in
+//!   flight holds its item, as DynamoDB refuses it;
+//! - an item written more than 1,000 WCU in one simulated second is throttled (a
+//!   transactional write costs 2 units per item, a plain one 1);
 //! - a commit can be applied and its answer lost: the SDK gives up (the caller sees an
 //!   outage), or its retry arrives as a fresh call (the `ClientRequestToken` no longer
 //!   matches) and the caller sees what that second call finds;
@@ -143,8 +148,13 @@ enum CallKind {
     /// A read of a global secondary index: eventually consistent.
     IndexRead,
     /// A `TransactWriteItems` writing the items `written`, held in flight as `held` (see
-    /// [`Sim::held_items`]).
-    Commit { held: Vec<String>, written: Vec<String> },
+    /// [`Sim::held_items`]); or, when `plain`, a `PutItem` / `DeleteItem` of one item,
+    /// which is never in flight.
+    Commit {
+        held: Vec<String>,
+        written: Vec<String>,
+        plain: bool,
+    },
 }
 
 /// What the service does to a call.
@@ -420,7 +430,7 @@ impl Sim {
                 .any(|item| core.locks.get(item).is_some_and(|holder| *holder != op))
         };
         let (grant, step) = match &parked.kind {
-            CallKind::Commit { held, written } if !parked.prepared => {
+            CallKind::Commit { held, written, plain } if !parked.prepared => {
                 if held_by_other(&core, held) {
                     core.conflicts += 1;
                     (Grant::FailBefore(StoreError::Contention), Step::Conflict(op))
@@ -431,6 +441,8 @@ impl Sim {
                         Grant::FailBefore(StoreError::Unavailable("InternalServerError".into())),
                         Step::Granted(op, "unavailable"),
                     )
+                } else if *plain {
+                    self.apply(&mut core, &mut rng, op, written, 1)
                 } else {
                     for item in held {
                         core.locks.insert(item.clone(), op);
@@ -438,6 +450,7 @@ impl Sim {
                     let kind = CallKind::Commit {
                         held: held.clone(),
                         written: written.clone(),
+                        plain: false,
                     };
                     core.parked.insert(
                         op,
@@ -450,45 +463,16 @@ impl Sim {
                     return Step::Prepared(op);
                 }
             }
-            CallKind::Commit { held, written: items } => {
+            CallKind::Commit {
+                held, written: items, ..
+            } => {
                 for item in held {
                     if core.locks.get(item) == Some(&op) {
                         core.locks.remove(item);
                     }
                 }
-                let second = self.clock.now().unix_seconds();
                 // A transactional write costs two units per item (up to 1 KB).
-                let hot = items.iter().any(|item| {
-                    core.wcu.get(&(item.clone(), second)).copied().unwrap_or(0) + 2 > faults.item_wcu_per_second
-                });
-                if hot {
-                    core.throttled += 1;
-                    (
-                        Grant::FailBefore(StoreError::Unavailable("ThrottlingException".into())),
-                        Step::Throttled(op),
-                    )
-                } else {
-                    for item in items {
-                        *core.wcu.entry((item.clone(), second)).or_insert(0) += 2;
-                    }
-                    core.next_index_lag = if faults.index_lag_steps == 0 {
-                        0
-                    } else {
-                        rng.below(faults.index_lag_steps + 1)
-                    };
-                    if rng.chance(faults.lost_answer) {
-                        (
-                            Grant::LostAnswer(StoreError::Unavailable("timeout after the write".into())),
-                            Step::Granted(op, "applied, answer lost"),
-                        )
-                    } else if rng.chance(faults.fresh_retry) {
-                        (Grant::FreshRetry, Step::Granted(op, "applied, retried fresh"))
-                    } else if rng.chance(faults.crash_after) {
-                        (Grant::CrashAfter, Step::Granted(op, "applied, crashed"))
-                    } else {
-                        (Grant::Proceed, Step::Granted(op, "applied"))
-                    }
-                }
+                self.apply(&mut core, &mut rng, op, items, 2)
             }
             CallKind::TransactRead(items) if held_by_other(&core, items) => {
                 core.conflicts += 1;
@@ -513,6 +497,43 @@ impl Sim {
         // The operation is gone if its task was dropped: nothing to tell it.
         let _ = parked.grant.send(grant);
         step
+    }
+
+    /// Applies a commit of `items` at `units` write units each: throttled if an item is
+    /// hot this second, else written, with what the fault profile does to its answer.
+    fn apply(&self, core: &mut Core, rng: &mut SimRng, op: OpId, items: &[String], units: u32) -> (Grant, Step) {
+        let faults = self.faults;
+        let second = self.clock.now().unix_seconds();
+        let hot = items.iter().any(|item| {
+            core.wcu.get(&(item.clone(), second)).copied().unwrap_or(0) + units > faults.item_wcu_per_second
+        });
+        if hot {
+            core.throttled += 1;
+            return (
+                Grant::FailBefore(StoreError::Unavailable("ThrottlingException".into())),
+                Step::Throttled(op),
+            );
+        }
+        for item in items {
+            *core.wcu.entry((item.clone(), second)).or_insert(0) += units;
+        }
+        core.next_index_lag = if faults.index_lag_steps == 0 {
+            0
+        } else {
+            rng.below(faults.index_lag_steps + 1)
+        };
+        if rng.chance(faults.lost_answer) {
+            (
+                Grant::LostAnswer(StoreError::Unavailable("timeout after the write".into())),
+                Step::Granted(op, "applied, answer lost"),
+            )
+        } else if rng.chance(faults.fresh_retry) {
+            (Grant::FreshRetry, Step::Granted(op, "applied, retried fresh"))
+        } else if rng.chance(faults.crash_after) {
+            (Grant::CrashAfter, Step::Granted(op, "applied, crashed"))
+        } else {
+            (Grant::Proceed, Step::Granted(op, "applied"))
+        }
     }
 
     async fn park(&self, op: OpId, kind: CallKind) -> Grant {
@@ -770,7 +791,8 @@ impl Store for SimStore {
         fund_account::store::validate_commit(&writes)?;
         let written: Vec<String> = writes.iter().map(Write::item_identity).collect();
         let held = self.sim.held_items(self.op, &written);
-        self.call(CallKind::Commit { held, written }, || async {
+        let plain = fund_account::adapters::dynamodb::commits_as_plain_write(&writes);
+        self.call(CallKind::Commit { held, written, plain }, || async {
             let result = self.sim.table.commit(writes.clone()).await;
             match &result {
                 Ok(()) => self.sim.record_applied(self.op, &writes),

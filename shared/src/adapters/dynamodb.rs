@@ -494,6 +494,42 @@ impl DynamoStore {
         }
     }
 
+    /// Sends one transaction item as the plain `PutItem` or `DeleteItem` it describes:
+    /// the same item or key, the same condition, the same placeholders.
+    async fn plain_write(&self, item: TransactWriteItem) -> Result<(), StoreError> {
+        match item {
+            TransactWriteItem { put: Some(put), .. } => self
+                .client
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .send()
+                .await
+                .map(drop)
+                .map_err(plain_write_error),
+            TransactWriteItem {
+                delete: Some(delete), ..
+            } => self
+                .client
+                .delete_item()
+                .table_name(delete.table_name)
+                .set_key(Some(delete.key))
+                .set_condition_expression(delete.condition_expression)
+                .set_expression_attribute_names(delete.expression_attribute_names)
+                .set_expression_attribute_values(delete.expression_attribute_values)
+                .send()
+                .await
+                .map(drop)
+                .map_err(plain_write_error),
+            other => Err(StoreError::InvalidCommit(format!(
+                "not a plain put or delete: {other:?}"
+            ))),
+        }
+    }
+
     /// Runs a Query page by page until `limit` items or the end: `Limit` caps items read,
     /// and a page can also end at 1 MB.
     async fn query_items(
@@ -607,6 +643,45 @@ fn cancellation(reasons: &[CancellationReason]) -> StoreError {
     } else {
         let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
         StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))
+    }
+}
+
+/// Whether the adapter makes `writes` a plain conditional `PutItem` or `DeleteItem`
+/// rather than a `TransactWriteItems`: exactly one write that puts or deletes one item.
+/// Half the write units (1 per KB instead of 2), and the same all-or-nothing with the
+/// same condition, since one item is written whole or not at all.
+///
+/// The writes that stay in a transaction when alone: `CheckMember` (writes nothing: a
+/// condition check exists only inside a transaction), and `AdjustBalance` /
+/// `AdjustPlatform` (an `UpdateItem` that adds: the SDK retries a call whose answer was
+/// lost, and only the transaction's `ClientRequestToken`, which the SDK fills in, makes
+/// that retry a no-op instead of a second addition). Neither happens alone today (a
+/// posting always carries its ledger entries). A put or delete retried after it landed
+/// fails its condition (or rewrites the same item), which the domain already takes as
+/// "read again" — the simulator's `fresh_retry` fault has always played exactly that.
+pub fn commits_as_plain_write(writes: &[Write]) -> bool {
+    match writes {
+        [write] => !matches!(
+            write,
+            Write::CheckMember { .. } | Write::AdjustBalance { .. } | Write::AdjustPlatform { .. }
+        ),
+        _ => false,
+    }
+}
+
+/// What a failed plain write means, from its error code: the same [`StoreError`]s as a
+/// cancelled transaction of that one write.
+fn plain_write_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error().and_then(|e| e.code()) {
+        Some("ConditionalCheckFailedException") => StoreError::ConditionFailed { write_index: 0 },
+        // The item is in a transaction in flight (or, in a global table, being written
+        // in another Region): nothing was written, the same call may be retried.
+        Some("TransactionConflictException" | "ReplicatedWriteConflictException") => StoreError::Contention,
+        _ => unavailable(err),
     }
 }
 
@@ -1029,6 +1104,10 @@ impl Store for DynamoStore {
 
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_commit(&writes)?;
+        if commits_as_plain_write(&writes) {
+            let item = self.transact_item(&writes[0])?;
+            return self.plain_write(item).await;
+        }
         let items = writes
             .iter()
             .map(|w| self.transact_item(w))
@@ -1061,6 +1140,30 @@ mod tests {
             .iter()
             .map(|code| CancellationReason::builder().code(*code).build())
             .collect()
+    }
+
+    /// One put or delete alone is a plain write; a condition check, an addition, or
+    /// anything with company stays a transaction.
+    #[test]
+    fn only_a_lone_put_or_delete_is_a_plain_write() {
+        let member = |id: &str| MemberId::parse(id).unwrap();
+        let index = |id: &str| Write::IndexMember { member_id: member(id) };
+        assert!(commits_as_plain_write(&[index("m-1")]));
+        assert!(commits_as_plain_write(&[Write::DeleteCode {
+            member_id: member("m-1"),
+            expect: Expect::Version(3),
+        }]));
+        assert!(!commits_as_plain_write(&[index("m-1"), index("m-2")]));
+        assert!(!commits_as_plain_write(&[Write::CheckMember {
+            member_id: member("m-1"),
+            version: None,
+        }]));
+        assert!(!commits_as_plain_write(&[Write::AdjustBalance {
+            member_id: member("m-1"),
+            currency: Currency::Usd,
+            deltas: crate::ledger::BucketDeltas::default(),
+        }]));
+        assert!(!commits_as_plain_write(&[]));
     }
 
     /// DynamoDB's reasons, one per item: "None" for the items that were fine.
