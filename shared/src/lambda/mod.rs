@@ -78,61 +78,42 @@ pub async fn start(
 /// A function's app as Lambda starts it. The cold start itself (until the runtime's first
 /// `GET /next`) does only what must fail it: logs, and the function's own settings read
 /// and checked ([`aws::Settings`]: no I/O). The rest — `aws-config`'s default
-/// configuration, the clients, the code secret — is work that can wait: it runs in a task
-/// spawned here, alongside the runtime's first poll, and the first request awaits it.
-/// Should that fail (Secrets Manager unreachable, say), the request fails with the error
-/// and the next one tries again.
+/// configuration, the clients (whose HTTPS connector loads the root certificates), the
+/// code secret — is work that can wait: the first request builds it. (Spawning it at init
+/// instead measured no better: in an on-demand cold start the event is already waiting,
+/// and the task only competed with the runtime's start for the CPU.) Should it fail
+/// (Secrets Manager unreachable, say), the request fails with the error and the next one
+/// tries again.
 #[cfg(feature = "aws")]
 struct Starting {
     deployment: aws::Deployment,
     settings: aws::Settings,
-    task: std::sync::Mutex<Option<StartTask>>,
     app: tokio::sync::OnceCell<Arc<crate::app::App>>,
 }
-
-#[cfg(feature = "aws")]
-type StartTask = tokio::task::JoinHandle<Result<crate::app::App, crate::app::ConfigError>>;
 
 #[cfg(feature = "aws")]
 impl Starting {
     fn begin(deployment: aws::Deployment) -> Result<Starting, crate::app::ConfigError> {
         init_json_logs(&ProcessEnv);
         let settings = aws::Settings::read(&deployment, &ProcessEnv)?;
-        let task = tokio::spawn(Self::connect(deployment, settings.clone()));
         Ok(Starting {
             deployment,
             settings,
-            task: std::sync::Mutex::new(Some(task)),
             app: tokio::sync::OnceCell::new(),
         })
     }
 
-    async fn connect(
-        deployment: aws::Deployment,
-        settings: aws::Settings,
-    ) -> Result<crate::app::App, crate::app::ConfigError> {
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        aws::connect(&deployment, settings, &aws).await
-    }
-
-    /// The app: the one the start task built, or (after it failed) built again now.
+    /// The app, built by the first request that asks (again by the next, if that failed).
     async fn app(&self) -> Result<Arc<crate::app::App>, crate::app::ConfigError> {
         self.app
             .get_or_try_init(|| async {
-                let started = self
-                    .task
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
-                let built = match started {
-                    Some(task) => task
-                        .await
-                        .map_err(|e| crate::app::ConfigError(format!("starting the function: {e}")))?,
-                    None => Self::connect(self.deployment, self.settings.clone()).await,
-                };
-                built.map(Arc::new).inspect_err(|error| {
-                    tracing::error!(error = %error, "the function could not start; the next request tries again");
-                })
+                let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                aws::connect(&self.deployment, self.settings.clone(), &aws)
+                    .await
+                    .map(Arc::new)
+                    .inspect_err(|error| {
+                        tracing::error!(error = %error, "the function could not start; the next request tries again");
+                    })
             })
             .await
             .cloned()
