@@ -195,6 +195,23 @@ fn reads_code_secret(template: &Yaml, binary: &str) -> bool {
 }
 
 /// Only the functions that hash codes may read the code secret.
+/// Each function's `MemorySize` is the one the memory model chose for it
+/// (`Function::memory_mb`, from `infra/bench/src/memory.rs` and the CPU per request measured
+/// by `infra/scripts/bench.sh`; docs/PERFORMANCE.md): the template, the table and the
+/// documented model cannot drift apart silently. Reads the template only (milliseconds).
+#[test]
+fn every_function_has_the_memory_the_model_chose() {
+    let template = template();
+    for function in Function::all() {
+        assert_eq!(
+            fund_account_tests::deployed::memory_mb(&template, function.binary()),
+            u64::from(function.memory_mb()),
+            "{}: MemorySize in template.yaml against Function::memory_mb",
+            function.binary()
+        );
+    }
+}
+
 #[test]
 fn only_the_code_hashing_functions_may_read_the_code_secret() {
     let template = template();

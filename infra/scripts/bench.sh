@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Measurements (not tests): release binary sizes, cold start through a local Lambda
-# Runtime API next to a hello-world lambda_http binary, argon2id and withdrawal latency,
-# and the capacity units and cost of every operation.
+# Runtime API next to a hello-world lambda_http binary and a plain-SDK one (init and first
+# answer, also through TLS), CPU per request and the memory model (issue 14), argon2id and
+# withdrawal latency, the gateway's load with and without group commit, the hot seller in
+# the simulator, and the capacity units and cost of every operation.
+# FUNCTIONS="get-account withdraw" limits the functions measured.
 # Starts its own moto server (the first answers make real DynamoDB calls against it).
 # Results go to stdout as Markdown tables; docs/PERFORMANCE.md records the latest.
 # `bench.sh capacity` runs the capacity units and cost tables alone.
@@ -34,20 +37,20 @@ if [[ ${1:-} == capacity ]]; then
   exit 0
 fi
 
-functions=$(for dir in functions/*/; do basename "$dir"; done)
+functions=${FUNCTIONS:-$(for dir in functions/*/; do basename "$dir"; done)}
 packages=$(for f in $functions; do printf -- '-p %s ' "$f"; done)
 # The functions and their hello-world reference share the release profile (fat LTO);
 # the measuring tools use the `measure` profile. The functions build on their own, so
 # that no other package's features (the embedded store) are unified into them.
 # shellcheck disable=SC2086
 cargo build --release $packages
-cargo build --release -p bench --bin hello-lambda
+cargo build --release -p bench --bin hello-lambda --bin plain-sdk-lambda
 cargo build --profile measure -p bench --bin coldstart --bin latency --bin load
 
 echo
 echo "| function | release binary (x86_64, stripped) |"
 echo "|---|---|"
-for f in $functions hello-lambda; do
+for f in $functions hello-lambda plain-sdk-lambda; do
   printf '| %s | %s KiB |\n' "$f" "$(( $(stat -c %s "$target/release/$f") / 1024 ))"
 done
 
@@ -67,6 +70,25 @@ if [[ ${ARM64:-0} == 1 ]]; then
 fi
 
 start_moto
+# The real services speak TLS: a proxy in front of moto, with a certificate for 127.0.0.1
+# from a CA made here, which the functions trust through SSL_CERT_FILE (the SDK's rustls
+# connector reads its roots with rustls-native-certs, which honours it): the system's
+# roots plus this CA, so loading them costs what it costs in Lambda.
+tls_dir=$(mktemp -d)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" -subj "/CN=bench CA" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "$tls_dir/leaf.key" -out "$tls_dir/leaf.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls_dir/ext.cnf"
+openssl x509 -req -in "$tls_dir/leaf.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" -CAcreateserial \
+  -days 2 -extfile "$tls_dir/ext.cnf" -out "$tls_dir/leaf.pem" 2>/dev/null
+cat /etc/ssl/certs/ca-certificates.crt "$tls_dir/ca.pem" >"$tls_dir/roots.pem"
+tls_port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.venv/bin/python infra/scripts/tls_proxy.py "$tls_port" "$port" "$tls_dir/leaf.pem" "$tls_dir/leaf.key" >/dev/null 2>&1 &
+tls_pid=$!
+trap 'kill $moto_pid $tls_pid 2>/dev/null || true; rm -rf "$tls_dir"' EXIT
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$tls_port") 2>/dev/null && break; sleep 0.1; done
+export TLS_ENDPOINT="https://127.0.0.1:$tls_port" TLS_CA_FILE="$tls_dir/roots.pem"
 
 echo
 http_functions=$(for f in $functions; do [[ -f events/$f.json && $f != reconcile ]] && echo "$f"; done)

@@ -100,6 +100,17 @@ impl Function {
         matches!(self, Function::ExportStatement | Function::Http(Route::GetExport))
     }
 
+    /// The function's `MemorySize` in `template.yaml` (MB), chosen by the memory model of
+    /// issue 14 (`infra/bench/src/memory.rs`, numbers in docs/PERFORMANCE.md): Lambda's
+    /// CPU share grows with memory up to one vCPU at 1,769 MB. The deployment tests hold
+    /// the template to this table.
+    pub fn memory_mb(self) -> u32 {
+        match self {
+            Function::ExportStatement | Function::Reconcile => 512,
+            Function::Http(_) | Function::PublishEvents => 256,
+        }
+    }
+
     /// Whether the function raises reconciliation alerts.
     pub fn raises_alerts(self) -> bool {
         self == Function::Reconcile

@@ -1,6 +1,7 @@
 //! What the measuring binaries share: a DynamoDB store on the emulator at `MOTO_ENDPOINT`,
 //! and a local Lambda Runtime API to run a function binary behind ([`runtime_api`]).
 
+pub mod memory;
 pub mod runtime_api;
 
 use fund_account::adapters::dynamodb::DynamoStore;

@@ -59,6 +59,8 @@ pub struct Invoked {
     pub answer: Answer,
     /// From exec to the answer (or to the exit).
     pub elapsed: Duration,
+    /// From exec to the first `GET /next`: the process's init (none if it never asked).
+    pub init: Option<Duration>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -107,43 +109,47 @@ pub fn lambda_environment(function_name: &str, memory_mb: u64, region: &str) -> 
     .collect()
 }
 
-/// The server's view of the one invocation.
+/// The server's view of a process's invocations.
 struct State {
-    event: String,
     deadline_ms: u128,
     function_arn: String,
-    handed_out: Mutex<bool>,
-    answer: Mutex<Option<(Instant, Answer)>>,
-    done: Notify,
+    /// The events not yet handed out; each `/next` waits for one.
+    events: Mutex<std::collections::VecDeque<String>>,
+    released: tokio::sync::Semaphore,
+    /// When the process first asked for an event: the end of its init.
+    first_poll: Mutex<Option<Instant>>,
+    answers: Mutex<Vec<(Instant, Answer)>>,
+    answered: Notify,
 }
 
 impl State {
     fn answer(&self, answer: Answer) {
-        let mut slot = self.answer.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.is_none() {
-            *slot = Some((Instant::now(), answer));
-        }
-        self.done.notify_one();
+        lock(&self.answers).push((Instant::now(), answer));
+        self.answered.notify_one();
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn serve(state: Arc<State>, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     if path.ends_with("/invocation/next") {
-        let first = {
-            let mut handed = state.handed_out.lock().unwrap_or_else(PoisonError::into_inner);
-            !std::mem::replace(&mut *handed, true)
+        lock(&state.first_poll).get_or_insert_with(Instant::now);
+        // Parks until an event is released (a process that answered its last waits here
+        // until it is killed, as a Lambda sandbox freezes).
+        let Ok(permit) = state.released.acquire().await else {
+            return http::Response::default();
         };
-        if !first {
-            // One invocation per process: park later polls until the process is killed.
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
+        permit.forget();
+        let event = lock(&state.events).pop_front().unwrap_or_default();
         return http::Response::builder()
             .header("lambda-runtime-aws-request-id", REQUEST_ID)
             .header("lambda-runtime-deadline-ms", state.deadline_ms.to_string())
             .header("lambda-runtime-invoked-function-arn", state.function_arn.as_str())
             .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
-            .body(Full::new(Bytes::from(state.event.clone())))
+            .body(Full::new(Bytes::from(event)))
             .unwrap_or_default();
     }
     let body = req
@@ -177,76 +183,187 @@ fn drain<R: tokio::io::AsyncRead + Unpin + Send + 'static>(pipe: Option<R>) -> t
     })
 }
 
+/// A function process behind a Runtime API of its own, handed events one by one: the
+/// first is [`Invocation::event`], later ones are released with [`Sandbox::release`] (a
+/// warm container's next invocations).
+pub struct Sandbox {
+    state: Arc<State>,
+    child: tokio::process::Child,
+    server: tokio::task::JoinHandle<()>,
+    started: Instant,
+    timeout: Duration,
+    stdout: tokio::task::JoinHandle<String>,
+    stderr: tokio::task::JoinHandle<String>,
+    exited: Option<Option<i32>>,
+}
+
+/// How the wait for an answer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    Answered,
+    Exited(Option<i32>),
+    TimedOut,
+}
+
+impl Sandbox {
+    /// Execs the binary (its clock starts now) with the first event released.
+    pub async fn start(invocation: &Invocation) -> Result<Sandbox, String> {
+        let deadline_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|now| (now + invocation.timeout).as_millis())
+            .unwrap_or(0);
+        let state = Arc::new(State {
+            deadline_ms,
+            function_arn: invocation.function_arn.clone(),
+            events: Mutex::new([invocation.event.clone()].into()),
+            released: tokio::sync::Semaphore::new(1),
+            first_poll: Mutex::new(None),
+            answers: Mutex::new(Vec::new()),
+            answered: Notify::new(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let server_state = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = Arc::clone(&server_state);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(serve(state, req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(&invocation.binary)
+            .env_clear()
+            .envs(invocation.env.iter().map(|(name, value)| (name, value)))
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", invocation.binary.display()))?;
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        Ok(Sandbox {
+            state,
+            child,
+            server,
+            started,
+            timeout: invocation.timeout,
+            stdout,
+            stderr,
+            exited: None,
+        })
+    }
+
+    /// The process id (for its CPU time, [`cpu_time`]).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Hands out `events` after those released before.
+    pub fn release(&self, events: impl IntoIterator<Item = String>) {
+        let mut queue = lock(&self.state.events);
+        let before = queue.len();
+        queue.extend(events);
+        self.state.released.add_permits(queue.len() - before);
+    }
+
+    /// Waits until `count` answers in all have come (or the process exits, or the
+    /// timeout passes, counted from now).
+    pub async fn wait_for(&mut self, count: usize) -> Waited {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let notified = self.state.answered.notified();
+            if lock(&self.state.answers).len() >= count {
+                return Waited::Answered;
+            }
+            if let Some(code) = self.exited {
+                return Waited::Exited(code);
+            }
+            tokio::select! {
+                () = notified => {}
+                status = self.child.wait() => {
+                    self.exited = Some(status.ok().and_then(|s| s.code()));
+                }
+                () = tokio::time::sleep_until(deadline) => return Waited::TimedOut,
+            }
+        }
+    }
+
+    /// From exec to the first `GET /next` (init done), if it came.
+    pub fn init(&self) -> Option<Duration> {
+        lock(&self.state.first_poll).map(|at| at - self.started)
+    }
+
+    /// The `n`th answer (from 0), with when it came, from exec.
+    pub fn answer(&self, n: usize) -> Option<(Duration, Answer)> {
+        lock(&self.state.answers)
+            .get(n)
+            .map(|(at, answer)| (*at - self.started, answer.clone()))
+    }
+
+    /// Kills the process; what it printed.
+    pub async fn finish(mut self) -> (String, String) {
+        let _ = self.child.kill().await;
+        self.server.abort();
+        (
+            self.stdout.await.unwrap_or_default(),
+            self.stderr.await.unwrap_or_default(),
+        )
+    }
+}
+
+/// The CPU time (user + system, every live thread) process `pid` has used, from the
+/// scheduler's nanosecond counts (`/proc/<pid>/task/*/schedstat`), not the 10 ms ticks of
+/// `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Result<Duration, String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| format!("process {pid}: {e}"))?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        // A thread may end between the listing and the read: it is then not counted.
+        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+            total += text
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Ok(Duration::from_nanos(total))
+}
+
 /// Execs the binary behind a Runtime API of its own, hands it the event, and returns what
 /// it answered; the process is killed once it has. `Err` only when it cannot be started.
 pub async fn invoke_once(invocation: &Invocation) -> Result<Invoked, String> {
-    let deadline_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|now| (now + invocation.timeout).as_millis())
-        .unwrap_or(0);
-    let state = Arc::new(State {
-        event: invocation.event.clone(),
-        deadline_ms,
-        function_arn: invocation.function_arn.clone(),
-        handed_out: Mutex::new(false),
-        answer: Mutex::new(None),
-        done: Notify::new(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server_state = Arc::clone(&state);
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let state = Arc::clone(&server_state);
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(serve(state, req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(&invocation.binary)
-        .env_clear()
-        .envs(invocation.env.iter().map(|(name, value)| (name, value)))
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", invocation.binary.display()))?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-
-    let exited = tokio::select! {
-        () = state.done.notified() => None,
-        status = child.wait() => Some(status.ok().and_then(|s| s.code())),
-        () = tokio::time::sleep(invocation.timeout) => None,
+    let mut sandbox = Sandbox::start(invocation).await?;
+    let waited = sandbox.wait_for(1).await;
+    let init = sandbox.init();
+    let (answer, elapsed) = match (sandbox.answer(0), waited) {
+        (Some((at, answer)), _) => (answer, at),
+        (None, Waited::Exited(code)) => (Answer::Exited(code), sandbox.started.elapsed()),
+        (None, _) => (Answer::TimedOut, sandbox.started.elapsed()),
     };
-    let _ = child.kill().await;
-    server.abort();
-    let answered = state.answer.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let (answer, elapsed) = match (answered, exited) {
-        (Some((at, answer)), _) => (answer, at - started),
-        (None, Some(code)) => (Answer::Exited(code), started.elapsed()),
-        (None, None) => (Answer::TimedOut, started.elapsed()),
-    };
+    let (stdout, stderr) = sandbox.finish().await;
     Ok(Invoked {
         answer,
         elapsed,
-        stdout: stdout.await.unwrap_or_default(),
-        stderr: stderr.await.unwrap_or_default(),
+        init,
+        stdout,
+        stderr,
     })
 }
 

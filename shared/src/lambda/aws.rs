@@ -209,55 +209,107 @@ pub fn deployment(function: Function) -> Option<&'static Deployment> {
     ALL.iter().find(|d| d.function == function)
 }
 
-/// Builds a deployed function's app from `env`, with AWS clients from `aws`. Only the
-/// code secret is fetched here (one Secrets Manager call, in the functions that hash
-/// codes); every other client connects lazily on its first request.
+/// What a deployed function reads from its environment, checked: everything [`connect`]
+/// needs besides the AWS configuration. Reading it does no I/O, so it stays in the cold
+/// start (a missing or bad setting fails it, naming the variable) while the SDK work can
+/// wait (see `lambda::run`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    table: String,
+    code_secret_id: Option<String>,
+    fees: FeeSchedule,
+    fx: FxSettings,
+    alert_topic: Option<String>,
+    export_bucket: Option<String>,
+    event_bus: Option<String>,
+}
+
+impl Settings {
+    /// The settings `deployment` uses, from `env`; only those (the fee schedule is parsed
+    /// only by the functions that charge or show fees).
+    pub fn read(deployment: &Deployment, env: &dyn Env) -> Result<Settings, ConfigError> {
+        let function = deployment.function;
+        let table = required(env, vars::TABLE_NAME, "the DynamoDB table's name")?;
+        let code_secret_id = match deployment.code_secret {
+            Some(_) => Some(required(env, vars::CODE_SECRET_ARN, "the ARN of the SMS code secret")?),
+            None => None,
+        };
+        let fees = if function.uses_fee_schedule() {
+            fees_from(env)?
+        } else {
+            FeeSchedule::default()
+        };
+        let fx = if function.locks_quotes() {
+            fx_from(env)?
+        } else {
+            FxSettings::default()
+        };
+        let alert_topic = match deployment.alerts {
+            Some(_) => Some(required(
+                env,
+                vars::ALERT_TOPIC_ARN,
+                "the ARN of the reconciliation alert topic",
+            )?),
+            None => None,
+        };
+        let export_bucket = match deployment.files {
+            Some(_) => Some(required(
+                env,
+                vars::EXPORT_BUCKET,
+                "the statement export bucket's name",
+            )?),
+            None => None,
+        };
+        let event_bus = match deployment.events {
+            Some(_) => Some(required(env, vars::EVENT_BUS_NAME, "the EventBridge bus's name")?),
+            None => None,
+        };
+        Ok(Settings {
+            table,
+            code_secret_id,
+            fees,
+            fx,
+            alert_topic,
+            export_bucket,
+            event_bus,
+        })
+    }
+}
+
+/// Builds a deployed function's app from `env`, with AWS clients from `aws`: [`Settings`]
+/// then [`connect`].
 pub async fn build_app(deployment: &Deployment, env: &dyn Env, aws: &SdkConfig) -> Result<App, ConfigError> {
-    let function = deployment.function;
-    let table = required(env, vars::TABLE_NAME, "the DynamoDB table's name")?;
-    let store = crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
-    let code_hasher = match deployment.code_secret {
-        Some(fetch) => {
-            let secret_id = required(env, vars::CODE_SECRET_ARN, "the ARN of the SMS code secret")?;
-            Some(CodeHasher::new(fetch(aws, &secret_id).await?))
-        }
-        None => None,
+    connect(deployment, Settings::read(deployment, env)?, aws).await
+}
+
+/// The app of a deployed function with checked `settings`, with AWS clients from `aws`.
+/// Only the code secret is fetched here (one Secrets Manager call, in the functions that
+/// hash codes); every other client connects lazily on its first request.
+pub async fn connect(deployment: &Deployment, settings: Settings, aws: &SdkConfig) -> Result<App, ConfigError> {
+    let store = crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), settings.table);
+    let code_hasher = match (deployment.code_secret, settings.code_secret_id) {
+        (Some(fetch), Some(secret_id)) => Some(CodeHasher::new(fetch(aws, &secret_id).await?)),
+        _ => None,
     };
-    let fees = if function.uses_fee_schedule() {
-        fees_from(env)?
-    } else {
-        FeeSchedule::default()
+    let alerts: Arc<dyn AlertSink> = match (deployment.alerts, settings.alert_topic) {
+        (Some(through), Some(topic)) => through(aws, topic),
+        _ => Arc::new(LogAlerts),
     };
-    let fx = if function.locks_quotes() {
-        fx_from(env)?
-    } else {
-        FxSettings::default()
+    let files: Arc<dyn ExportFiles> = match (deployment.files, settings.export_bucket) {
+        (Some(wiring), Some(bucket)) => wiring(aws, bucket),
+        _ => Arc::new(NoFiles),
     };
-    let alerts: Arc<dyn AlertSink> = match deployment.alerts {
-        Some(through) => {
-            let topic = required(env, vars::ALERT_TOPIC_ARN, "the ARN of the reconciliation alert topic")?;
-            through(aws, topic)
-        }
-        None => Arc::new(LogAlerts),
-    };
-    let files: Arc<dyn ExportFiles> = match deployment.files {
-        Some(wiring) => wiring(
-            aws,
-            required(env, vars::EXPORT_BUCKET, "the statement export bucket's name")?,
-        ),
-        None => Arc::new(NoFiles),
-    };
-    let events: Arc<dyn EventBus> = match deployment.events {
-        Some(through) => through(aws, required(env, vars::EVENT_BUS_NAME, "the EventBridge bus's name")?),
-        None => Arc::new(NoEventBus),
+    let events: Arc<dyn EventBus> = match (deployment.events, settings.event_bus) {
+        (Some(through), Some(bus)) => through(aws, bus),
+        _ => Arc::new(NoEventBus),
     };
     Ok(App {
         store: Arc::new(store),
         sms: (deployment.sms)(aws),
         clock: Arc::new(SystemClock),
         code_hasher,
-        fees,
-        fx,
+        fees: settings.fees,
+        fx: settings.fx,
         alerts,
         files,
         events,

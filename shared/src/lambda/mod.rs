@@ -75,10 +75,49 @@ pub async fn start(
     start_deployment(deployment, env, aws).await
 }
 
+/// A function's app as Lambda starts it. The cold start itself (until the runtime's first
+/// `GET /next`) does only what must fail it: logs, and the function's own settings read
+/// and checked ([`aws::Settings`]: no I/O). The rest — `aws-config`'s default
+/// configuration, the clients (whose HTTPS connector loads the root certificates), the
+/// code secret — is work that can wait: the first request builds it. (Spawning it at init
+/// instead measured no better: in an on-demand cold start the event is already waiting,
+/// and the task only competed with the runtime's start for the CPU.) Should it fail
+/// (Secrets Manager unreachable, say), the request fails with the error and the next one
+/// tries again.
 #[cfg(feature = "aws")]
-async fn start_in_lambda(deployment: &aws::Deployment) -> Result<crate::app::App, crate::app::ConfigError> {
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    start_deployment(deployment, &ProcessEnv, &aws).await
+struct Starting {
+    deployment: aws::Deployment,
+    settings: aws::Settings,
+    app: tokio::sync::OnceCell<Arc<crate::app::App>>,
+}
+
+#[cfg(feature = "aws")]
+impl Starting {
+    fn begin(deployment: aws::Deployment) -> Result<Starting, crate::app::ConfigError> {
+        init_json_logs(&ProcessEnv);
+        let settings = aws::Settings::read(&deployment, &ProcessEnv)?;
+        Ok(Starting {
+            deployment,
+            settings,
+            app: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The app, built by the first request that asks (again by the next, if that failed).
+    async fn app(&self) -> Result<Arc<crate::app::App>, crate::app::ConfigError> {
+        self.app
+            .get_or_try_init(|| async {
+                let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                aws::connect(&self.deployment, self.settings.clone(), &aws)
+                    .await
+                    .map(Arc::new)
+                    .inspect_err(|error| {
+                        tracing::error!(error = %error, "the function could not start; the next request tries again");
+                    })
+            })
+            .await
+            .cloned()
+    }
 }
 
 /// Runs an HTTP function (`deployment` names its route and handler) as a Lambda.
@@ -87,10 +126,13 @@ pub async fn run(deployment: aws::Deployment) -> Result<(), lambda_http::Error> 
     let (Function::Http(route), Some(handler)) = (deployment.function, deployment.handler) else {
         return Err(format!("{:?} is not an HTTP function", deployment.function).into());
     };
-    let app = Arc::new(start_in_lambda(&deployment).await?);
+    let starting = Arc::new(Starting::begin(deployment)?);
     lambda_http::run(lambda_http::service_fn(move |req| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, std::convert::Infallible>(crate::routes::serve(route, handler, &app, req).await) }
+        let starting = Arc::clone(&starting);
+        async move {
+            let app = starting.app().await?;
+            Ok::<_, lambda_http::Error>(crate::routes::serve(route, handler, &app, req).await)
+        }
     }))
     .await
 }
@@ -131,11 +173,12 @@ pub fn reconciliation_options(event: &serde_json::Value) -> crate::reconciliatio
 #[cfg(feature = "aws")]
 pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
-    let app = Arc::new(start_in_lambda(&aws::RECONCILE).await?);
+    let starting = Arc::new(Starting::begin(aws::RECONCILE)?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<serde_json::Value>| {
-            let app = Arc::clone(&app);
+            let starting = Arc::clone(&starting);
             async move {
+                let app = starting.app().await?;
                 let options = reconciliation_options(&event.payload);
                 let report = crate::reconciliation::run(&app, options)
                     .await
@@ -156,11 +199,14 @@ pub async fn run_reconciliation() -> Result<(), lambda_http::Error> {
 #[cfg(feature = "aws")]
 pub async fn run_export_statement() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
-    let app = Arc::new(start_in_lambda(&aws::EXPORT_STATEMENT).await?);
+    let starting = Arc::new(Starting::begin(aws::EXPORT_STATEMENT)?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<serde_json::Value>| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, lambda_http::Error>(export_stream_batch(&app, &event.payload).await) }
+            let starting = Arc::clone(&starting);
+            async move {
+                let app = starting.app().await?;
+                Ok::<_, lambda_http::Error>(export_stream_batch(&app, &event.payload).await)
+            }
         },
     ))
     .await
@@ -171,11 +217,12 @@ pub async fn run_export_statement() -> Result<(), lambda_http::Error> {
 #[cfg(feature = "aws")]
 pub async fn run_publisher() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
-    let app = Arc::new(start_in_lambda(&aws::PUBLISH_EVENTS).await?);
+    let starting = Arc::new(Starting::begin(aws::PUBLISH_EVENTS)?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<serde_json::Value>| {
-            let app = Arc::clone(&app);
+            let starting = Arc::clone(&starting);
             async move {
+                let app = starting.app().await?;
                 stream::handle(&app, event.payload)
                     .await
                     .map_err(|e| lambda_http::Error::from(e.to_string()))
