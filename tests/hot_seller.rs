@@ -24,14 +24,14 @@ use fund_account::collection::{self, NewCollection, NewRefund};
 use fund_account::error::ApiError;
 use fund_account::ids::ExternalId;
 use fund_account::ledger::{Balance, Bucket};
-use fund_account::member::{MemberId, MemberStatus, PhcHash};
+use fund_account::member::{MemberId, MemberStatus};
 use fund_account::money::{Amount, Currency};
 use fund_account::reconciliation::{self, RunOptions};
 use fund_account::sms::{SmsError, SmsSender};
 use fund_account::store::{Expect, Store, Write};
 use fund_account::withdrawal;
 use fund_account_tests::fixtures::withdrawal_request;
-use fund_account_tests::sim::{Faults, OpId, Sim, SimRng};
+use fund_account_tests::sim::{cheap_hash, Faults, OpId, Sim, SimRng};
 use fund_account_tests::{T0, TEST_CODE_SECRET};
 
 const PASSWORD: &str = "Vault-Key-2026!";
@@ -41,15 +41,6 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name)
         .ok()
         .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}")))
-}
-
-/// An argon2id hash at the lowest parameters (the cost is not under test here).
-fn cheap_hash(password: &str) -> PhcHash {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let params = argon2::Params::new(8, 1, 1, None).unwrap();
-    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::encode_b64(b"simulation-salt!").unwrap();
-    PhcHash::new(hasher.hash_password(password.as_bytes(), &salt).unwrap().to_string())
 }
 
 struct NoSms;

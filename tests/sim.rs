@@ -27,7 +27,7 @@ use fund_account::exchange::{self, Fixed, QuoteRequest, RateUpdate};
 use fund_account::fx::{Conversion, Mid, Pair, Quote, QuotePurpose};
 use fund_account::ids::{ExternalId, QuoteId, WithdrawalId};
 use fund_account::ledger::{BalancePart, Bucket, EntryType, LedgerEntry, PlatformShard};
-use fund_account::member::{MemberId, MemberStatus, PhcHash};
+use fund_account::member::{MemberId, MemberStatus};
 use fund_account::money::{Amount, Currency};
 use fund_account::phone::PhoneNumber;
 use fund_account::reconciliation::{self, RunOptions};
@@ -39,7 +39,7 @@ use fund_account::verification::{
     SmsCode, MAX_ATTEMPTS_PER_CODE, MAX_SENDS_PER_WINDOW, RESEND_COOLDOWN_SECONDS, SEND_WINDOW_SECONDS,
 };
 use fund_account::withdrawal::{self, Payout, MAX_PASSWORD_ATTEMPTS};
-use fund_account_tests::sim::{Faults, OpId, Sim, SimRng, Step};
+use fund_account_tests::sim::{cheap_hash, Faults, OpId, Sim, SimRng, Step};
 use fund_account_tests::{T0, TEST_CODE_SECRET};
 use rust_decimal::Decimal;
 
@@ -325,16 +325,6 @@ struct Limits {
     sends: BTreeMap<MemberId, Vec<Timestamp>>,
     /// The lock each member's withdrawals are under, as last written.
     locked_until: BTreeMap<MemberId, Timestamp>,
-}
-
-/// An argon2id hash at the lowest parameters: withdrawals verify it in microseconds, so
-/// thousands of seeds fit in the test command (the cost parameters are not under test here).
-fn cheap_hash(password: &str) -> PhcHash {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let params = argon2::Params::new(8, 1, 1, None).unwrap();
-    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::encode_b64(b"simulation-salt!").unwrap();
-    PhcHash::new(hasher.hash_password(password.as_bytes(), &salt).unwrap().to_string())
 }
 
 /// An app on the simulation's clock, over `store` (a request's view of the service, or

@@ -1020,7 +1020,10 @@ async fn pending_shards_sum_into_the_balance_and_hold_their_own_floor(adapter: A
         .await
         .unwrap();
     let balances = store.balances(&m.member_id).await.unwrap();
-    assert_eq!(balances.usd.pending, expected_pending.checked_sub(amount("1.25")).unwrap());
+    assert_eq!(
+        balances.usd.pending,
+        expected_pending.checked_sub(amount("1.25")).unwrap()
+    );
     assert_eq!(balances.usd.available, amount("6.25"));
     assert_eq!(balances.cny, Default::default());
 }

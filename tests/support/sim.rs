@@ -37,7 +37,7 @@ use fund_account::adapters::sqlite::SqliteStore;
 use fund_account::clock::{Clock, ManualClock, Timestamp};
 use fund_account::ids::{ExternalId, WithdrawalId};
 use fund_account::ledger::{Balances, LedgerEntry, PlatformEntry, PlatformShard, PLATFORM_SHARDS};
-use fund_account::member::MemberId;
+use fund_account::member::{MemberId, PhcHash};
 use fund_account::money::{Amount, Currency};
 use fund_account::records::{Collection, CollectionStatus, IdempotencyRecord, Refund, RunRecord, Withdrawal};
 use fund_account::store::{Doc, DocKey, MemberState, Page, PageRequest, Store, StoreError, WithdrawalContext, Write};
@@ -806,4 +806,14 @@ impl Store for SimStore {
         })
         .await
     }
+}
+
+/// An argon2id hash at the lowest parameters: withdrawals verify it in microseconds, so
+/// thousands of seeds fit in the test command (the cost parameters are not under test here).
+pub fn cheap_hash(password: &str) -> PhcHash {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let params = argon2::Params::new(8, 1, 1, None).unwrap();
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"simulation-salt!").unwrap();
+    PhcHash::new(hasher.hash_password(password.as_bytes(), &salt).unwrap().to_string())
 }

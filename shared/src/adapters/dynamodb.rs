@@ -532,6 +532,35 @@ impl DynamoStore {
 
     /// Runs a Query page by page until `limit` items or the end: `Limit` caps items read,
     /// and a page can also end at 1 MB.
+    /// The profile's keys and `attributes`, nothing else (`None` without a member): one
+    /// consistent `Query` of the one item with `Select: SPECIFIC_ATTRIBUTES`, the shape the
+    /// roles that must never see password hashes are limited to (`dynamodb:Attributes`).
+    /// Consistent, so a member created a moment ago is found.
+    async fn profile_attributes(&self, member_id: &MemberId, attributes: &[&str]) -> Result<Option<Item>, StoreError> {
+        let mut projection = vec!["#PK".to_owned(), "#SK".to_owned()];
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#PK = :pk AND #SK = :profile")
+            .expression_attribute_values(":pk", s(member_pk(member_id)))
+            .expression_attribute_values(":profile", s("PROFILE"))
+            .select(Select::SpecificAttributes)
+            .expression_attribute_names("#PK", "PK")
+            .expression_attribute_names("#SK", "SK");
+        for attribute in attributes {
+            projection.push(format!("#{attribute}"));
+            query = query.expression_attribute_names(format!("#{attribute}"), *attribute);
+        }
+        let output = query
+            .projection_expression(projection.join(", "))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.items.unwrap_or_default().into_iter().next())
+    }
+
     async fn query_items(
         &self,
         index: Option<&str>,
@@ -739,50 +768,16 @@ impl Store for DynamoStore {
     }
 
     async fn member_exists(&self, member_id: &MemberId) -> Result<bool, StoreError> {
-        // The profile's keys and nothing else, as `member_phone` reads: the collection
-        // role allows exactly these attributes (`dynamodb:Attributes` with `Select:
-        // SPECIFIC_ATTRIBUTES`), so it never reads password hashes. Consistent, so a
-        // member created a moment ago is found.
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#PK = :pk AND #SK = :profile")
-            .expression_attribute_values(":pk", s(member_pk(member_id)))
-            .expression_attribute_values(":profile", s("PROFILE"))
-            .select(Select::SpecificAttributes)
-            .projection_expression("#PK, #SK")
-            .expression_attribute_names("#PK", "PK")
-            .expression_attribute_names("#SK", "SK")
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output.count > 0)
+        // The profile's keys and nothing else: the collection role allows exactly these
+        // attributes, so it never reads password hashes.
+        Ok(self.profile_attributes(member_id, &[]).await?.is_some())
     }
 
     async fn member_phone(&self, member_id: &MemberId) -> Result<Option<PhoneNumber>, StoreError> {
-        // The profile's `phone` and nothing else (a Query of the one item, as the
-        // reconciliation reads balances): the publisher's role allows exactly these
-        // attributes (`dynamodb:Attributes`), so it never reads password hashes.
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#PK = :pk AND #SK = :profile")
-            .expression_attribute_values(":pk", s(member_pk(member_id)))
-            .expression_attribute_values(":profile", s("PROFILE"))
-            .select(Select::SpecificAttributes)
-            .projection_expression("#PK, #SK, #phone")
-            .expression_attribute_names("#PK", "PK")
-            .expression_attribute_names("#SK", "SK")
-            .expression_attribute_names("#phone", "phone")
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let items = output.items.unwrap_or_default();
-        match items.first().and_then(|item| item.get("phone")) {
+        // The profile's `phone` and nothing else: the publisher's role allows exactly
+        // these attributes, so it never reads password hashes.
+        let item = self.profile_attributes(member_id, &["phone"]).await?;
+        match item.as_ref().and_then(|item| item.get("phone")) {
             Some(AttributeValue::S(text)) => PhoneNumber::parse(text)
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt(format!("a profile's phone: {e}"))),
@@ -1161,6 +1156,7 @@ mod tests {
         assert!(!commits_as_plain_write(&[Write::AdjustBalance {
             member_id: member("m-1"),
             currency: Currency::Usd,
+            part: crate::ledger::BalancePart::Main,
             deltas: crate::ledger::BucketDeltas::default(),
         }]));
         assert!(!commits_as_plain_write(&[]));
