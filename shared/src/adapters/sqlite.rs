@@ -329,26 +329,23 @@ fn write_groups(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Job>, max_group
                 Err(_) => break,
             }
         }
-        let requests = group.len() as u64;
-        if commit_group(&conn, group) {
-            counts.transactions.fetch_add(1, Ordering::Relaxed);
-            counts.requests.fetch_add(requests, Ordering::Relaxed);
-        }
+        commit_group(&conn, group, counts);
     }
 }
 
 /// Runs `group` in one transaction, each job in a savepoint of its own, COMMITs once (one
-/// fsync), and only then answers every job. Whether the COMMIT happened.
-fn commit_group(conn: &Connection, group: Vec<Job>) -> bool {
+/// fsync), counts it, and only then answers every job (so a caller that has its answer
+/// sees its transaction counted).
+fn commit_group(conn: &Connection, group: Vec<Job>, counts: &WriterCounts) {
     if group.is_empty() {
-        return false;
+        return;
     }
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let error = unavailable(e);
         for job in group {
             let _ = job.reply.send(Err(error.clone()));
         }
-        return false;
+        return;
     }
     let mut done: Vec<(Outcome, Reply)> = Vec::with_capacity(group.len());
     let mut jobs = group.into_iter();
@@ -369,13 +366,17 @@ fn commit_group(conn: &Connection, group: Vec<Job>) -> bool {
                 let _ = reply.send(Err(lost.clone()));
             }
             let _ = job.reply.send(Err(lost));
-            return commit_group(conn, jobs.collect());
+            return commit_group(conn, jobs.collect(), counts);
         }
         done.push((outcome, job.reply));
     }
     let committed = conn.execute_batch("COMMIT").map_err(unavailable);
     if committed.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
+    }
+    if committed.is_ok() {
+        counts.transactions.fetch_add(1, Ordering::Relaxed);
+        counts.requests.fetch_add(done.len() as u64, Ordering::Relaxed);
     }
     // Durable (or not) now: the answers go out.
     for (outcome, reply) in done {
@@ -386,7 +387,6 @@ fn commit_group(conn: &Connection, group: Vec<Job>) -> bool {
         };
         let _ = reply.send(answer);
     }
-    committed.is_ok()
 }
 
 /// Runs one job inside `SAVEPOINT request`: kept when it succeeds, rolled back to the
