@@ -313,3 +313,30 @@ async fn every_variable_the_template_declares_is_one_the_binary_reads() {
         }
     }
 }
+
+/// What a function cannot fetch at its first request (the code secret, deferred from the
+/// cold start) is an outage the caller is told of in the contract's terms — `503
+/// service_unavailable`, problem+json — not a Lambda invocation error that API Gateway
+/// turns into a bare 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_that_cannot_be_fetched_answers_503_problem_json() {
+    let emulated = Emulated::create().await;
+    let function = Function::Http(Route::SendCode);
+    let mut environment = emulated.environment(function);
+    environment.insert(
+        vars::CODE_SECRET_ARN.to_owned(),
+        format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:no-such-secret-AbCdEf"),
+    );
+    let invoked = invoke(&emulated, function, &event(function.binary()), &environment).await;
+    let Some(body) = invoked.response() else {
+        panic!("send-code did not answer: {:?}\n{}", invoked.answer, invoked.output());
+    };
+    let response: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(response["statusCode"], 503, "{response}");
+    assert_eq!(
+        response["headers"]["content-type"], "application/problem+json",
+        "{response}"
+    );
+    let problem: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(problem["code"], "service_unavailable", "{problem}");
+}

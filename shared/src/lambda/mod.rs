@@ -82,8 +82,8 @@ pub async fn start(
 /// code secret — is work that can wait: the first request builds it. (Spawning it at init
 /// instead measured no better: in an on-demand cold start the event is already waiting,
 /// and the task only competed with the runtime's start for the CPU.) Should it fail
-/// (Secrets Manager unreachable, say), the request fails with the error and the next one
-/// tries again.
+/// (Secrets Manager unreachable, say), an HTTP request is answered `503
+/// service_unavailable` and the next one tries again.
 #[cfg(feature = "aws")]
 struct Starting {
     deployment: aws::Deployment,
@@ -130,8 +130,16 @@ pub async fn run(deployment: aws::Deployment) -> Result<(), lambda_http::Error> 
     lambda_http::run(lambda_http::service_fn(move |req| {
         let starting = Arc::clone(&starting);
         async move {
-            let app = starting.app().await?;
-            Ok::<_, lambda_http::Error>(crate::routes::serve(route, handler, &app, req).await)
+            // An app that could not be built yet (a dependency unreachable: logged above)
+            // is an outage for this caller, answered as the contract answers one.
+            let response = match starting.app().await {
+                Ok(app) => crate::routes::serve(route, handler, &app, req).await,
+                Err(_) => crate::http::respond(
+                    &crate::http::request_id(&req),
+                    Err(crate::error::ApiError::ServiceUnavailable),
+                ),
+            };
+            Ok::<_, std::convert::Infallible>(response)
         }
     }))
     .await
