@@ -28,7 +28,7 @@ use fund_account::member::{MemberId, MemberStatus};
 use fund_account::money::{Amount, Currency};
 use fund_account::reconciliation::{self, RunOptions};
 use fund_account::sms::{SmsError, SmsSender};
-use fund_account::store::{Expect, Store, Write};
+use fund_account::store::{Store, Write};
 use fund_account::withdrawal;
 use fund_account_tests::fixtures::withdrawal_request;
 use fund_account_tests::sim::{cheap_hash, Faults, OpId, Sim, SimRng};
@@ -202,18 +202,7 @@ async fn simulate(seed: u64, seconds: u64, rate: u64) -> Result<Figures, String>
     member.status = MemberStatus::Active;
     member.payment_password_hash = Some(cheap_hash(PASSWORD));
     member.code_sends.clear();
-    sim.table
-        .commit(vec![
-            Write::PutMember {
-                member,
-                expect: Expect::Absent,
-            },
-            Write::IndexMember {
-                member_id: seller.clone(),
-            },
-        ])
-        .await
-        .unwrap();
+    sim.add_member(member).await;
     let run = Run {
         sim: Arc::clone(&sim),
         seller: seller.clone(),

@@ -389,18 +389,7 @@ impl World {
             member.code_sends.clear();
             member.payment_password_hash = active.then(|| hash.clone());
             member.pending_password_hash = (!active).then(|| hash.clone());
-            sim.table
-                .commit(vec![
-                    Write::PutMember {
-                        member,
-                        expect: Expect::Absent,
-                    },
-                    Write::IndexMember {
-                        member_id: seller.id.clone(),
-                    },
-                ])
-                .await
-                .unwrap();
+            sim.add_member(member).await;
         }
         // Every seller starts with settled money in both currencies, collected and settled
         // the way any other is (before the clock starts).

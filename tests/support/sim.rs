@@ -293,6 +293,22 @@ impl Sim {
             .collect()
     }
 
+    /// Puts `member` in the table (and in the member index the reconciliation walks)
+    /// before the clock starts: straight to the table, no scheduler.
+    pub async fn add_member(&self, member: fund_account::member::Member) {
+        let member_id = member.member_id.clone();
+        self.table
+            .commit(vec![
+                Write::PutMember {
+                    member,
+                    expect: fund_account::store::Expect::Absent,
+                },
+                Write::IndexMember { member_id },
+            ])
+            .await
+            .expect("a member of the simulation");
+    }
+
     /// The store an operation uses: every call it makes waits for the scheduler.
     pub fn store_for(self: &Arc<Sim>, op: OpId) -> Arc<dyn Store> {
         Arc::new(SimStore {
