@@ -139,7 +139,9 @@ impl Journey {
     /// partial batch response.
     async fn stream(&mut self, name: &str) -> Value {
         let event = self.start(name);
-        fund_account::lambda::export_stream_batch(&self.t.app, &event).await
+        fund_account::lambda::stream::export_batch(&self.t.app, event)
+            .await
+            .unwrap()
     }
 
     /// Runs a scheduled event as the `reconcile` function does; returns its report.

@@ -93,9 +93,18 @@ impl Export {
     }
 }
 
+/// What every export partition's key starts with.
+pub const PARTITION_PREFIX: &str = "EXPORT#";
+
 /// The partition of a member's exports.
 pub fn partition(member_id: &MemberId) -> String {
-    format!("EXPORT#{member_id}")
+    format!("{PARTITION_PREFIX}{member_id}")
+}
+
+/// The export a document key names (a stream record's keys), if it names one.
+pub fn named_by(key: &DocKey) -> Option<(MemberId, ExportId)> {
+    let member = key.partition.strip_prefix(PARTITION_PREFIX)?;
+    MemberId::parse(member).ok().zip(ExportId::parse(&key.sort))
 }
 
 fn doc_key(member_id: &MemberId, id: &ExportId) -> DocKey {
@@ -364,29 +373,6 @@ pub async fn run(app: &App, member_id: &MemberId, id: &ExportId) -> Result<Expor
     })
     .await?;
     Ok(status)
-}
-
-/// The exports a DynamoDB stream event asks to run: the `INSERT`s of export documents,
-/// with the stream record's sequence number (what a partial batch failure names).
-pub fn exports_in_stream(event: &serde_json::Value) -> Vec<(String, Option<(MemberId, ExportId)>)> {
-    let records = event
-        .get("Records")
-        .and_then(|r| r.as_array())
-        .cloned()
-        .unwrap_or_default();
-    records
-        .iter()
-        .filter(|record| record.get("eventName").and_then(|n| n.as_str()) == Some("INSERT"))
-        .filter_map(|record| {
-            let dynamodb = record.get("dynamodb")?;
-            let sequence = dynamodb.get("SequenceNumber")?.as_str()?.to_owned();
-            let text = |name: &str| dynamodb.get("Keys")?.get(name)?.get("S")?.as_str().map(str::to_owned);
-            let (pk, sk) = (text("PK")?, text("SK")?);
-            let member = pk.strip_prefix("EXPORT#")?;
-            let target = MemberId::parse(member).ok().zip(ExportId::parse(&sk));
-            Some((sequence, target))
-        })
-        .collect()
 }
 
 #[cfg(test)]

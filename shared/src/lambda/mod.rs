@@ -213,7 +213,9 @@ pub async fn run_export_statement() -> Result<(), lambda_http::Error> {
             let starting = Arc::clone(&starting);
             async move {
                 let app = starting.app().await?;
-                Ok::<_, lambda_http::Error>(export_stream_batch(&app, &event.payload).await)
+                stream::export_batch(&app, event.payload)
+                    .await
+                    .map_err(|e| lambda_http::Error::from(e.to_string()))
             }
         },
     ))
@@ -238,22 +240,6 @@ pub async fn run_publisher() -> Result<(), lambda_http::Error> {
         },
     ))
     .await
-}
-
-/// Writes the exports a stream batch asks for; answers the partial batch response.
-pub async fn export_stream_batch(app: &crate::app::App, event: &serde_json::Value) -> serde_json::Value {
-    let mut failures = Vec::new();
-    for (sequence, target) in crate::export::exports_in_stream(event) {
-        let Some((member_id, export_id)) = target else {
-            tracing::warn!(sequence, "a stream record that names no export: skipped");
-            continue;
-        };
-        if let Err(error) = crate::export::run(app, &member_id, &export_id).await {
-            tracing::error!(export_id = %export_id, error = %error, "export failed; Lambda retries it");
-            failures.push(serde_json::json!({ "itemIdentifier": sequence }));
-        }
-    }
-    serde_json::json!({ "batchItemFailures": failures })
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! The publisher function's two inputs: a batch of the table's DynamoDB Stream (each new
-//! outbox item published, see `publisher`) and the scheduled SMS sweep.
+//! The table's DynamoDB Stream and its two readers, with one reader of a record's keys
+//! and one way to report failed records: the publisher (each new outbox item published,
+//! see `publisher`; and its scheduled SMS sweep) and `export-statement` (each new export
+//! written, see `export`).
 
 use std::collections::HashSet;
 
@@ -14,9 +16,10 @@ use crate::store::DocKey;
 /// What the scheduled event asks the publisher for.
 pub const SWEEP_MODE: &str = "sweep-notifications";
 
-/// An input the publisher does not know.
+/// An input the function does not take (the publisher: a stream event or
+/// `{"mode": "sweep-notifications"}`; `export-statement`: a stream event).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the publisher takes a DynamoDB stream event or {{\"mode\": \"sweep-notifications\"}}: {0}")]
+#[error("not an input this function takes: {0}")]
 pub struct UnknownInput(pub String);
 
 /// Runs one invocation: a stream batch answers its partial-batch response, the sweep its
@@ -37,9 +40,10 @@ pub async fn handle(app: &App, payload: serde_json::Value) -> Result<serde_json:
     }
 }
 
-/// The key of the outbox item a record inserted, if it is one (the event source's filter
-/// passes only those; anything else is ignored here too).
-pub fn outbox_key(record: &EventRecord) -> Option<DocKey> {
+/// The key of the item a record inserted, if its partition key starts with `prefix`
+/// (each event source's filter passes only its own inserts; anything else is ignored here
+/// too). The one reader of a stream record's keys for both of the stream's functions.
+pub fn inserted_key(record: &EventRecord, prefix: &str) -> Option<DocKey> {
     if record.event_name != "INSERT" {
         return None;
     }
@@ -47,8 +51,43 @@ pub fn outbox_key(record: &EventRecord) -> Option<DocKey> {
         Some(serde_dynamo::AttributeValue::S(value)) => Some(value.clone()),
         _ => None,
     };
-    let partition = text("PK").filter(|pk| pk.starts_with(OUTBOX_PREFIX))?;
+    let partition = text("PK").filter(|pk| pk.starts_with(prefix))?;
     Some(DocKey::new(partition, text("SK")?))
+}
+
+/// The key of the outbox item a record inserted, if it is one.
+pub fn outbox_key(record: &EventRecord) -> Option<DocKey> {
+    inserted_key(record, OUTBOX_PREFIX)
+}
+
+/// A record reported failed by its `SequenceNumber`: Lambda retries from there. (Without a
+/// sequence number Lambda retries the whole batch: still correct.)
+fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(record.change.sequence_number.clone().unwrap_or_default());
+    failure
+}
+
+/// The `export-statement` function: writes each export a stream batch inserted, and
+/// reports the ones that failed (Lambda retries them, then sends them to the function's
+/// failure queue). An input that is no stream event fails the invocation.
+pub async fn export_batch(app: &App, payload: serde_json::Value) -> Result<serde_json::Value, UnknownInput> {
+    let event: Event = serde_json::from_value(payload).map_err(|e| UnknownInput(e.to_string()))?;
+    let mut response = DynamoDbEventResponse::default();
+    for record in &event.records {
+        let Some(key) = inserted_key(record, crate::export::PARTITION_PREFIX) else {
+            continue;
+        };
+        let Some((member_id, export_id)) = crate::export::named_by(&key) else {
+            tracing::warn!(partition = %key.partition, sort = %key.sort, "a stream record that names no export: skipped");
+            continue;
+        };
+        if let Err(error) = crate::export::run(app, &member_id, &export_id).await {
+            tracing::error!(export_id = %export_id, error = %error, "export failed; Lambda retries it");
+            response.batch_item_failures.push(failure(record));
+        }
+    }
+    serde_json::to_value(response).map_err(|e| UnknownInput(e.to_string()))
 }
 
 /// Publishes each outbox record of a batch, in order, and reports the failed ones by
@@ -77,10 +116,7 @@ pub async fn publish_batch(app: &App, event: &Event) -> DynamoDbEventResponse {
         };
         if failed {
             failed_members.insert(key.partition.clone());
-            let mut failure = DynamoDbBatchItemFailure::default();
-            // Without a sequence number Lambda retries the whole batch: still correct.
-            failure.item_identifier = Some(record.change.sequence_number.clone().unwrap_or_default());
-            response.batch_item_failures.push(failure);
+            response.batch_item_failures.push(failure(record));
         }
     }
     response
